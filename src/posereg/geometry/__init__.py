@@ -1,0 +1,58 @@
+"""Pure tensor geometry of rotations and rigid transforms (no nn.Module, no I/O).
+
+Conventions: rotation matrices ``(..., 3, 3)`` acting on column vectors; rotation vectors
+``(..., 3)`` in radians; quaternions scalar first ``(w, x, y, z)``; poses ``(R, t)`` or
+``(..., 4, 4)``. Every function takes any leading batch dimensions, float32 or float64,
+CPU or CUDA, and is differentiable with finite values and gradients at angles 0 and pi.
+"""
+
+from posereg.geometry.continuous import matrix_to_sixd, sixd_to_matrix, svd9d_to_matrix
+from posereg.geometry.euler import euler_to_matrix, euler_to_quaternion, matrix_to_euler
+from posereg.geometry.quaternion import (
+    canonicalize_quaternion,
+    matrix_to_quaternion,
+    quaternion_angle,
+    quaternion_conjugate,
+    quaternion_multiply,
+    quaternion_to_matrix,
+    quaternion_to_rotvec,
+    rotvec_to_quaternion,
+)
+from posereg.geometry.sampling import random_euler_rotation, random_rotation, random_rotation_with_angle
+from posereg.geometry.se3 import (
+    compose,
+    from_homogeneous,
+    inverse,
+    is_block_isotropic,
+    metric_inner,
+    metric_norm,
+    riemannian_log,
+    se3_exp,
+    se3_log,
+    so3r3_exp,
+    so3r3_log,
+    squared_geodesic_distance,
+    to_homogeneous,
+    transform_points,
+)
+from posereg.geometry.so3 import (
+    chordal_mean,
+    geodesic_distance,
+    hat,
+    karcher_mean,
+    matrix_to_rotvec,
+    project_to_so3,
+    rotvec_to_matrix,
+    vee,
+)
+
+__all__ = [
+    "canonicalize_quaternion", "chordal_mean", "compose", "euler_to_matrix", "euler_to_quaternion",
+    "from_homogeneous", "geodesic_distance", "hat", "inverse", "is_block_isotropic", "karcher_mean",
+    "matrix_to_euler", "matrix_to_quaternion", "matrix_to_rotvec", "matrix_to_sixd", "metric_inner",
+    "metric_norm", "project_to_so3", "quaternion_angle", "quaternion_conjugate", "quaternion_multiply",
+    "quaternion_to_matrix", "quaternion_to_rotvec", "random_euler_rotation", "random_rotation",
+    "random_rotation_with_angle", "riemannian_log", "rotvec_to_matrix", "rotvec_to_quaternion",
+    "se3_exp", "se3_log", "sixd_to_matrix", "so3r3_exp", "so3r3_log", "squared_geodesic_distance",
+    "svd9d_to_matrix", "to_homogeneous", "transform_points", "vee",
+]  # fmt: skip

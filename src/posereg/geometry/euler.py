@@ -1,0 +1,149 @@
+"""Euler angles in any of the 24 conventions of ``scipy.spatial.transform.Rotation``.
+
+``seq`` is three axis letters: lower case ``"xyz"`` for extrinsic rotations (about the
+fixed axes, applied first to last), upper case ``"XYZ"`` for intrinsic rotations (about
+the moving axes). ``euler_to_matrix(a, "xyz") == Rz(a2) Ry(a1) Rx(a0)`` and
+``euler_to_matrix(a, "XYZ") == Rx(a0) Ry(a1) Rz(a2)``. Both proper Euler (``"zxz"``) and
+Tait-Bryan (``"xyz"``) sequences are accepted.
+
+``matrix_to_euler`` follows Bernardes & Viollet, "Quaternion to Euler angles conversion: a
+direct, general and computationally efficient method" (PLoS ONE 2022), as scipy does,
+including scipy's rule in gimbal lock (the middle angle at 0 or pi): the third angle is
+set to 0. Angles are in radians; the first and third lie in ``[-pi, pi)``, the second in
+``[0, pi]`` (proper Euler) or ``[-pi/2, pi/2]`` (Tait-Bryan).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from posereg.geometry._checks import check_tensor
+from posereg.geometry._layout import join, split
+from posereg.geometry.quaternion import (
+    _matrix_to_quaternion,
+    quaternion_multiply,
+    quaternion_to_matrix,
+)
+
+__all__ = ["euler_to_matrix", "euler_to_quaternion", "matrix_to_euler"]
+
+_GIMBAL_EPS = 1e-7  # scipy's threshold on the middle angle (radians)
+
+
+def _parse_seq(seq: str) -> tuple[list[int], bool]:
+    """Axis indices and ``intrinsic`` flag of a scipy Euler sequence; ValueError if invalid."""
+    if not isinstance(seq, str) or len(seq) != 3:
+        raise ValueError(f"seq: expected three axes such as 'xyz' or 'ZXZ', got {seq!r}")
+    if seq.islower() == seq.isupper() or set(seq.lower()) - set("xyz"):
+        raise ValueError(
+            f"seq: expected three letters from 'xyz' (extrinsic) or 'XYZ' (intrinsic), got {seq!r}"
+        )
+    if seq[0] == seq[1] or seq[1] == seq[2]:
+        raise ValueError(f"seq: consecutive axes must differ, got {seq!r}")
+    return ["xyz".index(c) for c in seq.lower()], seq.isupper()
+
+
+def euler_to_quaternion(angles: Tensor, seq: str) -> Tensor:
+    """Unit quaternion ``(w, x, y, z)`` of Euler angles.
+
+    Args:
+        angles: ``(..., 3)`` angles in radians, in the order of ``seq``.
+        seq: the convention, as in scipy (``"xyz"`` extrinsic, ``"XYZ"`` intrinsic, ...).
+
+    Returns:
+        ``(..., 4)`` unit quaternions.
+    """
+    axes, intrinsic = _parse_seq(seq)
+    check_tensor(angles, (3,), "angles")
+    half = 0.5 * angles
+    c, s = torch.cos(half), torch.sin(half)
+    zero = torch.zeros_like(half[..., 0])
+    q = None
+    for i, axis in enumerate(axes):
+        comps = [c[..., i], zero, zero, zero]
+        comps[1 + axis] = s[..., i]
+        qi = join(comps, (4,))
+        # intrinsic: q = q1 q2 q3 (later rotations about moving axes act first on vectors)
+        q = qi if q is None else (quaternion_multiply(q, qi) if intrinsic else quaternion_multiply(qi, q))
+    assert q is not None
+    return q
+
+
+def euler_to_matrix(angles: Tensor, seq: str) -> Tensor:
+    """Rotation matrix of Euler angles.
+
+    Args:
+        angles: ``(..., 3)`` angles in radians, in the order of ``seq``.
+        seq: the convention, as in scipy (``"xyz"`` extrinsic, ``"XYZ"`` intrinsic, ...).
+
+    Returns:
+        ``(..., 3, 3)`` rotation matrices.
+    """
+    return quaternion_to_matrix(euler_to_quaternion(angles, seq))
+
+
+def _safe_atan2(y: Tensor, x: Tensor) -> Tensor:
+    """atan2 with value 0 and gradient 0 (not NaN) at the origin."""
+    origin = (x == 0) & (y == 0)
+    return torch.where(origin, 0.0, torch.atan2(torch.where(origin, 0.0, y), torch.where(origin, 1.0, x)))
+
+
+def _safe_hypot(a: Tensor, b: Tensor) -> Tensor:
+    """hypot with gradient 0 (not NaN) at the origin."""
+    origin = (a == 0) & (b == 0)
+    return torch.where(origin, 0.0, torch.hypot(torch.where(origin, 1.0, a), b))
+
+
+def matrix_to_euler(R: Tensor, seq: str) -> Tensor:
+    """Euler angles of rotation matrices (scipy's ``as_euler`` in torch).
+
+    Args:
+        R: ``(..., 3, 3)`` rotation matrices.
+        seq: the convention, as in scipy (``"xyz"`` extrinsic, ``"XYZ"`` intrinsic, ...).
+
+    Returns:
+        ``(..., 3)`` angles in radians in the order of ``seq``. In gimbal lock (middle
+        angle within 1e-7 of 0 or pi) the third angle is 0, as in scipy.
+    """
+    axes, intrinsic = _parse_seq(seq)
+    check_tensor(R, (3, 3), "R")
+    extrinsic = not intrinsic
+    q = split(_matrix_to_quaternion(R))
+    qw, qv = q[0], q[1:]
+    i, j, k = axes if extrinsic else axes[::-1]
+    symmetric = i == k
+    if symmetric:
+        k = 3 - i - j
+    sign = (i - j) * (j - k) * (k - i) // 2  # +1 or -1: parity of the permutation (i, j, k)
+    if symmetric:
+        a, b, c, d = qw, qv[i], qv[j], qv[k] * sign
+    else:
+        a, b, c, d = qw - qv[j], qv[i] + qv[k] * sign, qv[j] + qw, qv[k] * sign - qv[i]
+
+    middle = 2.0 * _safe_atan2(_safe_hypot(c, d), _safe_hypot(a, b))
+    half_sum = _safe_atan2(b, a)
+    half_diff = _safe_atan2(d, c)
+    case1 = middle.abs() <= _GIMBAL_EPS
+    case2 = (middle - torch.pi).abs() <= _GIMBAL_EPS
+    regular = ~(case1 | case2)
+    # scipy's bookkeeping: the value fixed in gimbal lock always lands in output angle 0,
+    # the undetermined one (set to 0) in output angle 2.
+    locked = torch.where(case1, 2.0 * half_sum, 2.0 * half_diff * (-1.0 if extrinsic else 1.0))
+    zero = torch.zeros_like(locked)
+    if extrinsic:
+        first = torch.where(regular, half_sum - half_diff, locked)
+        third = torch.where(regular, half_sum + half_diff, zero)
+        if not symmetric:
+            third = third * sign
+    else:
+        third = torch.where(regular, half_sum - half_diff, zero)
+        first = torch.where(regular, half_sum + half_diff, locked)
+        if not symmetric:
+            first = first * sign
+    if not symmetric:
+        middle = middle - torch.pi / 2
+    # Wrap the first and third angles to [-pi, pi); the middle one is already in its range
+    # (wrapping it would turn a middle angle of exactly pi into -pi).
+    first, third = (torch.remainder(a + torch.pi, 2 * torch.pi) - torch.pi for a in (first, third))
+    return join((first, middle, third), (3,))

@@ -1,0 +1,139 @@
+"""Random rotations with an explicit ``torch.Generator`` (no global RNG state is touched
+when a generator is given).
+
+- ``random_rotation``: Haar-uniform on SO(3), Arvo, "Fast random rotation matrices"
+  (Graphics Gems III, 1992). The angle of such rotations has density ``(1 - cos t)/pi``
+  on ``[0, pi]``: small rotations are rare.
+- ``random_rotation_with_angle``: uniform axis, angle uniform in a range (for evaluation
+  binned by rotation magnitude, Salehi et al. 2018).
+- ``random_euler_rotation``: each Euler angle uniform in its own range (the half-space
+  slice training set of Salehi et al.: x and y within +-90 degrees). Such rotations are
+  NOT Haar-uniform even with full ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from posereg.geometry._layout import join, split
+from posereg.geometry.euler import euler_to_matrix
+from posereg.geometry.so3 import rotvec_to_matrix
+
+__all__ = ["random_rotation", "random_rotation_with_angle", "random_euler_rotation"]
+
+Shape = int | Sequence[int]
+
+
+def _shape(shape: Shape) -> tuple[int, ...]:
+    out = (shape,) if isinstance(shape, int) else tuple(shape)
+    if any((not isinstance(s, int)) or s < 0 for s in out):
+        raise ValueError(f"shape: expected non-negative integers, got {shape!r}")
+    return out
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype, device) -> Tensor:  # type: ignore[no-untyped-def]
+    return torch.rand(shape, generator=generator, dtype=dtype, device=device)
+
+
+def random_rotation(
+    shape: Shape = (),
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Haar-uniform random rotation matrices (Arvo 1992).
+
+    With ``x1, x2, x3 ~ U[0, 1)``: ``theta = 2 pi x1``, ``phi = 2 pi x2``,
+    ``V = (cos(phi) sqrt(x3), sin(phi) sqrt(x3), sqrt(1 - x3))``, ``H = I - 2 V V^T`` and
+    ``R = -H Rz(theta)``.
+
+    Args:
+        shape: batch shape of the result.
+        generator: source of randomness (its device must match ``device``).
+        dtype: floating dtype of the result.
+        device: device of the result.
+
+    Returns:
+        ``(*shape, 3, 3)`` rotation matrices.
+    """
+    u1, u2, u3 = split(_uniform((*_shape(shape), 3), generator, dtype, device))
+    theta, phi = 2 * torch.pi * u1, 2 * torch.pi * u2
+    r = torch.sqrt(u3)
+    vx, vy, vz = torch.cos(phi) * r, torch.sin(phi) * r, torch.sqrt(1 - u3)
+    ct, st = torch.cos(theta), torch.sin(theta)
+    # -H = 2 V V^T - I; M = -H Rz(theta), Rz = [[c, -s, 0], [s, c, 0], [0, 0, 1]].
+    h = [[2 * vx * vx - 1, 2 * vx * vy, 2 * vx * vz],
+         [2 * vy * vx, 2 * vy * vy - 1, 2 * vy * vz],
+         [2 * vz * vx, 2 * vz * vy, 2 * vz * vz - 1]]  # fmt: skip
+    comps = []
+    for row in h:
+        comps += [row[0] * ct + row[1] * st, row[1] * ct - row[0] * st, row[2]]
+    return join(comps, (3, 3))
+
+
+def random_rotation_with_angle(
+    shape: Shape,
+    min_angle: float,
+    max_angle: float,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Rotations about uniformly random axes with angles uniform in ``[min_angle, max_angle]``.
+
+    Args:
+        shape: batch shape of the result.
+        min_angle: smallest angle, radians, ``0 <= min_angle <= max_angle <= pi``.
+        max_angle: largest angle, radians.
+        generator: source of randomness.
+        dtype: floating dtype of the result.
+        device: device of the result.
+
+    Returns:
+        ``(*shape, 3, 3)`` rotation matrices whose geodesic angle from the identity is in
+        the range.
+    """
+    if not (0.0 <= min_angle <= max_angle <= torch.pi):
+        raise ValueError(f"angle range: expected 0 <= min <= max <= pi, got [{min_angle}, {max_angle}]")
+    shape = _shape(shape)
+    axis = torch.randn((*shape, 3), generator=generator, dtype=dtype, device=device)
+    axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+    angle = min_angle + (max_angle - min_angle) * _uniform(shape, generator, dtype, device)
+    return rotvec_to_matrix(axis * angle.unsqueeze(-1))
+
+
+def random_euler_rotation(
+    shape: Shape,
+    low: Sequence[float],
+    high: Sequence[float],
+    seq: str = "xyz",
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Rotations whose three Euler angles are drawn independently and uniformly.
+
+    Args:
+        shape: batch shape of the result.
+        low: the three lower bounds, radians, in the order of ``seq``.
+        high: the three upper bounds, radians (``high >= low``).
+        seq: the Euler convention (see ``posereg.geometry.euler``).
+        generator: source of randomness.
+        dtype: floating dtype of the result.
+        device: device of the result.
+
+    Returns:
+        ``(*shape, 3, 3)`` rotation matrices.
+    """
+    lo = torch.as_tensor(low, dtype=dtype, device=device)
+    hi = torch.as_tensor(high, dtype=dtype, device=device)
+    if lo.shape != (3,) or hi.shape != (3,) or bool((hi < lo).any()):
+        raise ValueError(f"low, high: expected three bounds each with high >= low, got {low!r}, {high!r}")
+    u = _uniform((*_shape(shape), 3), generator, dtype, device)
+    return euler_to_matrix(lo + (hi - lo) * u, seq)
