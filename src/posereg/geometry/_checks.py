@@ -60,3 +60,22 @@ def check_same_dtype_device(a: Tensor, b: Tensor, names: str) -> None:
             f"{names}: expected the same dtype and device, got {a.dtype}/{a.device} and "
             f"{b.dtype}/{b.device}"
         )
+
+
+def check_finite_by_product(by_product: Tensor, inputs: dict[str, Tensor], trailing: tuple[int, ...]) -> None:
+    """Finiteness check of ``inputs`` through a quantity computed from all their entries.
+
+    ``by_product`` must be non-finite wherever any input entry is NaN or inf (true of sums
+    of products of every entry: ``inf * 0`` is NaN). One reduction of it replaces a pass
+    over each input; only when it is not finite are the inputs checked entry by entry, so
+    an overflow of finite values is not reported as an error.
+
+    Raises:
+        ValueError: naming the first input with NaN or inf and the expected shape.
+    """
+    if torch.compiler.is_compiling() or by_product.numel() == 0:
+        return
+    if bool(torch.isfinite(by_product.sum())):
+        return
+    for name, x in inputs.items():
+        check_tensor(x, trailing, name)

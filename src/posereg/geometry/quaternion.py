@@ -30,24 +30,23 @@ __all__ = [
 ]
 
 
-def quaternion_components_to_matrix(w: Tensor, x: Tensor, y: Tensor, z: Tensor, s: Tensor | float) -> Tensor:
-    """Rotation matrix of ``(w, x, y, z)`` with scale ``s = 2 / |q|^2`` (internal).
+def quaternion_matrix_entries(w: Tensor, x: Tensor, y: Tensor, z: Tensor, s: Tensor | float) -> list[Tensor]:
+    """The nine entries (row-major) of the rotation matrix of ``(w, x, y, z)`` (internal).
 
-    ``R = I + s (w [v]x + [v]x^2)`` written out entry by entry (Shoemake 1985), which is
-    exact for any non-zero quaternion when ``s = 2 / |q|^2`` and for unit ones when ``s = 2``.
+    ``R = I + s (w [v]x + [v]x^2)`` written out entry by entry (Shoemake 1985), exact for
+    any non-zero quaternion when ``s = 2 / |q|^2`` and for unit ones when ``s = 2``. Kept
+    as a list so that callers choose the memory layout (``join`` for ``(..., 3, 3)``, or
+    component-major rows in ``posereg.geometry.fused``).
     """
     sx, sy, sz = s * x, s * y, s * z
     xx, yy, zz = sx * x, sy * y, sz * z
     xy, xz, yz = sx * y, sx * z, sy * z
     wx, wy, wz = sx * w, sy * w, sz * w
-    return join(
-        (
-            1 - (yy + zz), xy - wz, xz + wy,
-            xy + wz, 1 - (xx + zz), yz - wx,
-            xz - wy, yz + wx, 1 - (xx + yy),
-        ),
-        (3, 3),
-    )  # fmt: skip
+    return [
+        1 - (yy + zz), xy - wz, xz + wy,
+        xy + wz, 1 - (xx + zz), yz - wx,
+        xz - wy, yz + wx, 1 - (xx + yy),
+    ]  # fmt: skip
 
 
 def quaternion_to_matrix(q: Tensor) -> Tensor:
@@ -67,7 +66,7 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     _check_non_zero(q)
     w, x, y, z = split(q)
     n2 = w * w + x * x + y * y + z * z
-    return quaternion_components_to_matrix(w, x, y, z, 2.0 / n2)
+    return join(quaternion_matrix_entries(w, x, y, z, 2.0 / n2), (3, 3))
 
 
 def _check_non_zero(q: Tensor) -> None:
@@ -180,17 +179,16 @@ def rotvec_to_quaternion(rotvec: Tensor) -> Tensor:
         ``(..., 4)`` unit quaternions ``(w, x, y, z)``; ``w >= 0`` when ``|rotvec| <= pi``.
     """
     check_tensor(rotvec, (3,), "rotvec")
-    w, k = half_angle_terms(rotvec)
+    w, k = half_angle_terms(torch.linalg.vector_norm(rotvec, dim=-1))
     return torch.cat((w.unsqueeze(-1), k.unsqueeze(-1) * rotvec), dim=-1)
 
 
-def half_angle_terms(rotvec: Tensor) -> tuple[Tensor, Tensor]:
-    """``(cos(theta/2), sin(theta/2)/theta)`` for rotation vectors of angle theta (internal).
+def half_angle_terms(theta: Tensor) -> tuple[Tensor, Tensor]:
+    """``(cos(theta/2), sin(theta/2)/theta)`` for rotation angles ``theta >= 0`` (internal).
 
     ``sin(h)/theta = sinc(h)/2`` with ``h = theta/2``; ``torch.sinc`` has an exact value
     and gradient at 0, so no Taylor branch is needed.
     """
-    theta = torch.linalg.vector_norm(rotvec, dim=-1)
     half = 0.5 * theta
     return torch.cos(half), 0.5 * torch.sinc(half * (1.0 / torch.pi))
 
