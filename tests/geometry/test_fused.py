@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -13,6 +14,14 @@ from posereg.geometry import fused
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_matches_eager(dtype):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        _compare_fused_and_eager(dtype)
+    fallbacks = [w for w in caught if "torch.compile failed" in str(w.message)]
+    assert not fallbacks, "the compiled path fell back to eager: " + str(fallbacks[0].message)
+
+
+def _compare_fused_and_eager(dtype: torch.dtype) -> None:
     gen = torch.Generator().manual_seed(0)
     v = torch.randn(257, 3, generator=gen, dtype=dtype) * 2
     v[0] = 0
