@@ -78,9 +78,6 @@ def _libraries():  # type: ignore[no-untyped-def]
 
         return make
 
-    def posereg_geo(a, b):  # type: ignore[no-untyped-def]
-        return g.geodesic_distance(a, b)
-
     def pp_geo(a, b):  # type: ignore[no-untyped-def]
         return (pp.mat2SO3(a, check=False).Inv() @ pp.mat2SO3(b, check=False)).Log().tensor().norm(dim=-1)
 
@@ -95,8 +92,8 @@ def _libraries():  # type: ignore[no-untyped-def]
             OPS[0]: lambda x: lambda: g.rotvec_to_matrix(x["v"]),
             OPS[1]: lambda x: lambda: g.matrix_to_rotvec(x["R1"]),
             OPS[2]: lambda x: lambda: g.quaternion_to_matrix(x["q_wxyz"]),
-            OPS[3]: lambda x: lambda: posereg_geo(x["R1"], x["R2"]),
-            OPS[4]: fb(posereg_geo),
+            OPS[3]: lambda x: lambda: g.geodesic_distance(x["R1"], x["R2"]),
+            OPS[4]: fb(g.geodesic_distance),
         },
         "posereg.fused": {
             OPS[0]: lambda x: lambda: fused.rotvec_to_matrix(x["v"]),

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from posereg.geometry._checks import check_tensor
 from posereg.geometry._layout import join, split
+from posereg.geometry._safe import safe_atan2, safe_hypot
 from posereg.geometry.quaternion import (
     _matrix_to_quaternion,
     quaternion_multiply,
@@ -83,18 +84,6 @@ def euler_to_matrix(angles: Tensor, seq: str) -> Tensor:
     return quaternion_to_matrix(euler_to_quaternion(angles, seq))
 
 
-def _safe_atan2(y: Tensor, x: Tensor) -> Tensor:
-    """atan2 with value 0 and gradient 0 (not NaN) at the origin."""
-    origin = (x == 0) & (y == 0)
-    return torch.where(origin, 0.0, torch.atan2(torch.where(origin, 0.0, y), torch.where(origin, 1.0, x)))
-
-
-def _safe_hypot(a: Tensor, b: Tensor) -> Tensor:
-    """hypot with gradient 0 (not NaN) at the origin."""
-    origin = (a == 0) & (b == 0)
-    return torch.where(origin, 0.0, torch.hypot(torch.where(origin, 1.0, a), b))
-
-
 def matrix_to_euler(R: Tensor, seq: str) -> Tensor:
     """Euler angles of rotation matrices (scipy's ``as_euler`` in torch).
 
@@ -121,9 +110,9 @@ def matrix_to_euler(R: Tensor, seq: str) -> Tensor:
     else:
         a, b, c, d = qw - qv[j], qv[i] + qv[k] * sign, qv[j] + qw, qv[k] * sign - qv[i]
 
-    middle = 2.0 * _safe_atan2(_safe_hypot(c, d), _safe_hypot(a, b))
-    half_sum = _safe_atan2(b, a)
-    half_diff = _safe_atan2(d, c)
+    middle = 2.0 * safe_atan2(safe_hypot(c, d), safe_hypot(a, b))
+    half_sum = safe_atan2(b, a)
+    half_diff = safe_atan2(d, c)
     case1 = middle.abs() <= _GIMBAL_EPS
     case2 = (middle - torch.pi).abs() <= _GIMBAL_EPS
     regular = ~(case1 | case2)

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from posereg.geometry import so3
 from posereg.geometry._checks import check_tensor
+from posereg.geometry._safe import safe_sqrt
 
 __all__ = ["geodesic_distance", "rotvec_to_matrix"]
 
@@ -39,9 +40,7 @@ def _transpose(x: Tensor) -> Tensor:
 
 def _rotvec_rows(rows: Tensor) -> Tensor:
     x, y, z = rows
-    t2 = x * x + y * y + z * z
-    pos = t2 > 0
-    theta = torch.where(pos, torch.sqrt(torch.where(pos, t2, 1.0)), 0.0)  # gradient 0 at 0
+    theta = safe_sqrt(x * x + y * y + z * z)  # gradient 0 at 0
     return torch.stack(so3.rotvec_matrix_entries(x, y, z, theta), dim=0)
 
 
@@ -51,10 +50,7 @@ def _geodesic_rows(a: Tensor, b: Tensor) -> Tensor:
     uy = sum(a[3 * k + 2] * b[3 * k] - a[3 * k] * b[3 * k + 2] for k in range(3))
     uz = sum(a[3 * k] * b[3 * k + 1] - a[3 * k + 1] * b[3 * k] for k in range(3))
     c = sum(a[i] * b[i] for i in range(9)) - 1.0
-    s2 = ux * ux + uy * uy + uz * uz
-    pos = s2 > 0
-    s = torch.where(pos, torch.sqrt(torch.where(pos, s2, 1.0)), 0.0)
-    return torch.atan2(s, c)
+    return torch.atan2(safe_sqrt(ux * ux + uy * uy + uz * uz), c)
 
 
 @functools.cache

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from posereg.geometry._checks import check_same_dtype_device, check_tensor
+from posereg.geometry._safe import safe_sqrt
 from posereg.geometry.so3 import matrix_to_rotvec, rotvec_to_matrix
 
 __all__ = [
@@ -297,9 +298,7 @@ def metric_norm(W: Tensor, xi: Tensor) -> Tensor:
     Returns:
         ``(...)`` norms (gradient 0 at ``xi = 0``).
     """
-    sq = metric_inner(W, xi, xi)
-    pos = sq > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, sq, 1.0)), 0.0)
+    return safe_sqrt(metric_inner(W, xi, xi))
 
 
 def riemannian_log(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor) -> Tensor:

@@ -131,13 +131,13 @@ def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
     """
     check_tensor(R1, (3, 3), "R1", finite=False)
     check_tensor(R2, (3, 3), "R2", finite=False)
-    cos2 = torch.linalg.vecdot(R1.flatten(-2), R2.flatten(-2))  # tr M = 1 + 2 cos t
-    # Any NaN/inf entry of R1 or R2 makes its row of cos2 non-finite: one cheap check.
-    check_finite_by_product(cos2, {"R1": R1, "R2": R2}, (3, 3))
+    trace = torch.linalg.vecdot(R1.flatten(-2), R2.flatten(-2))  # tr M = 1 + 2 cos t
+    # Any NaN/inf entry of R1 or R2 makes its row of trace non-finite: one cheap check.
+    check_finite_by_product(trace, {"R1": R1, "R2": R2}, (3, 3))
     if R1.shape != R2.shape:
         R1, R2 = torch.broadcast_tensors(R1, R2)  # views; linalg.cross needs equal ndim
     u = torch.linalg.cross(R1, R2, dim=-1).sum(-2)
-    return torch.atan2(torch.linalg.vector_norm(u, dim=-1), cos2 - 1)
+    return torch.atan2(torch.linalg.vector_norm(u, dim=-1), trace - 1)
 
 
 def project_to_so3(M: Tensor) -> Tensor:
