@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
@@ -48,11 +47,6 @@ def scipy_quat(q_xyzw: np.ndarray) -> np.ndarray:
 
 def to_scipy(q_wxyz: np.ndarray) -> np.ndarray:
     return q_wxyz[..., [1, 2, 3, 0]]
-
-
-@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
-def dtype(request: pytest.FixtureRequest) -> torch.dtype:
-    return request.param
 
 
 def matrices_from_rotvecs(rv: np.ndarray) -> np.ndarray:

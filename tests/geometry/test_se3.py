@@ -126,3 +126,44 @@ def test_metric_validation():
     xi = torch.zeros(6, requires_grad=True)
     g.metric_norm(torch.eye(6), xi).backward()
     assert torch.isfinite(xi.grad).all()
+
+
+# --- Right Jacobians of the rotation-vector chart -------------------------------------------
+
+@pytest.mark.parametrize("angle", [0.0, 1e-8, 0.04, 0.06, 1.0, 2.5, math.pi - 1e-6, math.pi])
+def test_right_jacobian_maps_rotvec_steps_to_body_velocity(angle):
+    """exp(v + h e_i) = exp(v) exp(h J_r(v) e_i) + O(h^2): central differences in float64."""
+    axis = torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64)
+    v = axis / axis.norm() * angle
+    R = g.rotvec_to_matrix(v)
+    h = 1e-6
+    columns = []
+    for i in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[i] = h
+        plus = g.matrix_to_rotvec(R.mT @ g.rotvec_to_matrix(v + e))
+        minus = g.matrix_to_rotvec(R.mT @ g.rotvec_to_matrix(v - e))
+        columns.append((plus - minus) / (2 * h))
+    numeric = torch.stack(columns, dim=-1)
+    torch.testing.assert_close(g.so3_right_jacobian(v), numeric, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("angle", [0.0, 1e-8, 0.049, 0.051, 1.0, math.pi - 1e-6, math.pi])
+def test_right_jacobian_inverse_is_the_inverse(angle, dtype):
+    axis = torch.tensor([1.0, 2.0, -2.0], dtype=dtype) / 3.0
+    v = axis * angle
+    product = g.so3_right_jacobian(v) @ g.so3_right_jacobian_inverse(v)
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(product, torch.eye(3, dtype=dtype), atol=tol, rtol=0)
+
+
+def test_right_jacobians_batch_gradcheck_and_bad_input():
+    v = torch.tensor([[0.1, -0.2, 0.3], [1.0, 0.5, -2.0]], dtype=torch.float64, requires_grad=True)
+    assert g.so3_right_jacobian(v.expand(4, 2, 3)).shape == (4, 2, 3, 3)
+    assert torch.autograd.gradcheck(g.so3_right_jacobian, (v,))
+    assert torch.autograd.gradcheck(g.so3_right_jacobian_inverse, (v,))
+    zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    g.so3_right_jacobian_inverse(zero).sum().backward()
+    assert torch.isfinite(zero.grad).all()
+    with pytest.raises(ValueError, match=r"rotvec: expected .*\(\.\.\., 3\)"):
+        g.so3_right_jacobian(torch.zeros(2, 4))

@@ -6,6 +6,7 @@ Conventions: rotation matrices ``(..., 3, 3)`` acting on column vectors; rotatio
 CPU or CUDA, and is differentiable with finite values and gradients at angles 0 and pi.
 """
 
+from posereg.geometry.camera import project_points, world_to_camera
 from posereg.geometry.continuous import matrix_to_sixd, sixd_to_matrix, svd9d_to_matrix
 from posereg.geometry.euler import euler_to_matrix, euler_to_quaternion, matrix_to_euler
 from posereg.geometry.quaternion import (
@@ -18,6 +19,15 @@ from posereg.geometry.quaternion import (
     quaternion_to_rotvec,
     rotvec_to_quaternion,
 )
+from posereg.geometry.representation import (
+    MATRIX,
+    QUATERNION,
+    REPRESENTATIONS,
+    ROTVEC,
+    SIXD,
+    SVD9D,
+    RotationRepresentation,
+)
 from posereg.geometry.sampling import random_euler_rotation, random_rotation, random_rotation_with_angle
 from posereg.geometry.se3 import (
     compose,
@@ -29,6 +39,8 @@ from posereg.geometry.se3 import (
     riemannian_log,
     se3_exp,
     se3_log,
+    so3_right_jacobian,
+    so3_right_jacobian_inverse,
     so3r3_exp,
     so3r3_log,
     squared_geodesic_distance,
@@ -47,12 +59,14 @@ from posereg.geometry.so3 import (
 )
 
 __all__ = [
+    "MATRIX", "QUATERNION", "REPRESENTATIONS", "ROTVEC", "SIXD", "SVD9D", "RotationRepresentation",
     "canonicalize_quaternion", "chordal_mean", "compose", "euler_to_matrix", "euler_to_quaternion",
     "from_homogeneous", "geodesic_distance", "hat", "inverse", "is_block_isotropic", "karcher_mean",
     "matrix_to_euler", "matrix_to_quaternion", "matrix_to_rotvec", "matrix_to_sixd", "metric_inner",
     "metric_norm", "project_to_so3", "quaternion_angle", "quaternion_conjugate", "quaternion_multiply",
     "quaternion_to_matrix", "quaternion_to_rotvec", "random_euler_rotation", "random_rotation",
     "random_rotation_with_angle", "riemannian_log", "rotvec_to_matrix", "rotvec_to_quaternion",
-    "se3_exp", "se3_log", "sixd_to_matrix", "so3r3_exp", "so3r3_log", "squared_geodesic_distance",
-    "svd9d_to_matrix", "to_homogeneous", "transform_points", "vee",
+    "se3_exp", "se3_log", "sixd_to_matrix", "so3_right_jacobian", "so3_right_jacobian_inverse", "so3r3_exp",
+    "so3r3_log", "squared_geodesic_distance",
+    "svd9d_to_matrix", "to_homogeneous", "transform_points", "vee", "project_points", "world_to_camera",
 ]  # fmt: skip

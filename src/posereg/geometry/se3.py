@@ -28,7 +28,7 @@ from torch import Tensor
 
 from posereg.geometry._checks import check_same_dtype_device, check_tensor
 from posereg.geometry._safe import safe_sqrt
-from posereg.geometry.so3 import matrix_to_rotvec, rotvec_to_matrix
+from posereg.geometry.so3 import hat, matrix_to_rotvec, rotvec_to_matrix
 
 __all__ = [
     "compose",
@@ -40,6 +40,8 @@ __all__ = [
     "riemannian_log",
     "se3_exp",
     "se3_log",
+    "so3_right_jacobian",
+    "so3_right_jacobian_inverse",
     "so3r3_exp",
     "so3r3_log",
     "squared_geodesic_distance",
@@ -175,6 +177,47 @@ def _coefficient_d(theta2: Tensor) -> Tensor:
         1 / 12 + h2 / 180 + h2 * h2 / 1890 + h2**3 / 37800,
         (1 - h * torch.cos(h) / torch.sin(h)) / (4 * h * h),
     )
+
+
+def so3_right_jacobian(rotvec: Tensor) -> Tensor:
+    """Right Jacobian of SO(3) in rotation-vector coordinates.
+
+    ``exp([v + dv]x) = exp([v]x) exp([J_r(v) dv]x) + O(|dv|^2)``: it maps a change of the
+    rotation vector to the body (left-trivialised) angular velocity.
+    ``J_r(v) = I - (1 - cos t)/t^2 [v]x + (t - sin t)/t^3 [v]x^2``, ``t = |v|``
+    (Barfoot, "State estimation for robotics", eq. 7.77 with ``J_r(v) = J_l(-v)``);
+    Taylor series near 0. Hou et al. (2018) use it in ``G = J^-T W J^-1``.
+
+    Args:
+        rotvec: ``(..., 3)`` rotation vectors, radians.
+
+    Returns:
+        ``(..., 3, 3)`` Jacobians (singular only at ``t = 2 pi k``, ``k >= 1``).
+    """
+    check_tensor(rotvec, (3,), "rotvec")
+    b, c = _coefficients_bc((rotvec * rotvec).sum(-1))
+    K = hat(rotvec)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye - b[..., None, None] * K + c[..., None, None] * (K @ K)
+
+
+def so3_right_jacobian_inverse(rotvec: Tensor) -> Tensor:
+    """Inverse of ``so3_right_jacobian``: body angular velocity -> rotation-vector change.
+
+    ``J_r(v)^-1 = I + [v]x / 2 + (1 - h cot h)/t^2 [v]x^2`` with ``h = t/2`` (Barfoot eq.
+    7.78 with ``v -> -v``); finite up to and including ``t = pi``.
+
+    Args:
+        rotvec: ``(..., 3)`` rotation vectors, radians, norm below ``2 pi``.
+
+    Returns:
+        ``(..., 3, 3)`` matrices.
+    """
+    check_tensor(rotvec, (3,), "rotvec")
+    d = _coefficient_d((rotvec * rotvec).sum(-1))
+    K = hat(rotvec)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye + 0.5 * K + d[..., None, None] * (K @ K)
 
 
 def se3_exp(xi: Tensor) -> tuple[Tensor, Tensor]:
