@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 
-.PHONY: demo test bench-geometry clean
+.PHONY: demo test bench-geometry bench-losses clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test: $(VENV)/.installed
 
 bench-geometry: $(VENV)/.bench
 	$(BIN)/python benchmarks/geometry.py --output docs/benchmarks/geometry.md
+
+bench-losses: $(VENV)/.installed
+	$(BIN)/python benchmarks/losses_toy.py --output docs/benchmarks/losses_toy.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
