@@ -1,0 +1,169 @@
+"""Rigid resampling of volumes in physical (world, millimetre) coordinates with ``grid_sample``.
+
+Convention (ITK's): a resampling transform maps points of the *output* grid to the points
+of the *input* image they take their value from,
+
+    ``out(x) = in(T(x))``,  ``T(x) = R (x - c) + c + t``  (RAS millimetres),
+
+with rotation ``R`` about the centre ``c`` and translation ``t``. An image whose content is
+the input's rotated by ``R`` about ``c`` and shifted by ``t`` is therefore
+``rigid_resample(..., R^T, -R^T t)``: the inverse transform (see ``posereg.data.dataset``).
+
+``torch.nn.functional.affine_grid`` would work in normalised coordinates ``[-1, 1]`` per axis,
+which are not physical on non-cubic or anisotropic grids (a "rotation" there shears). The
+sampling grid is therefore composed in millimetres, between the two grids' affines:
+output index -> ``N_in A_in^-1 T A_out`` -> normalised input coordinates (``N``: voxel index
+-> ``[-1, 1]`` with ``align_corners=True``, so voxel centres sit at integer indices as in
+NIfTI and ITK), computed in float64 and applied by ``grid_sample``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from posereg.data.volume import Volume, check_affine, isotropic_affine
+from posereg.geometry._checks import check_tensor
+
+__all__ = ["gaussian_smooth", "resample_to_grid", "rigid_resample", "transform_matrix"]
+
+
+def transform_matrix(R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
+    """``(..., 4, 4)`` homogeneous matrix of ``T(x) = R (x - c) + c + t``.
+
+    Args:
+        R: ``(..., 3, 3)`` rotations; t: ``(..., 3)`` translations (mm); centre: ``(3,)`` (mm).
+    """
+    check_tensor(R, (3, 3), "R")
+    check_tensor(t, (3,), "t")
+    R, t = R.to(torch.float64), t.to(torch.float64)
+    c = centre.to(torch.float64)
+    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    T = torch.zeros(*batch, 4, 4, dtype=torch.float64, device=R.device)
+    T[..., :3, :3] = R
+    T[..., :3, 3] = c + t - (R @ c.unsqueeze(-1)).squeeze(-1)
+    T[..., 3, 3] = 1.0
+    return T
+
+
+def _index_to_normalized(shape: tuple[int, ...]) -> Tensor:
+    """(4, 4): voxel index ``(i, j, k)`` -> grid_sample's ``(x, y, z) = (k, j, i)`` normalised."""
+    if min(shape) < 2:
+        raise ValueError(f"input grid: expected at least 2 voxels along every axis, got {tuple(shape)}")
+    N = torch.zeros(4, 4, dtype=torch.float64)
+    for row, axis in enumerate((2, 1, 0)):
+        N[row, axis] = 2.0 / (shape[axis] - 1)
+        N[row, 3] = -1.0
+    N[3, 3] = 1.0
+    return N
+
+
+def rigid_resample(
+    data: Tensor,
+    affine: Tensor,
+    R: Tensor,
+    t: Tensor,
+    centre: Tensor,
+    *,
+    out_affine: Tensor | None = None,
+    out_shape: tuple[int, int, int] | None = None,
+    mode: str = "bilinear",
+) -> Tensor:
+    """``out(x) = in(R (x - c) + c + t)`` on an output grid, batched over transforms.
+
+    Linear (``mode='bilinear'``, trilinear in 3D) or ``'nearest'`` interpolation; points
+    outside the input grid read 0. Differentiable in ``data`` (and in the grid).
+
+    Args:
+        data: ``(I, J, K)``, or ``(N, C, I, J, K)`` with ``N`` 1 or the batch size.
+        affine: ``(4, 4)`` input voxel -> RAS mm.
+        R: ``(N, 3, 3)`` or ``(3, 3)`` rotations (output-to-input, RAS).
+        t: ``(N, 3)`` or ``(3,)`` translations, mm.
+        centre: ``(3,)`` centre of rotation, RAS mm (e.g. ``Volume.centre``).
+        out_affine: ``(4, 4)`` output voxel -> RAS mm; default the input's.
+        out_shape: output grid size; default the input's. Size-1 axes give slices.
+        mode: ``'bilinear'`` or ``'nearest'``.
+
+    Returns:
+        ``(N, C, I', J', K')`` resampled images (``C = 1`` for 3D input), dtype of ``data``.
+
+    Raises:
+        ValueError: bad shapes, a non-invertible affine, or an input axis of size 1.
+    """
+    if data.dim() == 3:
+        data = data[None, None]
+    if data.dim() != 5 or not data.dtype.is_floating_point:
+        raise ValueError(f"data: expected a floating-point tensor of shape (I, J, K) or (N, C, I, J, K), got {tuple(data.shape)}")
+    A_in = check_affine(affine)
+    A_out = A_in if out_affine is None else check_affine(out_affine, "out_affine")
+    shape_in = tuple(data.shape[2:])
+    shape_out = shape_in if out_shape is None else tuple(int(n) for n in out_shape)
+    if len(shape_out) != 3 or min(shape_out) < 1:
+        raise ValueError(f"out_shape: expected three positive sizes, got {out_shape!r}")
+    T = transform_matrix(R.reshape(-1, 3, 3), t.reshape(-1, 3), centre)
+    n = max(T.shape[0], data.shape[0])
+    if data.shape[0] not in (1, n) or T.shape[0] not in (1, n):
+        raise ValueError(f"data, R, t: batch sizes {data.shape[0]} and {T.shape[0]} do not broadcast")
+    device = data.device
+    # Output voxel index -> normalised input coordinates, composed in float64.
+    M = (_index_to_normalized(shape_in) @ torch.linalg.inv(A_in) @ T.cpu() @ A_out).expand(n, 4, 4)
+    M = M.to(device=device, dtype=data.dtype)
+    axes = [torch.arange(size, dtype=data.dtype, device=device) for size in shape_out]
+    index = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (I', J', K', 3) as (i, j, k)
+    grid = index.reshape(1, -1, 3) @ M[:, :3, :3].mT + M[:, None, :3, 3]
+    grid = grid.reshape(n, *shape_out, 3)
+    return F.grid_sample(data.expand(n, *data.shape[1:]), grid, mode=mode, padding_mode="zeros", align_corners=True)
+
+
+def gaussian_smooth(data: Tensor, sigma_voxels: tuple[float, float, float]) -> Tensor:
+    """Separable Gaussian filter of an ``(I, J, K)`` volume; ``sigma`` per axis in voxels (0: none)."""
+    out = data[None, None]
+    for axis, sigma in enumerate(sigma_voxels):
+        if sigma <= 0:
+            continue
+        radius = max(1, math.ceil(3 * sigma))
+        x = torch.arange(-radius, radius + 1, dtype=data.dtype, device=data.device)
+        kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+        kernel = kernel / kernel.sum()
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        padding = [0, 0, 0]
+        padding[axis] = radius
+        out = F.conv3d(out, kernel.reshape(shape), padding=tuple(padding))
+    return out[0, 0]
+
+
+def resample_to_grid(
+    volume: Volume,
+    shape: tuple[int, int, int] = (64, 64, 64),
+    spacing: float = 3.0,
+    centre: Tensor | None = None,
+    *,
+    antialias: bool = True,
+) -> Volume:
+    """Resample onto an isotropic, RAS-aligned grid (default 64^3 at 3 mm) centred on ``centre``.
+
+    Downsampling first smooths with a Gaussian of ``sigma = 0.5 * (new / old spacing)``
+    voxels along each axis that shrinks, so that fine detail does not alias.
+
+    Args:
+        volume: the input.
+        shape: output grid size.
+        spacing: output voxel size, mm.
+        centre: RAS mm position of the output grid centre; default the input grid's centre.
+        antialias: smooth before downsampling.
+    """
+    centre = volume.centre if centre is None else centre
+    out_affine = isotropic_affine(shape, spacing, centre)
+    data = volume.data
+    if antialias:
+        ratio = (spacing / volume.spacing).tolist()
+        sigma = tuple(0.5 * r if r > 1 else 0.0 for r in ratio)
+        data = gaussian_smooth(data, sigma)  # type: ignore[arg-type]
+    eye = torch.eye(3, dtype=torch.float64)
+    out = rigid_resample(data, volume.affine, eye, torch.zeros(3, dtype=torch.float64), centre,
+                         out_affine=out_affine, out_shape=shape)
+    return Volume(out[0, 0], out_affine)

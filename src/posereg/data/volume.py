@@ -1,0 +1,198 @@
+"""Volumes with explicit world frames, NIfTI input/output, and preprocessing.
+
+Frames (as in NIfTI, and as in BioMedIA/deepali: the grid and the world kept apart): a
+``Volume`` holds ``data`` ``(I, J, K)`` indexed by voxel ``(i, j, k)``, and ``affine`` (4, 4),
+float64, mapping voxel indices to **RAS** world coordinates in millimetres (x to the
+Right, y Anterior, z Superior; the voxel centre is at integer indices). ITK and SimpleITK
+use LPS, ``x_LPS = F x_RAS`` with ``F = diag(-1, -1, 1)``; ``posereg.registration``
+converts where it talks to them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["Volume", "brain_mask", "load_nifti", "normalize_intensity", "save_nifti"]
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A scalar image on a voxel grid and the grid's place in the world.
+
+    Attributes:
+        data: ``(I, J, K)`` floating tensor, intensities at voxel centres.
+        affine: ``(4, 4)`` float64 tensor, voxel index ``(i, j, k, 1)`` -> RAS millimetres.
+    """
+
+    data: Tensor
+    affine: Tensor
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, Tensor) or self.data.dim() != 3 or not self.data.dtype.is_floating_point:
+            got = tuple(self.data.shape) if isinstance(self.data, Tensor) else type(self.data).__name__
+            raise ValueError(f"data: expected a floating-point tensor of shape (I, J, K), got {got}")
+        check_affine(self.affine)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The grid size ``(I, J, K)``."""
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing(self) -> Tensor:
+        """``(3,)`` voxel sizes in millimetres (the column norms of the affine)."""
+        return torch.linalg.vector_norm(self.affine[:3, :3], dim=0)
+
+    @property
+    def centre(self) -> Tensor:
+        """``(3,)`` RAS position (mm) of the grid centre, index ``(shape - 1) / 2``."""
+        index = torch.tensor([(n - 1) / 2 for n in self.shape] + [1.0], dtype=torch.float64)
+        return (self.affine @ index)[:3]
+
+    def with_data(self, data: Tensor) -> Volume:
+        """The same grid with other intensities."""
+        return Volume(data, self.affine)
+
+
+def check_affine(affine: object, name: str = "affine") -> Tensor:
+    """Raise ValueError unless ``affine`` is a finite, invertible (4, 4) voxel-to-world matrix."""
+    if not isinstance(affine, Tensor) or affine.shape != (4, 4):
+        got = tuple(affine.shape) if isinstance(affine, Tensor) else type(affine).__name__
+        raise ValueError(f"{name}: expected a (4, 4) voxel-to-world matrix, got {got}")
+    a = affine.to(torch.float64)
+    if not bool(torch.isfinite(a).all()):
+        raise ValueError(f"{name}: expected finite entries, found NaN or inf")
+    if not torch.equal(a[3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)):
+        raise ValueError(f"{name}: expected a last row (0, 0, 0, 1), got {a[3].tolist()}")
+    spacing = torch.linalg.vector_norm(a[:3, :3], dim=0)
+    det = torch.linalg.det(a[:3, :3])
+    if not bool((spacing > 0).all()) or abs(float(det)) <= 1e-6 * float(spacing.prod()):
+        raise ValueError(f"{name}: the 3x3 part is not invertible (determinant {float(det):.3g})")
+    return a
+
+
+def load_nifti(path: str | Path) -> Volume:
+    """Read a 3D NIfTI image and reorient it to the closest canonical (RAS+) voxel order.
+
+    Reorientation permutes and flips axes only (no resampling), so that ``i, j, k`` increase
+    roughly towards Right, Anterior, Superior whatever orientation the scanner stored.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+
+    Returns:
+        ``Volume`` with float32 data and the float64 affine of the canonical grid.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable NIfTI image, more than three dimensions (a 4D series;
+            pick one volume first), all-zero or non-finite data, or a non-invertible affine.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such NIfTI file")
+    try:
+        image = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several types for truncated or foreign files
+        raise ValueError(f"{path}: not a readable NIfTI image ({exc})") from exc
+    shape = image.shape
+    if len(shape) == 4 and shape[3] == 1:
+        image = image.slicer[..., 0]
+    elif len(shape) != 3:
+        raise ValueError(f"{path}: expected a 3D volume, got shape {shape} (select one volume of a 4D series first)")
+    check_affine(torch.as_tensor(np.asarray(image.affine, dtype=np.float64)), f"{path}: affine")
+    image = nib.as_closest_canonical(image)
+    try:
+        data = np.asarray(image.get_fdata(dtype=np.float32))
+    except Exception as exc:
+        raise ValueError(f"{path}: the image data cannot be read ({exc})") from exc
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path}: the image contains NaN or inf")
+    if not np.any(data):
+        raise ValueError(f"{path}: the image is all zero")
+    return Volume(torch.from_numpy(np.ascontiguousarray(data)), torch.as_tensor(image.affine, dtype=torch.float64))
+
+
+def save_nifti(volume: Volume, path: str | Path) -> None:
+    """Write ``volume`` as NIfTI (float32), with its affine as both qform and sform."""
+    import nibabel as nib
+
+    image = nib.Nifti1Image(volume.data.detach().cpu().to(torch.float32).numpy(), volume.affine.cpu().numpy())
+    image.set_qform(volume.affine.cpu().numpy(), code=1)
+    image.set_sform(volume.affine.cpu().numpy(), code=1)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, str(path))
+
+
+def normalize_intensity(data: Tensor, mask: Tensor | None = None, percentiles: tuple[float, float] = (1.0, 99.0)) -> Tensor:
+    """Map the robust intensity range of the foreground to ``[0, 1]`` and clip.
+
+    ``(x - p_lo) / (p_hi - p_lo)`` with the percentiles taken over ``mask`` (default: the
+    non-zero voxels), then clipped to ``[0, 1]``: scanner units and outliers (vessels, a hot
+    voxel) do not set the scale; the background stays 0.
+
+    Args:
+        data: ``(I, J, K)`` intensities.
+        mask: ``(I, J, K)`` booleans, the voxels that set the range.
+        percentiles: the low and high percentiles, in percent.
+
+    Raises:
+        ValueError: an empty mask or a constant foreground.
+    """
+    fg = data[mask] if mask is not None else data[data != 0]
+    if fg.numel() == 0:
+        raise ValueError("mask: expected at least one foreground voxel to set the intensity range")
+    q = torch.quantile(fg.to(torch.float64)[:: max(1, fg.numel() // 1_000_000)],
+                       torch.tensor([percentiles[0] / 100, percentiles[1] / 100], dtype=torch.float64))
+    lo, hi = float(q[0]), float(q[1])
+    if not hi > lo:
+        raise ValueError(f"data: the foreground is constant ({lo:.6g}); cannot normalise its range")
+    return ((data - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def brain_mask(data: Tensor, fraction: float = 0.1) -> Tensor:
+    """Foreground mask of a brain image: threshold, largest component, holes filled.
+
+    The threshold is ``fraction`` of the 99th percentile of the non-zero voxels, which
+    removes background noise (principal-axes alignment flips by 180 degrees when noise
+    outside the head is left in, REFERENCE.md).
+
+    Args:
+        data: ``(I, J, K)`` intensities (non-negative).
+        fraction: threshold relative to the robust maximum.
+
+    Returns:
+        ``(I, J, K)`` boolean mask.
+    """
+    from scipy import ndimage
+
+    nonzero = data[data > 0]
+    if nonzero.numel() == 0:
+        return torch.zeros_like(data, dtype=torch.bool)
+    high = float(torch.quantile(nonzero.to(torch.float64)[:: max(1, nonzero.numel() // 1_000_000)], 0.99))
+    fg = (data > fraction * high).cpu().numpy()
+    labels, count = ndimage.label(fg)
+    if count > 1:
+        sizes = ndimage.sum_labels(fg, labels, index=range(1, count + 1))
+        fg = labels == (1 + int(np.argmax(sizes)))
+    fg = ndimage.binary_fill_holes(fg)
+    return torch.from_numpy(fg).to(data.device)
+
+
+def isotropic_affine(shape: tuple[int, int, int], spacing: float, centre: Tensor) -> Tensor:
+    """RAS-aligned affine of an isotropic grid of ``shape`` whose centre is at ``centre`` (mm)."""
+    if not spacing > 0 or not math.isfinite(spacing):
+        raise ValueError(f"spacing: expected a positive voxel size in mm, got {spacing!r}")
+    affine = torch.eye(4, dtype=torch.float64)
+    affine[:3, :3] *= spacing
+    half = torch.tensor([(n - 1) / 2 for n in shape], dtype=torch.float64)
+    affine[:3, 3] = centre.to(torch.float64) - spacing * half
+    return affine
