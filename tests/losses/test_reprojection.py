@@ -52,7 +52,7 @@ def test_padding_mask_gives_per_image_means_of_the_real_points():
     mask = torch.ones(2, 10, dtype=torch.bool)
     mask[0, 6:] = False
     padded = pts.clone()
-    padded[0, 6:] = float(1e6)  # garbage in the padding must not matter
+    padded[0, 6:] = 1e6  # garbage in the padding must not matter
     per = reprojection_loss(R2, c2, R, c, padded, mask, reduction="none")
     first = reprojection_loss(R2[0], c2[0], R[0], c[0], pts[0, :6], reduction="none")
     second = reprojection_loss(R2[1], c2[1], R[1], c[1], pts[1], reduction="none")

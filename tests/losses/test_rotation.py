@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from posereg import geometry as g
 from posereg.losses import RotvecMSELoss, SO3GeodesicLoss, rotvec_mse_loss, so3_geodesic_loss
-from tests.geometry.conftest import adversarial_rotvecs, random_rotvecs
+from tests.geometry.conftest import random_rotvecs
 
 REPS = [g.ROTVEC, g.QUATERNION, g.MATRIX, g.SIXD, g.SVD9D]
 F64 = torch.float64

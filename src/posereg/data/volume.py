@@ -55,6 +55,12 @@ class Volume:
         index = torch.tensor([(n - 1) / 2 for n in self.shape] + [1.0], dtype=torch.float64)
         return (self.affine @ index)[:3]
 
+    def world_coordinates(self) -> Tensor:
+        """``(I, J, K, 3)`` float64 RAS positions (mm) of every voxel centre."""
+        axes = [torch.arange(n, dtype=torch.float64, device=self.affine.device) for n in self.shape]
+        index = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+        return index @ self.affine[:3, :3].T + self.affine[:3, 3]
+
     def with_data(self, data: Tensor) -> Volume:
         """The same grid with other intensities."""
         return Volume(data, self.affine)

@@ -10,7 +10,7 @@ into the value once, at the edge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor
 

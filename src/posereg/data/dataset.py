@@ -1,0 +1,142 @@
+"""On-the-fly rigid-pose training data: subjects under random rotations and translations.
+
+Item ``i`` of a ``RigidPoseDataset`` is a scan of one subject moved by a rigid transform
+``T(x) = R (x - c) + c + t`` (RAS mm, ``c`` the grid centre): its content is the subject
+rotated by ``R`` about ``c`` and shifted by ``t``, i.e. ``moving(y) = subject(T^-1 y)``.
+``T`` maps atlas (fixed) points to moving points, ITK's direction for a registration
+result, so registering the moving image back means estimating ``(R, t)``; ``R`` is the
+Pose-Net's target. Scanner effects (cropping, noise) are applied after the motion, in the
+scanner frame, and the intensities are then normalised as ``preprocess_intensity`` does for
+real scans.
+
+Following torchio's design, each item draws its randomness from a ``torch.Generator``
+seeded by ``(seed, epoch, i)``: items are reproducible, independent of worker count and
+order, new in every epoch (``set_epoch``), and nothing touches the global RNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from posereg.data.resample import rigid_resample
+from posereg.data.synthetic import ScannerVariation, scanner_effects
+from posereg.data.volume import Volume, brain_mask, normalize_intensity
+from posereg.geometry import matrix_to_rotvec, random_rotation
+
+__all__ = ["RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity"]
+
+RotationSampler = Callable[[torch.Generator], Tensor]
+
+
+def item_generator(seed: int, index: int, epoch: int = 0) -> torch.Generator:
+    """The generator of item ``index`` in ``epoch``.
+
+    torch's CPU generator keeps only the low 32 bits of a seed (``seed * 2**32 + index``
+    would give every seed the same items), so ``(seed, epoch, index)`` is hashed to 32 bits
+    by NumPy's ``SeedSequence``: streams of different triples differ except for chance
+    collisions (probability about ``n^2 / 2^33`` among ``n`` items).
+    """
+    if min(seed, index, epoch) < 0:
+        raise ValueError(f"seed, index, epoch: expected non-negative ints, got {seed}, {index}, {epoch}")
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def preprocess_intensity(data: Tensor) -> Tensor:
+    """Normalise a scan for the networks: [0, 1] over the robust range of its brain mask."""
+    return normalize_intensity(data, brain_mask(data))
+
+
+def move_volume(volume: Volume, R: Tensor, t: Tensor) -> Tensor:
+    """The content of ``volume`` rotated by ``R`` about its grid centre and shifted by ``t`` (mm).
+
+    ``moving(y) = volume(T^-1 y)``, ``T^-1(y) = R^T (y - c - t) + c``.
+
+    Args:
+        volume: the image to move.
+        R: ``(3, 3)`` or ``(N, 3, 3)`` rotations (RAS).
+        t: ``(3,)`` or ``(N, 3)`` translations (mm).
+
+    Returns:
+        ``(N, 1, I, J, K)`` moved images on the same grid.
+    """
+    R = R.to(torch.float64)
+    t = t.to(torch.float64)
+    Rt = R.mT
+    return rigid_resample(volume.data, volume.affine, Rt, -(Rt @ t.unsqueeze(-1)).squeeze(-1), volume.centre)
+
+
+class RigidPoseDataset(Dataset):
+    """Random rigid motions of subjects, generated on the fly.
+
+    Args:
+        subjects: subject volumes on one grid (e.g. ``synthesize_subject`` outputs).
+        length: the number of items (an epoch).
+        seed: base seed; item ``i`` uses ``item_generator(seed, i, epoch)``.
+        max_translation_mm: translations are uniform in ``[-m, m]`` per axis.
+        rotation_sampler: ``generator -> (3, 3)`` rotation; default Haar-uniform (Arvo).
+        scanner: cropping and noise after the motion; ``None`` for none.
+
+    Items are dicts: ``image`` ``(1, I, J, K)`` float32 in [0, 1], ``rotation`` ``(3, 3)``,
+    ``rotvec`` ``(3,)`` (radians, the ``pi * tanh`` head's target), ``translation`` ``(3,)``
+    (mm), all float32, and ``subject`` (int).
+    """
+
+    def __init__(
+        self,
+        subjects: Sequence[Volume],
+        length: int,
+        seed: int,
+        *,
+        max_translation_mm: float = 10.0,
+        rotation_sampler: RotationSampler | None = None,
+        scanner: ScannerVariation | None = ScannerVariation(),
+    ) -> None:
+        if not subjects:
+            raise ValueError("subjects: expected at least one subject volume")
+        shapes = {s.shape for s in subjects}
+        if len(shapes) != 1 or any(not torch.equal(s.affine, subjects[0].affine) for s in subjects):
+            raise ValueError(f"subjects: expected volumes on one grid, got shapes {sorted(shapes)}")
+        if length < 1:
+            raise ValueError(f"length: expected a positive number of items, got {length}")
+        if not max_translation_mm >= 0:
+            raise ValueError(f"max_translation_mm: expected >= 0, got {max_translation_mm}")
+        self.subjects = list(subjects)
+        self.length, self.seed = length, seed
+        self.max_translation_mm = float(max_translation_mm)
+        self.rotation_sampler = rotation_sampler or (lambda gen: random_rotation((), generator=gen, dtype=torch.float64))
+        self.scanner = scanner
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the items of ``epoch`` (fresh motions each epoch; epoch 0 by default)."""
+        if epoch < 0:
+            raise ValueError(f"epoch: expected a non-negative int, got {epoch}")
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
+        gen = item_generator(self.seed, index, self.epoch)
+        subject = int(torch.randint(len(self.subjects), (), generator=gen))
+        R = self.rotation_sampler(gen).to(torch.float64)
+        m = self.max_translation_mm
+        t = (2 * torch.rand(3, generator=gen, dtype=torch.float64) - 1) * m
+        moving = move_volume(self.subjects[subject], R, t)[0, 0]
+        if self.scanner is not None:
+            moving = scanner_effects(moving, gen, self.scanner)
+        return {
+            "image": preprocess_intensity(moving).unsqueeze(0).to(torch.float32),
+            "rotation": R.to(torch.float32),
+            "rotvec": matrix_to_rotvec(R).to(torch.float32),
+            "translation": t.to(torch.float32),
+            "subject": subject,
+        }

@@ -1,0 +1,117 @@
+"""NIfTI loading (with its errors), reorientation, normalisation and brain masks."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from posereg.data import Volume, brain_mask, load_nifti, normalize_intensity, save_nifti
+
+F64 = torch.float64
+
+
+def _write(path, data, affine=None):
+    affine = np.diag([2.0, 2.0, 2.0, 1.0]) if affine is None else affine
+    nib.save(nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine), str(path))
+    return path
+
+
+def test_reorients_to_canonical_ras_without_moving_anything(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.random((5, 6, 7)).astype(np.float32) + 0.1
+    # LPI-ordered storage: i runs to the Left, j Posterior, k Inferior; oblique origin.
+    affine = np.array([[-2.0, 0, 0, 50], [0, -3.0, 0, 40], [0, 0, -1.5, 30], [0, 0, 0, 1]])
+    volume = load_nifti(_write(tmp_path / "lpi.nii.gz", data, affine))
+    assert volume.shape == (5, 6, 7)
+    assert bool((torch.diagonal(volume.affine)[:3] > 0).all())  # RAS+ axes
+    # Every voxel keeps its world position and value.
+    for index in [(0, 0, 0), (4, 5, 6), (1, 2, 3)]:
+        world = affine @ np.array([*index, 1.0])
+        new_index = np.linalg.solve(volume.affine.numpy(), world)[:3].round().astype(int)
+        assert volume.data[tuple(new_index)].item() == pytest.approx(data[index])
+
+
+def test_round_trip_through_save(tmp_path):
+    data = torch.rand(4, 5, 6) + 0.5
+    affine = torch.tensor([[1.0, 0.2, 0, -3], [0, 1.1, 0, 2], [0, 0, 0.9, 1], [0, 0, 0, 1]], dtype=F64)
+    save_nifti(Volume(data, affine), tmp_path / "v.nii.gz")
+    back = load_nifti(tmp_path / "v.nii.gz")
+    torch.testing.assert_close(back.data, data)
+    torch.testing.assert_close(back.affine, affine, atol=1e-5, rtol=0)
+
+
+def test_a_4d_file_with_one_volume_is_accepted(tmp_path):
+    volume = load_nifti(_write(tmp_path / "one.nii", np.ones((3, 4, 5, 1))))
+    assert volume.shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing.nii.gz", "no such NIfTI file"),
+        (lambda p: _gz(p / "corrupt.nii.gz", b"this is not a nifti file" * 20), "not a readable NIfTI"),
+        (lambda p: _write(p / "series.nii.gz", np.ones((3, 4, 5, 2))), r"expected a 3D volume, got shape \(3, 4, 5, 2\)"),
+        (lambda p: _write(p / "zero.nii.gz", np.zeros((3, 4, 5))), "all zero"),
+        (lambda p: _singular(p / "flat.nii.gz"), "not invertible"),
+        (lambda p: _write(p / "nan.nii.gz", np.full((3, 4, 5), np.nan)), "NaN or inf"),
+    ],
+    ids=["missing", "corrupt", "4d", "all-zero", "singular-affine", "nan"],
+)
+def test_bad_files_give_clear_errors(tmp_path, make, message):
+    path = make(tmp_path)
+    error = FileNotFoundError if "missing" in str(path) else ValueError
+    with pytest.raises(error, match=message):
+        load_nifti(path)
+
+
+def _singular(path):
+    """A file whose sform squashes one axis (nibabel refuses to build a qform from it)."""
+    image = nib.Nifti1Image(np.ones((3, 4, 5), dtype=np.float32), None)
+    image.header.set_sform(np.diag([1.0, 0.0, 1.0, 1.0]), code=1)
+    image.header.set_qform(None, code=0)
+    nib.save(image, str(path))
+    return path
+
+
+def _gz(path, payload: bytes):
+    with gzip.open(path, "wb") as f:
+        f.write(payload)
+    return path
+
+
+def test_normalize_intensity_uses_the_foreground_range():
+    data = torch.zeros(20, 20, 20)
+    data[5:15, 5:15, 5:15] = torch.linspace(100, 200, 1000).reshape(10, 10, 10)
+    data[10, 10, 10] = 1e6  # a hot voxel must not set the scale
+    out = normalize_intensity(data)
+    assert out.min().item() == 0.0 and out.max().item() == 1.0
+    assert out[data == 0].abs().max().item() == 0.0
+    assert 0.4 < out[5:15, 5:15, 5:15].median().item() < 0.6
+    with pytest.raises(ValueError, match="foreground voxel"):
+        normalize_intensity(torch.zeros(3, 3, 3))
+    with pytest.raises(ValueError, match="constant"):
+        normalize_intensity(torch.ones(3, 3, 3))
+
+
+def test_brain_mask_drops_background_noise_and_fills_holes():
+    gen = torch.Generator().manual_seed(0)
+    data = 0.02 * torch.rand(30, 30, 30, generator=gen)
+    data[8:22, 8:22, 8:22] = 1.0
+    data[14, 14, 14] = 0.0  # a hole inside
+    data[1, 1, 1] = 0.9  # a bright speck outside
+    mask = brain_mask(data)
+    assert mask[8:22, 8:22, 8:22].all() and mask.sum().item() == 14**3
+
+
+def test_volume_validation():
+    with pytest.raises(ValueError, match=r"data: expected .*\(I, J, K\)"):
+        Volume(torch.zeros(3, 3), torch.eye(4, dtype=F64))
+    with pytest.raises(ValueError, match=r"affine: expected a \(4, 4\)"):
+        Volume(torch.zeros(3, 3, 3), torch.eye(3, dtype=F64))
+    v = Volume(torch.zeros(3, 5, 7), torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=F64)))
+    torch.testing.assert_close(v.centre, torch.tensor([2.0, 4.0, 6.0], dtype=F64))
+    torch.testing.assert_close(v.spacing, torch.full((3,), 2.0, dtype=F64))
