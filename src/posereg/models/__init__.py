@@ -9,5 +9,9 @@ from posereg.models.heads import (
     SVD9DHead,
     TranslationHead,
 )
+from posereg.models.volume import CorrectionNet, VolumeEncoder, VolumePoseNet
 
-__all__ = ["QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead", "TranslationHead"]
+__all__ = [
+    "CorrectionNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
+    "TranslationHead", "VolumeEncoder", "VolumePoseNet",
+]  # fmt: skip
