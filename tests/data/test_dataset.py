@@ -71,7 +71,9 @@ def test_default_rotations_are_haar(subjects):
 
 
 def test_preprocess_and_bad_arguments(subjects):
-    assert preprocess_intensity(subjects[0].data * 1000).max() == 1.0
+    scaled = preprocess_intensity(subjects[0].data * 1000)
+    torch.testing.assert_close(scaled, preprocess_intensity(subjects[0].data), atol=1e-5, rtol=0)
+    assert scaled.max().item() == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="at least one subject"):
         RigidPoseDataset([], 10, seed=0)
     with pytest.raises(ValueError, match="length"):

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from posereg.data.atlas import Atlas
 from posereg.data.volume import Volume
-from posereg.geometry import random_rotation
+from posereg.geometry import project_to_so3, random_rotation
 
 __all__ = ["ScannerVariation", "Split", "SubjectVariation", "scanner_effects", "subject_seed", "synthesize_subject"]
 
@@ -58,8 +58,8 @@ class SubjectVariation:
 
     deformation_mm: float = 6.0
     deformation_spacing_mm: float = 40.0
-    scale: tuple[float, float] = (0.9, 1.1)
-    stretch: float = 0.08
+    scale: tuple[float, float] = (0.95, 1.05)
+    stretch: float = 0.05
     bias: float = 0.3
     gamma: tuple[float, float] = (0.7, 1.4)
 
@@ -97,12 +97,29 @@ def _sample(volume: Volume, points: Tensor) -> Tensor:
     return out[0, 0]
 
 
+def _remove_rigid_part(x: Tensor, points: Tensor, mask: Tensor, c: Tensor) -> Tensor:
+    """Compose ``points = S(x)`` with the inverse of its best rigid fit over the brain.
+
+    The random warp may rotate or shift the brain as a whole; that would make the subject's
+    true pose differ from its label. The least-squares rigid fit ``Q (x - c) + c + d`` of
+    ``S`` on the brain voxels (Kabsch: ``Q = proj_SO3(sum (p - p_bar)(x - x_bar)^T)``) is
+    divided out, so that the best rigid alignment of subject and atlas is the identity.
+    """
+    xs, ps = x[mask], points[mask]
+    x_bar, p_bar = xs.mean(0), ps.mean(0)
+    Q = project_to_so3((ps - p_bar).T @ (xs - x_bar))
+    d = p_bar - c - Q @ (x_bar - c)
+    return (points - c - d) @ Q + c  # Q^T (p - c - d) + c, as row vectors
+
+
 def synthesize_subject(atlas: Atlas, generator: torch.Generator, variation: SubjectVariation = SubjectVariation()) -> Volume:
     """A synthetic subject in the atlas frame and grid (no rigid motion, no scanner effects).
 
     ``subject(x) = bias(x) * atlas(S(x))^gamma`` with
     ``S(x) = c + A (x - c) + u(x)``: ``A = s Q diag(1 + e) Q^T`` (scale ``s``, stretches ``e``
-    along random axes ``Q``), ``u`` a smooth random displacement, ``c`` the grid centre.
+    along random axes ``Q``), ``u`` a smooth random displacement, ``c`` the grid centre;
+    then the rigid part of ``S`` over the brain is removed, so that the subject's pose is the
+    atlas's and a label ``(R, t)`` of a moved scan is its true rigid pose.
 
     Args:
         atlas: the atlas (its image and grid).
@@ -124,6 +141,7 @@ def synthesize_subject(atlas: Atlas, generator: torch.Generator, variation: Subj
     u = variation.deformation_mm * _smooth_field(gen, image.shape, coarse, 3).to(torch.float64)
     x = image.world_coordinates()
     points = c + (x - c) @ A.T + u.permute(1, 2, 3, 0)
+    points = _remove_rigid_part(x, points, atlas.mask, c)
     warped = _sample(image, points).clamp(0.0, 1.0)
     gamma = float(_uniform(gen, *variation.gamma))
     bias = torch.exp(variation.bias * _smooth_field(gen, image.shape, (3, 3, 3), 1)[0])
