@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from posereg.models.heads import RotationHead, RotvecHead, TranslationHead
