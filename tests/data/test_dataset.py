@@ -86,3 +86,30 @@ def test_preprocess_and_bad_arguments(subjects):
         item_generator(-1, 0)
     with pytest.raises(ValueError, match="epoch"):
         RigidPoseDataset(subjects, 3, seed=0).set_epoch(-1)
+
+
+def test_epoch_sampler_carries_the_epoch_to_the_items(subjects):
+    from torch.utils.data import DataLoader
+
+    from posereg.data.dataset import EpochSampler
+
+    ds = RigidPoseDataset(subjects, 4, seed=3, scanner=None)
+    sampler = EpochSampler(4)
+    loader = DataLoader(ds, sampler=sampler, batch_size=4)
+    first = next(iter(loader))["rotation"]
+    sampler.set_epoch(1)
+    second = next(iter(loader))["rotation"]
+    assert not torch.equal(first, second)
+    ds.set_epoch(1)
+    torch.testing.assert_close(torch.stack([ds[i]["rotation"] for i in range(4)]), second)
+    shuffled = EpochSampler(4, shuffle=True)
+    assert sorted(i for _, i in shuffled) == [0, 1, 2, 3]
+
+
+def test_reference_channel_is_the_atlas(subjects, small_atlas):
+    ds = RigidPoseDataset(subjects, 2, seed=0, reference=small_atlas.image)
+    image = ds[0]["image"]
+    assert image.shape == (2, *subjects[0].shape)
+    torch.testing.assert_close(image[1], small_atlas.image.data)
+    with pytest.raises(ValueError, match="reference"):
+        RigidPoseDataset(subjects, 2, seed=0, reference=small_atlas.image.with_data(small_atlas.image.data[:-1]))

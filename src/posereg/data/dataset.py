@@ -21,14 +21,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from posereg.data.resample import rigid_resample
 from posereg.data.synthetic import ScannerVariation, scanner_effects
 from posereg.data.volume import Volume, brain_mask, normalize_intensity
 from posereg.geometry import matrix_to_rotvec, random_rotation
 
-__all__ = ["RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity"]
+__all__ = ["EpochSampler", "RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity"]
 
 RotationSampler = Callable[[torch.Generator], Tensor]
 
@@ -71,6 +71,30 @@ def move_volume(volume: Volume, R: Tensor, t: Tensor) -> Tensor:
     return rigid_resample(volume.data, volume.affine, Rt, -(Rt @ t.unsqueeze(-1)).squeeze(-1), volume.centre)
 
 
+class EpochSampler(Sampler):
+    """Yields ``(epoch, i)`` for ``i`` in ``range(length)``: new items every epoch, with workers.
+
+    Lightning (and any loop that calls ``set_epoch``) advances the epoch in the main process;
+    the pairs carry it to the dataset copies in worker processes.
+    """
+
+    def __init__(self, length: int, shuffle: bool = False, seed: int = 0) -> None:
+        self.length, self.shuffle, self.seed, self.epoch = length, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose items are yielded next."""
+        self.epoch = int(epoch)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        order = range(self.length)
+        if self.shuffle:
+            order = torch.randperm(self.length, generator=item_generator(self.seed, 0, self.epoch)).tolist()
+        return iter([(self.epoch, i) for i in order])
+
+    def __len__(self) -> int:
+        return self.length
+
+
 class RigidPoseDataset(Dataset):
     """Random rigid motions of subjects, generated on the fly.
 
@@ -81,8 +105,11 @@ class RigidPoseDataset(Dataset):
         max_translation_mm: translations are uniform in ``[-m, m]`` per axis.
         rotation_sampler: ``generator -> (3, 3)`` rotation; default Haar-uniform (Arvo).
         scanner: cropping and noise after the motion; ``None`` for none.
+        reference: if given (the atlas, on the subjects' grid), appended as a second image
+            channel: the Correction-Net's input.
 
-    Items are dicts: ``image`` ``(1, I, J, K)`` float32 in [0, 1], ``rotation`` ``(3, 3)``,
+    Items are dicts: ``image`` ``(C, I, J, K)`` float32 in [0, 1] (``C`` = 1, or 2 with a
+    reference), ``rotation`` ``(3, 3)``,
     ``rotvec`` ``(3,)`` (radians, the ``pi * tanh`` head's target), ``translation`` ``(3,)``
     (mm), all float32, and ``subject`` (int).
     """
@@ -96,6 +123,7 @@ class RigidPoseDataset(Dataset):
         max_translation_mm: float = 10.0,
         rotation_sampler: RotationSampler | None = None,
         scanner: ScannerVariation | None = ScannerVariation(),
+        reference: Volume | None = None,
     ) -> None:
         if not subjects:
             raise ValueError("subjects: expected at least one subject volume")
@@ -111,6 +139,9 @@ class RigidPoseDataset(Dataset):
         self.max_translation_mm = float(max_translation_mm)
         self.rotation_sampler = rotation_sampler or (lambda gen: random_rotation((), generator=gen, dtype=torch.float64))
         self.scanner = scanner
+        if reference is not None and (reference.shape != subjects[0].shape or not torch.equal(reference.affine, subjects[0].affine)):
+            raise ValueError("reference: expected a volume on the subjects' grid")
+        self.reference = reference
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -122,10 +153,12 @@ class RigidPoseDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor | int]:
+        """Item ``index`` of the current epoch, or ``(epoch, index)`` (what ``EpochSampler`` yields)."""
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
-        gen = item_generator(self.seed, index, self.epoch)
+        gen = item_generator(self.seed, index, epoch)
         subject = int(torch.randint(len(self.subjects), (), generator=gen))
         R = self.rotation_sampler(gen).to(torch.float64)
         m = self.max_translation_mm
@@ -133,8 +166,11 @@ class RigidPoseDataset(Dataset):
         moving = move_volume(self.subjects[subject], R, t)[0, 0]
         if self.scanner is not None:
             moving = scanner_effects(moving, gen, self.scanner)
+        image = preprocess_intensity(moving).unsqueeze(0)
+        if self.reference is not None:
+            image = torch.cat((image, self.reference.data.unsqueeze(0).to(image.dtype)))
         return {
-            "image": preprocess_intensity(moving).unsqueeze(0).to(torch.float32),
+            "image": image.to(torch.float32),
             "rotation": R.to(torch.float32),
             "rotvec": matrix_to_rotvec(R).to(torch.float32),
             "translation": t.to(torch.float32),

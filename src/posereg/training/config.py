@@ -1,0 +1,182 @@
+"""Typed training configurations read from YAML, with errors that name the bad key.
+
+A configuration file has sections; each section maps onto a frozen dataclass, unknown keys
+are rejected (a typo must not silently fall back to a default), and values are checked
+where they are parsed. No Lightning import here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "AtlasConfig",
+    "DataConfig",
+    "ModelConfig",
+    "NetworkKind",
+    "OptimConfig",
+    "ScheduleConfig",
+    "VolumeTrainingConfig",
+    "load_volume_config",
+]
+
+T = TypeVar("T")
+
+
+class NetworkKind(enum.Enum):
+    """Which of Salehi et al.'s volume networks a configuration trains."""
+
+    POSE = "pose"  # VolumePoseNet: one channel, full SO(3)
+    CORRECTION = "correction"  # CorrectionNet: moving + atlas, small residual motions
+
+
+@dataclass(frozen=True)
+class AtlasConfig:
+    """The atlas grid. ``contrast``: 't1' or 't2'; ``shape``: voxels per axis; ``spacing``: mm."""
+
+    contrast: str = "t1"
+    shape: int = 64
+    spacing: float = 3.0
+    resolution_mm: int = 1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Synthetic training data.
+
+    ``train_subjects`` subjects (seeds from the training family), ``items_per_epoch`` random
+    motions per epoch, ``val_items`` fixed validation motions of ``val_subjects`` other
+    training-family subjects (never the test family). ``max_rotation_deg``: None for
+    Haar-uniform rotations (Pose-Net), else per-axis Euler range (Correction-Net, +-45).
+    """
+
+    train_subjects: int = 16
+    val_subjects: int = 2
+    items_per_epoch: int = 512
+    val_items: int = 64
+    max_translation_mm: float = 10.0
+    max_rotation_deg: float | None = None
+    crop: float = 0.15
+    noise: float = 0.03
+    subject_base_seed: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes (see ``posereg.models.volume``)."""
+
+    channels: tuple[int, ...] = (8, 32, 32, 64, 64)
+    pool_before: tuple[int, ...] = (1, 2)
+    fc: tuple[int, ...] = (512, 512, 256)
+    pooled_size: int = 4
+    translation_scale_mm: float = 15.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Salehi's two stages; ``translation_weight`` is lambda (Correction-Net only)."""
+
+    mse_epochs: int = 10
+    geodesic_epochs: int = 10
+    translation_weight: float = 0.01
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam settings and batching."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    num_workers: int = 2
+
+
+@dataclass(frozen=True)
+class VolumeTrainingConfig:
+    """Everything ``posereg train volume`` needs."""
+
+    network: NetworkKind = NetworkKind.POSE
+    seed: int = 0
+    atlas: AtlasConfig = field(default_factory=AtlasConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for YAML and checkpoints)."""
+        out = dataclasses.asdict(self)
+        out["network"] = self.network.value
+        return out
+
+
+def _section(cls: type[T], values: object, name: str) -> T:
+    if values is None:
+        return cls()
+    if not isinstance(values, Mapping):
+        raise ValueError(f"config: section {name!r} must be a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"config: unknown keys {unknown} in section {name!r}; expected some of {sorted(known)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _check(config: VolumeTrainingConfig) -> VolumeTrainingConfig:
+    problems = []
+    if config.atlas.contrast not in ("t1", "t2"):
+        problems.append(f"atlas.contrast must be 't1' or 't2', got {config.atlas.contrast!r}")
+    if config.atlas.shape < 8 or config.atlas.spacing <= 0:
+        problems.append("atlas.shape must be >= 8 and atlas.spacing > 0")
+    for key in ("train_subjects", "val_subjects", "items_per_epoch", "val_items"):
+        if getattr(config.data, key) < 1:
+            problems.append(f"data.{key} must be >= 1")
+    if config.schedule.mse_epochs < 0 or config.schedule.geodesic_epochs < 0:
+        problems.append("schedule epochs must be >= 0")
+    if config.schedule.mse_epochs + config.schedule.geodesic_epochs < 1:
+        problems.append("schedule: at least one epoch in all")
+    if config.optim.lr <= 0 or config.optim.batch_size < 1 or config.optim.num_workers < 0:
+        problems.append("optim.lr must be > 0, optim.batch_size >= 1, optim.num_workers >= 0")
+    if problems:
+        raise ValueError("config: " + "; ".join(problems))
+    return config
+
+
+def volume_config_from_dict(values: Mapping[str, Any]) -> VolumeTrainingConfig:
+    """Build and check a ``VolumeTrainingConfig`` from nested mappings (e.g. parsed YAML)."""
+    sections = {"atlas": AtlasConfig, "data": DataConfig, "model": ModelConfig, "schedule": ScheduleConfig,
+                "optim": OptimConfig}  # fmt: skip
+    allowed = {"network", "seed", *sections}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValueError(f"config: unknown top-level keys {unknown}; expected some of {sorted(allowed)}")
+    network = values.get("network", "pose")
+    kinds = {k.value: k for k in NetworkKind}
+    if network not in kinds:
+        raise ValueError(f"config: network must be one of {sorted(kinds)}, got {network!r}")
+    parsed = {name: _section(cls, values.get(name), name) for name, cls in sections.items()}
+    return _check(VolumeTrainingConfig(network=kinds[network], seed=int(values.get("seed", 0)), **parsed))
+
+
+def load_volume_config(path: str | Path) -> VolumeTrainingConfig:
+    """Read a YAML training configuration.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a YAML mapping, or bad keys/values.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such configuration file")
+    values = yaml.safe_load(path.read_text())
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{path}: expected a YAML mapping of sections, got {type(values).__name__}")
+    return volume_config_from_dict(values)
