@@ -83,6 +83,59 @@ def _cmd_train_volume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_atlas_arg(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The default MNI152 atlas, or a user's NIfTI atlas, on the requested grid."""
+    from posereg.data import Atlas, Contrast, brain_mask, load_atlas, load_nifti, preprocess_intensity, resample_to_grid
+    from posereg.registration.moments import centre_of_gravity
+
+    shape = (args.grid_size,) * 3
+    if args.atlas is None:
+        return load_atlas(Contrast(args.atlas_contrast), shape, args.spacing)
+    native = load_nifti(args.atlas)
+    image = resample_to_grid(native, shape, args.spacing, centre_of_gravity(native))
+    image = image.with_data(preprocess_intensity(image.data))
+    return Atlas(image, brain_mask(image.data), Contrast(args.atlas_contrast))
+
+
+def _cmd_register(args: argparse.Namespace) -> int:
+    """Rigidly register a volume to the atlas with the deep pipeline (and optional refinement)."""
+    import torch
+
+    from posereg.data import load_nifti, save_nifti
+    from posereg.registration import IntensitySettings, write_rigid_transform
+    from posereg.registration.pipeline import DeepRegistration, load_pipeline_model
+
+    if args.model is None:
+        print("posereg register: --model is required (no pretrained model is bundled yet)", file=sys.stderr)
+        return 2
+    try:
+        moving = load_nifti(args.moving)
+        atlas = _load_atlas_arg(args)
+        pose, correction = load_pipeline_model(args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"posereg register: {exc}", file=sys.stderr)
+        return 2
+    pipeline = DeepRegistration(atlas, pose, correction, IntensitySettings() if args.refine else None)
+    result = pipeline(moving)
+    write_rigid_transform(args.out_transform, result.R, result.t, result.centre)
+    if args.out_image is not None:
+        save_nifti(pipeline.aligned_image(moving, result), args.out_image)
+    from posereg.geometry import matrix_to_rotvec
+
+    v = matrix_to_rotvec(result.R)
+    angle = float(torch.linalg.vector_norm(v))
+    axis = (v / angle).tolist() if angle > 0 else [0.0, 0.0, 0.0]
+    print(f"rotation:    {math.degrees(angle):.2f} degrees about axis ({axis[0]:+.3f}, {axis[1]:+.3f}, {axis[2]:+.3f}) (RAS)")
+    t = result.t.tolist()
+    print(f"translation: ({t[0]:+.2f}, {t[1]:+.2f}, {t[2]:+.2f}) mm (RAS), about centre "
+          f"({', '.join(f'{x:.1f}' for x in result.centre.tolist())}) mm")
+    print("stages:      " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in result.seconds.items()))
+    print(f"transform:   {args.out_transform} (ITK, LPS, atlas -> moving: resample the moving image with it)")
+    if args.out_image is not None:
+        print(f"aligned:     {args.out_image}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``posereg`` command."""
     parser = argparse.ArgumentParser(
@@ -115,6 +168,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"), help="Lightning accelerator")
     p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
     p.set_defaults(func=_cmd_train_volume)
+
+    p = sub.add_parser(
+        "register",
+        help="rigidly align a brain MRI volume to the atlas (deep pipeline, optional refinement)",
+        description="Centre of gravity, Pose-Net rotation, Correction-Net residual and (with --refine) "
+        "SimpleITK intensity refinement. Writes an ITK transform (.tfm: SimpleITK, ITK-SNAP, 3D Slicer) "
+        "mapping atlas points to moving points, and optionally the aligned image on the atlas grid.",
+    )
+    p.add_argument("moving", help="the volume to align (NIfTI, any orientation)")
+    p.add_argument("--atlas", help="atlas NIfTI (default: the bundled MNI152 2009a template)")
+    p.add_argument("--atlas-contrast", default="t1", choices=("t1", "t2"), help="contrast of the atlas (default t1)")
+    p.add_argument("--grid-size", type=int, default=64, help="voxels per axis of the working grid (default 64)")
+    p.add_argument("--spacing", type=float, default=3.0, help="working grid spacing in mm (default 3)")
+    p.add_argument("--model", help="pipeline model file (save_pipeline_model of posereg train volume outputs)")
+    p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
+    p.add_argument("--out-transform", required=True, help="output ITK transform file (.tfm)")
+    p.add_argument("--out-image", help="output aligned image (NIfTI)")
+    p.set_defaults(func=_cmd_register)
     return parser
 
 

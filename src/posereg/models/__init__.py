@@ -9,9 +9,15 @@ from posereg.models.heads import (
     SVD9DHead,
     TranslationHead,
 )
-from posereg.models.volume import CorrectionNet, VolumeEncoder, VolumePoseNet
+from posereg.models.volume import (
+    CorrectionNet,
+    VolumeEncoder,
+    VolumePoseNet,
+    load_volume_network,
+    volume_network_from_spec,
+)
 
 __all__ = [
     "CorrectionNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
-    "TranslationHead", "VolumeEncoder", "VolumePoseNet",
+    "TranslationHead", "VolumeEncoder", "VolumePoseNet", "load_volume_network", "volume_network_from_spec",
 ]  # fmt: skip

@@ -16,13 +16,19 @@ for speed on a CPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
 from posereg.models.heads import RotationHead, RotvecHead, TranslationHead
 
-__all__ = ["CorrectionNet", "VolumeEncoder", "VolumePoseNet"]
+__all__ = ["CorrectionNet", "VolumeEncoder", "VolumePoseNet", "load_volume_network", "volume_network_from_spec"]
+
+
+def _plain(encoder: Mapping[str, Any]) -> dict[str, Any]:
+    """Encoder arguments as plain lists and ints (storable with ``weights_only`` loading)."""
+    return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in encoder.items()}
 
 
 def _mlp(in_features: int, sizes: Sequence[int]) -> nn.Sequential:
@@ -94,6 +100,7 @@ class VolumePoseNet(nn.Module):
         super().__init__()
         self.encoder = VolumeEncoder(in_channels=1, **encoder)  # type: ignore[arg-type]
         self.rotation = rotation_head(self.encoder.out_features)
+        self.spec = {"network": "pose", **_plain(encoder)}
 
     @property
     def representation(self):  # type: ignore[no-untyped-def]
@@ -128,6 +135,7 @@ class CorrectionNet(nn.Module):
         self.encoder = VolumeEncoder(in_channels=2, **encoder)  # type: ignore[arg-type]
         self.rotation = rotation_head(self.encoder.out_features)
         self.translation = TranslationHead(self.encoder.out_features, scale=translation_scale_mm)
+        self.spec = {"network": "correction", "translation_scale_mm": float(translation_scale_mm), **_plain(encoder)}
 
     @property
     def representation(self):  # type: ignore[no-untyped-def]
@@ -142,3 +150,36 @@ class CorrectionNet(nn.Module):
     def to_matrix(self, rotation: Tensor) -> Tensor:
         """Rotation output -> ``(N, 3, 3)``."""
         return self.rotation.to_matrix(rotation)
+
+
+def volume_network_from_spec(spec: Mapping[str, Any]) -> nn.Module:
+    """Build the network a ``net.spec`` mapping describes (``rotvec`` heads).
+
+    Raises:
+        ValueError: an unknown ``network`` or unknown arguments.
+    """
+    kwargs = dict(spec)
+    kind = kwargs.pop("network", None)
+    builders = {"pose": VolumePoseNet, "correction": CorrectionNet}
+    if kind not in builders:
+        raise ValueError(f"spec: network must be one of {sorted(builders)}, got {kind!r}")
+    try:
+        return builders[kind](**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"spec: bad arguments for a {kind} network ({exc})") from exc
+
+
+def load_volume_network(payload: Mapping[str, Any]) -> nn.Module:
+    """A network from ``{"spec": ..., "state_dict": ...}`` (what ``posereg train volume`` saves), in eval mode.
+
+    Raises:
+        ValueError: missing keys, a bad spec, or weights that do not fit it.
+    """
+    if not isinstance(payload, Mapping) or "spec" not in payload or "state_dict" not in payload:
+        raise ValueError("payload: expected a posereg volume network with keys 'spec' and 'state_dict'")
+    net = volume_network_from_spec(payload["spec"])
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"payload: the weights do not fit the spec ({exc})") from exc
+    return net.eval()

@@ -2,9 +2,11 @@
 
 from posereg.registration.intensity import IntensitySettings, Metric, RigidResult, register_rigid
 from posereg.registration.itk import read_rigid_transform, write_rigid_transform
-from posereg.registration.moments import image_moments, principal_axes_alignment
+from posereg.registration.moments import centre_of_gravity, image_moments, principal_axes_alignment
+from posereg.registration.pipeline import DeepRegistration, DeepResult, load_pipeline_model, save_pipeline_model
 
 __all__ = [
-    "IntensitySettings", "Metric", "RigidResult", "image_moments", "principal_axes_alignment",
+    "DeepRegistration", "DeepResult", "IntensitySettings", "Metric", "RigidResult", "centre_of_gravity",
+    "image_moments", "load_pipeline_model", "principal_axes_alignment", "save_pipeline_model",
     "read_rigid_transform", "register_rigid", "write_rigid_transform",
 ]  # fmt: skip

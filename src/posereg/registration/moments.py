@@ -21,7 +21,21 @@ from torch import Tensor
 
 from posereg.data import Volume, brain_mask, rigid_resample
 
-__all__ = ["image_moments", "principal_axes_alignment"]
+__all__ = ["centre_of_gravity", "image_moments", "principal_axes_alignment"]
+
+
+def centre_of_gravity(volume: Volume, mask: Tensor | None = None) -> Tensor:
+    """Intensity-weighted centroid (RAS mm) over ``mask`` (default ``brain_mask(volume.data)``)."""
+    return _weighted_coordinates(volume, mask)[2]
+
+
+def _weighted_coordinates(volume: Volume, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    mask = brain_mask(volume.data) if mask is None else mask
+    w = torch.where(mask, volume.data, 0.0).to(torch.float64).reshape(-1)
+    if not bool(w.sum() > 0):
+        raise ValueError("volume: no foreground intensity under the mask; cannot compute moments")
+    x = volume.world_coordinates().reshape(-1, 3)
+    return x, w, (x * w[:, None]).sum(0) / w.sum()
 
 
 def image_moments(volume: Volume, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -36,12 +50,7 @@ def image_moments(volume: Volume, mask: Tensor | None = None) -> tuple[Tensor, T
         second-moment matrix, largest eigenvalue first; ``skew[k]`` is the third moment
         along ``axes[:, k]``.
     """
-    mask = brain_mask(volume.data) if mask is None else mask
-    w = torch.where(mask, volume.data, 0.0).to(torch.float64).reshape(-1)
-    if not bool(w.sum() > 0):
-        raise ValueError("volume: no foreground intensity under the mask; cannot compute moments")
-    x = volume.world_coordinates().reshape(-1, 3)
-    centroid = (x * w[:, None]).sum(0) / w.sum()
+    x, w, centroid = _weighted_coordinates(volume, mask)
     d = x - centroid
     cov = (d * w[:, None]).T @ d / w.sum()
     eigenvalues, vectors = torch.linalg.eigh(cov)

@@ -34,7 +34,7 @@ from posereg.data import (
 )
 from posereg.data.dataset import EpochSampler
 from posereg.geometry import euler_to_matrix, geodesic_distance
-from posereg.models import CorrectionNet, VolumePoseNet
+from posereg.models import CorrectionNet, VolumePoseNet, load_volume_network
 from posereg.training.config import NetworkKind, VolumeTrainingConfig, volume_config_from_dict
 from posereg.training.schedules import StageSchedule, salehi_schedule
 
@@ -193,7 +193,7 @@ def train_volume(
     )  # fmt: skip
     trainer.fit(module, train_loader, val_loader)
     model_path = output / "model.pt"
-    torch.save({"config": config.to_dict(), "state_dict": net.state_dict()}, model_path)
+    torch.save({"config": config.to_dict(), "spec": net.spec, "state_dict": net.state_dict()}, model_path)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     metrics = output / "logs" / "metrics.csv"
     return TrainingResult(output, model_path, best, time.perf_counter() - start, metrics if metrics.exists() else None)
@@ -216,10 +216,10 @@ def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
-        raise ValueError(f"{path}: not a posereg volume model (expected keys 'config' and 'state_dict')")
-    config = volume_config_from_dict(payload["config"])
-    with torch.random.fork_rng():
-        net = build_network(config)
-    net.load_state_dict(payload["state_dict"])
-    return net.eval(), config
+    if not isinstance(payload, dict) or "config" not in payload:
+        raise ValueError(f"{path}: not a posereg volume model (expected keys 'config', 'spec' and 'state_dict')")
+    try:
+        net = load_volume_network(payload)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a posereg volume model ({exc})") from exc
+    return net, volume_config_from_dict(payload["config"])

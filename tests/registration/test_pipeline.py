@@ -1,0 +1,121 @@
+"""The deep pipeline's frame algebra (with oracle networks) and 'posereg register' end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from torch import nn
+
+from posereg import geometry as g
+from posereg.cli import main
+from posereg.data import Split, Volume, load_nifti, move_volume, save_nifti, subject_seed, synthesize_subject
+from posereg.models import CorrectionNet, VolumePoseNet
+from posereg.registration.pipeline import DeepRegistration, load_pipeline_model, save_pipeline_model
+
+F64 = torch.float64
+
+
+class OraclePose(nn.Module):
+    """Returns a fixed rotation vector, whatever the input."""
+
+    def __init__(self, R: torch.Tensor) -> None:
+        super().__init__()
+        self.v = g.matrix_to_rotvec(R).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.v.expand(x.shape[0], 3)
+
+    def to_matrix(self, v: torch.Tensor) -> torch.Tensor:
+        return g.rotvec_to_matrix(v.double())
+
+
+class OracleCorrection(OraclePose):
+    def __init__(self, R: torch.Tensor, t: torch.Tensor) -> None:
+        super().__init__(R)
+        self.t = t.float()
+
+    def forward(self, x: torch.Tensor):  # type: ignore[override]
+        return super().forward(x), self.t.expand(x.shape[0], 3)
+
+
+@pytest.fixture(scope="module")
+def case(small_atlas):
+    subject = synthesize_subject(small_atlas, torch.Generator().manual_seed(subject_seed(Split.TEST, 1)))
+    R = g.rotvec_to_matrix(torch.tensor([0.3, -2.2, 1.1], dtype=F64))
+    t = torch.tensor([7.0, -5.0, 3.0], dtype=F64)
+    return small_atlas, subject.with_data(move_volume(subject, R, t)[0, 0]), R, t
+
+
+def test_centre_of_gravity_and_pose_stages_with_a_perfect_pose_net(case):
+    atlas, moving, R, t = case
+    result = DeepRegistration(atlas, OraclePose(R))(moving)
+    R1, t1 = result.stages["pose-net"]
+    torch.testing.assert_close(R1, R, atol=1e-6, rtol=0)
+    assert float((t1 - t).norm()) < 5.0  # the centroids of subject and atlas differ a little
+    assert set(result.seconds) == {"centre of gravity", "pose-net", "networks"}
+
+
+def test_correction_composes_as_t1_then_t2(case):
+    atlas, moving, R, t = case
+    R_err = g.rotvec_to_matrix(torch.tensor([0.2, 0.1, -0.25], dtype=F64))
+    first = DeepRegistration(atlas, OraclePose(R @ R_err.mT))(moving)
+    R1, t1 = first.stages["pose-net"]
+    # The residual that makes T1 o T2 exact: R2 = R1^T R, t2 = R1^T (t - t1).
+    oracle = OracleCorrection(R1.mT @ R, R1.mT @ (t - t1))
+    result = DeepRegistration(atlas, OraclePose(R @ R_err.mT), oracle)(moving)
+    torch.testing.assert_close(result.R, R, atol=1e-5, rtol=0)
+    torch.testing.assert_close(result.t, t, atol=1e-4, rtol=0)
+    aligned = DeepRegistration(atlas, OraclePose(R @ R_err.mT), oracle).aligned_image(moving, result)
+    assert aligned.shape == atlas.image.shape
+
+
+def _tiny_models(tmp_path):
+    torch.manual_seed(0)
+    sizes = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
+    paths = []
+    for net, name in ((VolumePoseNet(**sizes), "pose.pt"), (CorrectionNet(**sizes), "correction.pt")):
+        torch.save({"spec": net.spec, "state_dict": net.state_dict()}, tmp_path / name)
+        paths.append(tmp_path / name)
+    save_pipeline_model(tmp_path / "pipeline.pt", *paths)
+    return tmp_path / "pipeline.pt"
+
+
+def test_register_cli_writes_a_tfm_that_maps_points_like_the_pipeline(tmp_path, case, capsys):
+    atlas, moving, _, _ = case
+    save_nifti(atlas.image, tmp_path / "atlas.nii.gz")
+    save_nifti(moving, tmp_path / "moving.nii.gz")
+    model = _tiny_models(tmp_path)
+    argv = [str(tmp_path / "moving.nii.gz"), "--atlas", str(tmp_path / "atlas.nii.gz"), "--grid-size", "40",
+            "--spacing", "4.8", "--model", str(model), "--out-transform", str(tmp_path / "T.tfm"),
+            "--out-image", str(tmp_path / "aligned.nii.gz")]  # fmt: skip
+    assert main(["register", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "rotation:" in out and "degrees about axis" in out and "mm (RAS)" in out
+    # The pipeline's own transform, recomputed in-process from the same files.
+    from argparse import Namespace
+
+    from posereg.cli import _load_atlas_arg
+
+    atlas_used = _load_atlas_arg(Namespace(atlas=str(tmp_path / "atlas.nii.gz"), atlas_contrast="t1", grid_size=40, spacing=4.8))
+    pose, correction = load_pipeline_model(model)
+    ours = DeepRegistration(atlas_used, pose, correction)(load_nifti(tmp_path / "moving.nii.gz"))
+    transform = sitk.ReadTransform(str(tmp_path / "T.tfm"))
+    flip = np.array([-1.0, -1.0, 1.0])
+    points = 60 * torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    expected = (points - ours.centre) @ ours.R.T + ours.centre + ours.t
+    for p, q in zip(points.numpy(), expected.numpy(), strict=True):
+        np.testing.assert_allclose(np.asarray(transform.TransformPoint((p * flip).tolist())) * flip, q, atol=1e-4)
+    aligned = load_nifti(tmp_path / "aligned.nii.gz")
+    assert aligned.shape == (40, 40, 40)
+
+
+def test_register_cli_errors(tmp_path, capsys):
+    assert main(["register", str(tmp_path / "none.nii.gz"), "--out-transform", str(tmp_path / "T.tfm")]) == 2
+    assert "--model is required" in capsys.readouterr().err
+    save_nifti(Volume(torch.rand(8, 8, 8), torch.eye(4, dtype=F64)), tmp_path / "m.nii.gz")
+    torch.save({"nothing": 1}, tmp_path / "bad.pt")
+    code = main(["register", str(tmp_path / "m.nii.gz"), "--model", str(tmp_path / "bad.pt"),
+                 "--grid-size", "16", "--spacing", "12", "--out-transform", str(tmp_path / "T.tfm")])  # fmt: skip
+    assert code == 2 and "not a posereg pipeline model" in capsys.readouterr().err
