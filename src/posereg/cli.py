@@ -85,7 +85,15 @@ def _cmd_train_volume(args: argparse.Namespace) -> int:
 
 def _load_atlas_arg(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The default MNI152 atlas, or a user's NIfTI atlas, on the requested grid."""
-    from posereg.data import Atlas, Contrast, brain_mask, load_atlas, load_nifti, preprocess_intensity, resample_to_grid
+    from posereg.data import (
+        Atlas,
+        Contrast,
+        brain_mask,
+        load_atlas,
+        load_nifti,
+        preprocess_intensity,
+        resample_to_grid,
+    )
     from posereg.registration.moments import centre_of_gravity
 
     shape = (args.grid_size,) * 3

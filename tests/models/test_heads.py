@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from posereg import geometry as g
-from posereg.models import QuaternionHead, RotvecHead, SliceIndexHead, SixDHead, SVD9DHead, TranslationHead
+from posereg.models import QuaternionHead, RotvecHead, SixDHead, SliceIndexHead, SVD9DHead, TranslationHead
 
 ROTATION_HEADS = [RotvecHead, QuaternionHead, SixDHead, SVD9DHead]
 

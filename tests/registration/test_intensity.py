@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from posereg import geometry as g
-from posereg.data import Split, move_volume, preprocess_intensity, scanner_effects, subject_seed, synthesize_subject
+from posereg.data import (
+    Split,
+    move_volume,
+    preprocess_intensity,
+    scanner_effects,
+    subject_seed,
+    synthesize_subject,
+)
 from posereg.registration import IntensitySettings, Metric, register_rigid
 
 F64 = torch.float64

@@ -28,7 +28,12 @@ from posereg.geometry.representation import (
     SVD9D,
     RotationRepresentation,
 )
-from posereg.geometry.sampling import random_euler_rotation, random_rotation, random_rotation_with_angle
+from posereg.geometry.sampling import (
+    random_euler_rotation,
+    random_rotation,
+    random_rotation_with_angle,
+    super_fibonacci_rotations,
+)
 from posereg.geometry.se3 import (
     compose,
     from_homogeneous,
@@ -68,5 +73,5 @@ __all__ = [
     "random_rotation_with_angle", "riemannian_log", "rotvec_to_matrix", "rotvec_to_quaternion",
     "se3_exp", "se3_log", "sixd_to_matrix", "so3_right_jacobian", "so3_right_jacobian_inverse", "so3r3_exp",
     "so3r3_log", "squared_geodesic_distance",
-    "svd9d_to_matrix", "to_homogeneous", "transform_points", "vee", "project_points", "world_to_camera",
+    "super_fibonacci_rotations", "svd9d_to_matrix", "to_homogeneous", "transform_points", "vee", "project_points", "world_to_camera",
 ]  # fmt: skip

@@ -9,8 +9,8 @@ into the value once, at the edge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import Tensor
 

@@ -9,6 +9,8 @@ when a generator is given).
 - ``random_euler_rotation``: each Euler angle uniform in its own range (the half-space
   slice training set of Salehi et al.: x and y within +-90 degrees). Such rotations are
   NOT Haar-uniform even with full ranges.
+- ``super_fibonacci_rotations``: a deterministic, evenly spread set of ``n`` rotations
+  (Alexa, "Super-Fibonacci spirals", CVPR 2022), for exhaustive coarse searches.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from torch import Tensor
 
 from posereg.geometry._layout import join, split
 from posereg.geometry.euler import euler_to_matrix
+from posereg.geometry.quaternion import quaternion_to_matrix
 from posereg.geometry.so3 import rotvec_to_matrix
 
-__all__ = ["random_rotation", "random_rotation_with_angle", "random_euler_rotation"]
+__all__ = ["random_euler_rotation", "random_rotation", "random_rotation_with_angle", "super_fibonacci_rotations"]
 
 Shape = int | Sequence[int]
 
@@ -137,3 +140,37 @@ def random_euler_rotation(
         raise ValueError(f"low, high: expected three bounds each with high >= low, got {low!r}, {high!r}")
     u = _uniform((*_shape(shape), 3), generator, dtype, device)
     return euler_to_matrix(lo + (hi - lo) * u, seq)
+
+
+# Alexa (2022): psi is the real root of psi^4 = psi + 4.
+_PHI = 2.0**0.5
+_PSI = 1.533751168755204288118041
+
+
+def super_fibonacci_rotations(
+    n: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> Tensor:
+    """``n`` rotations spread evenly over SO(3): the super-Fibonacci spiral (Alexa 2022, Alg. 1).
+
+    Deterministic and low-discrepancy: its covering radius shrinks like ``n^(-1/3)``, with
+    far smaller gaps than ``n`` random draws. Sample ``i`` is the unit quaternion
+    ``(r sin a, r cos a, R sin b, R cos b)`` with ``s = i + 1/2``, ``r = sqrt(s/n)``,
+    ``R = sqrt(1 - s/n)``, ``a = 2 pi s / sqrt(2)``, ``b = 2 pi s / psi``.
+
+    Args:
+        n: number of rotations, ``>= 1``.
+        dtype: floating dtype of the result.
+        device: device of the result.
+
+    Returns:
+        ``(n, 3, 3)`` rotation matrices.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive int, got {n!r}")
+    s = torch.arange(n, dtype=torch.float64) + 0.5
+    r = torch.sqrt(s / n)
+    big_r = torch.sqrt(1.0 - s / n)
+    alpha = 2 * torch.pi * s / _PHI
+    beta = 2 * torch.pi * s / _PSI
+    q = torch.stack((r * torch.sin(alpha), r * torch.cos(alpha), big_r * torch.sin(beta), big_r * torch.cos(beta)), -1)
+    return quaternion_to_matrix(q).to(dtype=dtype, device=device)

@@ -12,7 +12,13 @@ of predictions against targets) and has ``reduction`` 'mean' | 'sum' | 'none'.
 """
 
 from posereg.losses.homoscedastic import HomoscedasticWeighting, homoscedastic_weighted_sum
-from posereg.losses.pose import FixedWeighting, MetricWeighting, PoseLoss, QuaternionDistance, TranslationDistance
+from posereg.losses.pose import (
+    FixedWeighting,
+    MetricWeighting,
+    PoseLoss,
+    QuaternionDistance,
+    TranslationDistance,
+)
 from posereg.losses.posenet import PoseNetLoss, normalize_quaternion, posenet_loss, quaternion_distance
 from posereg.losses.reprojection import (
     ReprojectionLoss,

@@ -22,7 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from posereg.geometry import QUATERNION, REPRESENTATIONS, ROTVEC, RotationRepresentation, squared_geodesic_distance
+from posereg.geometry import (
+    QUATERNION,
+    REPRESENTATIONS,
+    ROTVEC,
+    RotationRepresentation,
+    squared_geodesic_distance,
+)
 from posereg.geometry.se3 import _check_metric
 from posereg.losses._checks import check_pair
 from posereg.losses._norms import check_gamma, gamma_norm

@@ -4,8 +4,8 @@ from posereg.models.heads import (
     QuaternionHead,
     RotationHead,
     RotvecHead,
-    SliceIndexHead,
     SixDHead,
+    SliceIndexHead,
     SVD9DHead,
     TranslationHead,
 )

@@ -3,10 +3,17 @@
 from posereg.registration.intensity import IntensitySettings, Metric, RigidResult, register_rigid
 from posereg.registration.itk import read_rigid_transform, write_rigid_transform
 from posereg.registration.moments import centre_of_gravity, image_moments, principal_axes_alignment
-from posereg.registration.pipeline import DeepRegistration, DeepResult, load_pipeline_model, save_pipeline_model
+from posereg.registration.pipeline import (
+    DeepRegistration,
+    DeepResult,
+    load_pipeline_model,
+    save_pipeline_model,
+)
+from posereg.registration.search import coarse_rotation_scores, search_registration
 
 __all__ = [
     "DeepRegistration", "DeepResult", "IntensitySettings", "Metric", "RigidResult", "centre_of_gravity",
-    "image_moments", "load_pipeline_model", "principal_axes_alignment", "save_pipeline_model",
+    "coarse_rotation_scores", "image_moments", "load_pipeline_model", "principal_axes_alignment",
+    "save_pipeline_model", "search_registration",
     "read_rigid_transform", "register_rigid", "write_rigid_transform",
 ]  # fmt: skip

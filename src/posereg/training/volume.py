@@ -33,7 +33,7 @@ from posereg.data import (
     synthesize_subject,
 )
 from posereg.data.dataset import EpochSampler
-from posereg.geometry import euler_to_matrix, geodesic_distance
+from posereg.geometry import geodesic_distance, random_euler_rotation
 from posereg.models import CorrectionNet, VolumePoseNet, load_volume_network
 from posereg.training.config import NetworkKind, VolumeTrainingConfig, volume_config_from_dict
 from posereg.training.schedules import StageSchedule, salehi_schedule
@@ -117,8 +117,7 @@ def _euler_sampler(max_deg: float):  # type: ignore[no-untyped-def]
     limit = math.radians(max_deg)
 
     def sample(gen: torch.Generator) -> Tensor:
-        angles = (2 * torch.rand(3, generator=gen, dtype=torch.float64) - 1) * limit
-        return euler_to_matrix(angles, "xyz")
+        return random_euler_rotation((), [-limit] * 3, [limit] * 3, "xyz", generator=gen, dtype=torch.float64)
 
     return sample
 

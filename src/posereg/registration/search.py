@@ -1,0 +1,103 @@
+"""VVR-Search: the strongest non-learning competitor, a coarse global search then local registration.
+
+1. Both images are resampled to a coarse grid (default 12 mm) centred as the fine ones.
+2. ``n_rotations`` evenly spread start rotations (super-Fibonacci) about the atlas centre,
+   each with the translation that maps the atlas centre of gravity onto the moving one, are
+   scored at once by normalised cross-correlation over the atlas brain mask (one batched
+   ``grid_sample``).
+3. The ``keep`` best starts are refined by the local SimpleITK registration; the result with
+   the best final metric wins.
+
+REFERENCE.md measured this recipe at 100% success in ~2-4 s per case on this data: the
+honest baseline that a learned initialisation has to beat on speed at equal accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor
+
+from posereg.data import (
+    Atlas,
+    Volume,
+    gaussian_smooth,
+    preprocess_intensity,
+    resample_to_grid,
+    rigid_resample,
+)
+from posereg.geometry import super_fibonacci_rotations
+from posereg.registration.intensity import IntensitySettings, RigidResult, register_rigid
+from posereg.registration.moments import centre_of_gravity
+
+__all__ = ["coarse_rotation_scores", "search_registration"]
+
+
+def _ncc_rows(a: Tensor, b: Tensor) -> Tensor:
+    a = (a - a.mean()) / a.std().clamp_min(1e-12)
+    b = (b - b.mean(-1, keepdim=True)) / b.std(-1, keepdim=True).clamp_min(1e-12)
+    return (a * b).mean(-1)
+
+
+def coarse_rotation_scores(
+    atlas: Atlas, moving: Volume, rotations: Tensor, coarse_spacing: float = 12.0, chunk: int = 256
+) -> tuple[Tensor, Tensor]:
+    """NCC of the atlas with the moving image under each start rotation, on a coarse grid.
+
+    Args:
+        atlas: the fixed image and mask.
+        moving: the moving image (any grid).
+        rotations: ``(N, 3, 3)`` start rotations (atlas -> moving, about the atlas centre).
+        coarse_spacing: voxel size of the coarse grid, mm.
+        chunk: rotations resampled per batch (memory).
+
+    Returns:
+        ``(scores (N,), translations (N, 3))``: NCC in [-1, 1] and each start's translation.
+    """
+    image = atlas.image
+    c = image.centre
+    extent = float(image.spacing[0]) * image.shape[0]
+    n = max(8, round(extent / coarse_spacing))
+    fixed = resample_to_grid(image, (n, n, n), coarse_spacing)
+    mask = resample_to_grid(image.with_data(atlas.mask.float()), (n, n, n), coarse_spacing).data > 0.5
+    g_a = centre_of_gravity(image, atlas.mask)
+    g_m = centre_of_gravity(moving)
+    R = rotations.to(torch.float64)
+    t = g_m - c - (R @ (g_a - c).unsqueeze(-1)).squeeze(-1)
+    ratio = coarse_spacing / moving.spacing
+    smooth = gaussian_smooth(moving.data, tuple(0.5 * float(r) if r > 1 else 0.0 for r in ratio))  # type: ignore[arg-type]
+    scores = []
+    for start in range(0, R.shape[0], chunk):
+        warped = rigid_resample(smooth, moving.affine, R[start : start + chunk], t[start : start + chunk], c,
+                                out_affine=fixed.affine, out_shape=(n, n, n))  # fmt: skip
+        scores.append(_ncc_rows(fixed.data[mask], warped[:, 0][:, mask]))
+    return torch.cat(scores), t
+
+
+def search_registration(
+    atlas: Atlas,
+    moving: Volume,
+    *,
+    n_rotations: int = 1728,
+    coarse_spacing: float = 12.0,
+    keep: int = 3,
+    settings: IntensitySettings = IntensitySettings(),
+) -> RigidResult:
+    """VVR-Search: coarse NCC search over ``n_rotations`` starts, local refinement of the best ``keep``.
+
+    Returns:
+        The best ``RigidResult`` (about the atlas centre, atlas -> moving); its ``seconds``
+        covers the whole search.
+    """
+    if keep < 1 or n_rotations < keep:
+        raise ValueError(f"keep, n_rotations: expected 1 <= keep <= n_rotations, got {keep}, {n_rotations}")
+    start = time.perf_counter()
+    scan = moving.with_data(preprocess_intensity(moving.data))
+    rotations = super_fibonacci_rotations(n_rotations, dtype=torch.float64)
+    scores, translations = coarse_rotation_scores(atlas, scan, rotations, coarse_spacing)
+    best = torch.topk(scores, keep).indices.tolist()
+    results = [register_rigid(atlas.image, scan, initial=(rotations[i], translations[i]), settings=settings) for i in best]
+    winner = min(results, key=lambda r: r.metric_value)
+    return RigidResult(winner.R, winner.t, winner.centre, winner.metric_value, winner.iterations,
+                       time.perf_counter() - start, winner.stop)  # fmt: skip
