@@ -60,6 +60,23 @@ def test_pose_net_fits_a_tiny_problem():
     assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
 
 
+def test_spec_round_trip_and_errors():
+    from posereg.models import SixDHead, load_volume_network, volume_network_from_spec
+
+    net = CorrectionNet(translation_scale_mm=7.0, rotation_head=SixDHead, **SMALL)
+    rebuilt = load_volume_network({"spec": net.spec, "state_dict": net.state_dict()})
+    assert isinstance(rebuilt, CorrectionNet) and rebuilt.spec == net.spec and not rebuilt.training
+    x = torch.rand(2, 2, 16, 16, 16)
+    net.eval()
+    torch.testing.assert_close(rebuilt(x)[0], net(x)[0])
+    with pytest.raises(ValueError, match="rotation_head must be one of"):
+        volume_network_from_spec({**net.spec, "rotation_head": "euler"})
+    with pytest.raises(ValueError, match="network must be one of"):
+        volume_network_from_spec({**net.spec, "network": "slice"})
+    with pytest.raises(ValueError, match="do not fit"):
+        load_volume_network({"spec": {**net.spec, "fc": [8]}, "state_dict": net.state_dict()})
+
+
 def test_bad_configurations():
     with pytest.raises(ValueError, match="pool_before"):
         VolumeEncoder(channels=(4, 8), pool_before=(2,))

@@ -40,6 +40,8 @@ def test_shipped_configs_parse():
         ({"schedule": {"mse_epochs": 0, "geodesic_epochs": 0}}, "at least one epoch"),
         ({"optim": {"lr": -1.0}}, "optim.lr"),
         ({"model": [1, 2]}, "section 'model' must be a mapping"),
+        ({"model": {"rotation_head": "euler"}}, "model.rotation_head"),
+        ({"model": {"rotation_head": "sixd"}}, "mse_epochs must be 0"),
     ],
 )
 def test_bad_configs_name_the_problem(values, message):
@@ -52,10 +54,13 @@ def test_cli_reports_a_missing_config(tmp_path, capsys):
     assert "no such configuration file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("network", ["pose", "correction"])
-def test_train_volume_end_to_end(tmp_path, network):
+@pytest.mark.parametrize("network, head", [("pose", "rotvec"), ("correction", "rotvec"), ("pose", "sixd")])
+def test_train_volume_end_to_end(tmp_path, network, head):
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "network": network}))
+    values = {**TINY, "network": network, "model": {**TINY["model"], "rotation_head": head}}
+    if head != "rotvec":
+        values["schedule"] = {"mse_epochs": 0, "geodesic_epochs": 2}
+    config.write_text(yaml.safe_dump(values))
     out = tmp_path / "run"
     assert main(["train", "volume", "--config", str(config), "--output", str(out), "--quiet"]) == 0
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "config.json").is_file()
@@ -63,7 +68,7 @@ def test_train_volume_end_to_end(tmp_path, network):
     with open(out / "logs" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     stages = {float(r["stage"]) for r in rows if r.get("stage")}
-    assert stages == {0.0, 1.0}  # MSE epoch, then geodesic epoch
+    assert stages == ({0.0, 1.0} if head == "rotvec" else {0.0})  # MSE epoch, then geodesic epoch
     assert any(r.get("val/rotation_error_deg") for r in rows)
     net, loaded = load_volume_model(out / "model.pt")
     assert isinstance(net, VolumePoseNet if network == "pose" else CorrectionNet)
@@ -71,7 +76,8 @@ def test_train_volume_end_to_end(tmp_path, network):
     channels = 1 if network == "pose" else 2
     with torch.no_grad():
         out_rot = net(torch.rand(1, channels, 16, 16, 16))
-    assert (out_rot if network == "pose" else out_rot[0]).shape == (1, 3)
+    assert (out_rot if network == "pose" else out_rot[0]).shape == (1, 3 if head == "rotvec" else 6)
+    assert net.spec["rotation_head"] == head
 
 
 def test_load_volume_model_rejects_other_files(tmp_path):

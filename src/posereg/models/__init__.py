@@ -1,6 +1,7 @@
 """Networks for pose regression: output heads, backbones and the papers' networks."""
 
 from posereg.models.heads import (
+    ROTATION_HEADS,
     QuaternionHead,
     RotationHead,
     RotvecHead,
@@ -18,6 +19,6 @@ from posereg.models.volume import (
 )
 
 __all__ = [
-    "CorrectionNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
+    "ROTATION_HEADS", "CorrectionNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
     "TranslationHead", "VolumeEncoder", "VolumePoseNet", "load_volume_network", "volume_network_from_spec",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from posereg.geometry import QUATERNION, ROTVEC, SIXD, SVD9D, RotationRepresentation, canonicalize_quaternion
 from posereg.geometry._checks import check_tensor
 
-__all__ = ["QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead", "TranslationHead"]
+__all__ = ["ROTATION_HEADS", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead", "TranslationHead"]
 
 
 def _check_features(head: nn.Linear, features: Tensor) -> None:
@@ -153,3 +153,9 @@ class SliceIndexHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"
+
+
+ROTATION_HEADS: dict[str, type[RotationHead]] = {
+    cls.representation.name: cls for cls in (RotvecHead, QuaternionHead, SixDHead, SVD9DHead)
+}
+"""Rotation heads by the name of their representation (for configuration files)."""

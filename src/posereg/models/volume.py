@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from posereg.models.heads import RotationHead, RotvecHead, TranslationHead
+from posereg.models.heads import ROTATION_HEADS, RotationHead, RotvecHead, TranslationHead
 
 __all__ = ["CorrectionNet", "VolumeEncoder", "VolumePoseNet", "load_volume_network", "volume_network_from_spec"]
 
@@ -100,7 +100,7 @@ class VolumePoseNet(nn.Module):
         super().__init__()
         self.encoder = VolumeEncoder(in_channels=1, **encoder)  # type: ignore[arg-type]
         self.rotation = rotation_head(self.encoder.out_features)
-        self.spec = {"network": "pose", **_plain(encoder)}
+        self.spec = {"network": "pose", "rotation_head": rotation_head.representation.name, **_plain(encoder)}
 
     @property
     def representation(self):  # type: ignore[no-untyped-def]
@@ -135,7 +135,8 @@ class CorrectionNet(nn.Module):
         self.encoder = VolumeEncoder(in_channels=2, **encoder)  # type: ignore[arg-type]
         self.rotation = rotation_head(self.encoder.out_features)
         self.translation = TranslationHead(self.encoder.out_features, scale=translation_scale_mm)
-        self.spec = {"network": "correction", "translation_scale_mm": float(translation_scale_mm), **_plain(encoder)}
+        self.spec = {"network": "correction", "translation_scale_mm": float(translation_scale_mm),
+                     "rotation_head": rotation_head.representation.name, **_plain(encoder)}  # fmt: skip
 
     @property
     def representation(self):  # type: ignore[no-untyped-def]
@@ -153,16 +154,20 @@ class CorrectionNet(nn.Module):
 
 
 def volume_network_from_spec(spec: Mapping[str, Any]) -> nn.Module:
-    """Build the network a ``net.spec`` mapping describes (``rotvec`` heads).
+    """Build the network a ``net.spec`` mapping describes.
 
     Raises:
-        ValueError: an unknown ``network`` or unknown arguments.
+        ValueError: an unknown ``network`` or ``rotation_head``, or unknown arguments.
     """
     kwargs = dict(spec)
     kind = kwargs.pop("network", None)
     builders = {"pose": VolumePoseNet, "correction": CorrectionNet}
     if kind not in builders:
         raise ValueError(f"spec: network must be one of {sorted(builders)}, got {kind!r}")
+    head = kwargs.pop("rotation_head", "rotvec")
+    if head not in ROTATION_HEADS:
+        raise ValueError(f"spec: rotation_head must be one of {sorted(ROTATION_HEADS)}, got {head!r}")
+    kwargs["rotation_head"] = ROTATION_HEADS[head]
     try:
         return builders[kind](**kwargs)
     except TypeError as exc:

@@ -69,13 +69,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network sizes (see ``posereg.models.volume``)."""
+    """Network sizes and rotation head (see ``posereg.models.volume``; heads: rotvec, quaternion, sixd, svd9d)."""
 
     channels: tuple[int, ...] = (8, 32, 32, 64, 64)
     pool_before: tuple[int, ...] = (1, 2)
     fc: tuple[int, ...] = (512, 512, 256)
     pooled_size: int = 4
     translation_scale_mm: float = 15.0
+    rotation_head: str = "rotvec"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,10 @@ def _check(config: VolumeTrainingConfig) -> VolumeTrainingConfig:
         problems.append("schedule epochs must be >= 0")
     if config.schedule.mse_epochs + config.schedule.geodesic_epochs < 1:
         problems.append("schedule: at least one epoch in all")
+    if config.model.rotation_head not in ("rotvec", "quaternion", "sixd", "svd9d"):
+        problems.append(f"model.rotation_head must be rotvec, quaternion, sixd or svd9d, got {config.model.rotation_head!r}")
+    elif config.model.rotation_head != "rotvec" and config.schedule.mse_epochs > 0:
+        problems.append("schedule.mse_epochs must be 0 unless model.rotation_head is rotvec (the MSE stage regresses rotation vectors)")
     if config.optim.lr <= 0 or config.optim.batch_size < 1 or config.optim.num_workers < 0:
         problems.append("optim.lr must be > 0, optim.batch_size >= 1, optim.num_workers >= 0")
     if problems:

@@ -33,8 +33,8 @@ from posereg.data import (
     synthesize_subject,
 )
 from posereg.data.dataset import EpochSampler
-from posereg.geometry import geodesic_distance, random_euler_rotation
-from posereg.models import CorrectionNet, VolumePoseNet, load_volume_network
+from posereg.geometry import RotationRepresentation, geodesic_distance, random_euler_rotation
+from posereg.models import CorrectionNet, load_volume_network, volume_network_from_spec
 from posereg.training.config import NetworkKind, VolumeTrainingConfig, volume_config_from_dict
 from posereg.training.schedules import StageSchedule, salehi_schedule
 
@@ -44,10 +44,11 @@ __all__ = ["RigidPoseModule", "TrainingResult", "build_network", "load_volume_mo
 def build_network(config: VolumeTrainingConfig) -> nn.Module:
     """The network a configuration describes (weights from the current torch RNG)."""
     m = config.model
-    sizes = {"channels": m.channels, "pool_before": m.pool_before, "fc": m.fc, "pooled_size": m.pooled_size}
-    if config.network is NetworkKind.POSE:
-        return VolumePoseNet(**sizes)
-    return CorrectionNet(translation_scale_mm=m.translation_scale_mm, **sizes)
+    spec = {"network": config.network.value, "channels": m.channels, "pool_before": m.pool_before, "fc": m.fc,
+            "pooled_size": m.pooled_size, "rotation_head": m.rotation_head}  # fmt: skip
+    if config.network is NetworkKind.CORRECTION:
+        spec["translation_scale_mm"] = m.translation_scale_mm
+    return volume_network_from_spec(spec)
 
 
 class RigidPoseModule(L.LightningModule):
@@ -72,7 +73,7 @@ class RigidPoseModule(L.LightningModule):
         self._val_errors: list[Tensor] = []
 
     def _step(self, batch: dict[str, Tensor], loss_fn: nn.Module) -> tuple[Tensor, Tensor, Tensor | None]:
-        target_rotation = batch["rotvec"]
+        target_rotation = self.net.representation.from_matrix(batch["rotation"])
         if self.predicts_translation:
             rotation, translation = self.net(batch["image"])
             loss = loss_fn(rotation, translation, target_rotation, batch["translation"])
@@ -174,7 +175,7 @@ def train_volume(
         net = build_network(config)
     s = config.schedule
     translation_weight = s.translation_weight if config.network is NetworkKind.CORRECTION else None
-    schedule = _schedule(s.mse_epochs, s.geodesic_epochs, translation_weight)
+    schedule = _schedule(s.mse_epochs, s.geodesic_epochs, translation_weight, net.representation)
     module = RigidPoseModule(net, schedule, config.optim.lr, config.optim.weight_decay)
     o = config.optim
     loader_args: dict[str, Any] = {"batch_size": o.batch_size, "num_workers": o.num_workers,
@@ -198,9 +199,12 @@ def train_volume(
     return TrainingResult(output, model_path, best, time.perf_counter() - start, metrics if metrics.exists() else None)
 
 
-def _schedule(mse_epochs: int, geodesic_epochs: int, translation_weight: float | None) -> StageSchedule:
+def _schedule(
+    mse_epochs: int, geodesic_epochs: int, translation_weight: float | None, representation: RotationRepresentation
+) -> StageSchedule:
     """Salehi's schedule, allowing one stage to be skipped (0 epochs)."""
-    full = salehi_schedule(max(mse_epochs, 1), max(geodesic_epochs, 1), translation_weight=translation_weight)
+    full = salehi_schedule(max(mse_epochs, 1), max(geodesic_epochs, 1), representation=representation,
+                           translation_weight=translation_weight)  # fmt: skip
     stages = [st for st, n in zip(full.stages, (mse_epochs, geodesic_epochs), strict=True) if n > 0]
     return StageSchedule(stages)
 
