@@ -167,3 +167,25 @@ def test_right_jacobians_batch_gradcheck_and_bad_input():
     assert torch.isfinite(zero.grad).all()
     with pytest.raises(ValueError, match=r"rotvec: expected .*\(\.\.\., 3\)"):
         g.so3_right_jacobian(torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("theta", [1e-4, 0.01, 0.049, 0.0501, 0.3, 0.4999, 0.5001, 0.7, 1.0, 2.0, 3.0])
+def test_series_coefficients_against_arbitrary_precision(theta):
+    """B, C, D of the SE(3) V matrices and SO(3) Jacobians, on both sides of the Taylor switch."""
+    import mpmath
+
+    from posereg.geometry.se3 import _coefficient_d, _coefficients_bc
+
+    mpmath.mp.dps = 50
+    t = mpmath.mpf(theta)
+    h = t / 2
+    exact = {
+        "b": (1 - mpmath.cos(t)) / t**2,
+        "c": (t - mpmath.sin(t)) / t**3,
+        "d": (1 - h * mpmath.cot(h)) / t**2,
+    }
+    theta2 = torch.tensor(theta * theta, dtype=F64)
+    b, c = _coefficients_bc(theta2)
+    d = _coefficient_d(theta2)
+    for name, value in (("b", b), ("c", c), ("d", d)):
+        assert float(value) == pytest.approx(float(exact[name]), rel=2e-14, abs=0.0), name

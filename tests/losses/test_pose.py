@@ -105,3 +105,23 @@ def test_bad_configs_and_combinations():
         PoseLoss(HomoscedasticWeighting((0.0, 0.0, 0.0)), QuaternionDistance(), TranslationDistance())
     with pytest.raises(ValueError, match="translation_weight"):
         FixedWeighting(1.0, translation_weight=-1.0)
+
+
+def test_reductions_with_a_default_homoscedastic_module_and_shape_errors():
+    (R1, t1), (R2, t2) = _batch(11, n=4), _batch(12, n=4)
+    q1, q2 = g.matrix_to_quaternion(R1), g.matrix_to_quaternion(R2)
+    per = PoseLoss(HomoscedasticWeighting(), QuaternionDistance(), TranslationDistance(), reduction="none")(q1, t1, q2, t2)
+    assert per.shape == (4,)  # the module's own 'mean' reduction must not leak through
+    total = PoseLoss(HomoscedasticWeighting(), QuaternionDistance(), TranslationDistance(), reduction="sum")(q1, t1, q2, t2)
+    torch.testing.assert_close(total, per.sum())
+    metric = PoseLoss(MetricWeighting(torch.eye(6, dtype=F64)))
+    v1, v2 = g.matrix_to_rotvec(R1), g.matrix_to_rotvec(R2)
+    with pytest.raises(ValueError, match=r"translation_pred, translation_target: expected equal shapes"):
+        metric(v1, t1, v2, t2[:3].unsqueeze(1))
+    with pytest.raises(ValueError, match=r"rotation_pred, rotation_target: expected equal shapes"):
+        metric(v1, t1, v2[:1], t2)
+    with pytest.raises(ValueError, match="same batch shape"):
+        metric(v1[:2], t1[:2].flip(0).unsqueeze(0), v2[:2], t2[:2].unsqueeze(0))
+    mean_terms = PoseLoss(FixedWeighting(1.0), SO3GeodesicLoss(g.ROTVEC), TranslationDistance())
+    with pytest.raises(ValueError, match=r"per-sample losses of shape \(4,\) \(use reduction='none'\)"):
+        mean_terms(v1, t1, v2, t2)

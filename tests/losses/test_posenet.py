@@ -94,3 +94,9 @@ def test_bad_inputs():
         posenet_loss(p, q, p, q, beta=1.0, reduction="avg")
     with pytest.raises(ValueError, match="finite"):
         posenet_loss(p, q, p.clone().fill_(float("nan")), q, beta=1.0)
+
+
+def test_targets_must_be_unit_quaternions():
+    p, q = _batch(3, 11)
+    with pytest.raises(ValueError, match=r"quaternion_target: expected unit quaternions"):
+        posenet_loss(p, q, p, 2.0 * q, beta=1.0)

@@ -113,3 +113,19 @@ def test_bad_inputs():
         reprojection_loss(R, c, R, c, pts, clip=0.0)
     with pytest.raises(ValueError, match="gamma"):
         reprojection_loss(R, c, R, c, pts, gamma=0)
+
+
+def test_predictions_and_targets_must_pair_up():
+    R, c, pts = _scene(9, batch=2, points=4)
+    with pytest.raises(ValueError, match=r"R_pred, R_target: expected equal shapes"):
+        reprojection_loss(R[:1], c[:1], R, c, pts)
+    with pytest.raises(ValueError, match=r"c_pred, c_target: expected equal shapes"):
+        reprojection_loss(R, c[:1], R, c, pts)
+    with pytest.raises(ValueError, match="min_depth"):
+        reprojection_loss(R, c, R, c, pts, min_depth=0.0)
+    K = torch.eye(3, dtype=F64)
+    K[2, 0] = 0.1
+    with pytest.raises(ValueError, match=r"last row \(0, 0, 1\)"):
+        reprojection_loss(R, c, R, c, pts, K=K)
+    with pytest.raises(ValueError, match="c, points: expected the same dtype"):
+        g.world_to_camera(R, c.float(), pts)

@@ -119,3 +119,13 @@ def test_register_cli_errors(tmp_path, capsys):
     code = main(["register", str(tmp_path / "m.nii.gz"), "--model", str(tmp_path / "bad.pt"),
                  "--grid-size", "16", "--spacing", "12", "--out-transform", str(tmp_path / "T.tfm")])  # fmt: skip
     assert code == 2 and "not a posereg pipeline model" in capsys.readouterr().err
+
+
+def test_the_atlas_grid_must_be_the_networks_working_grid(small_atlas):
+    from posereg.data import Atlas
+
+    oblique = small_atlas.image.affine.clone()
+    oblique[:3, :3] = g.rotvec_to_matrix(torch.tensor([0.0, 0.0, 0.3], dtype=F64)) @ oblique[:3, :3]
+    bad = Atlas(Volume(small_atlas.image.data, oblique), small_atlas.mask, small_atlas.contrast)
+    with pytest.raises(ValueError, match="cubic, isotropic, RAS-aligned"):
+        DeepRegistration(bad, OraclePose(torch.eye(3, dtype=F64)))

@@ -75,7 +75,10 @@ def rigid_resample(
     """``out(x) = in(R (x - c) + c + t)`` on an output grid, batched over transforms.
 
     Linear (``mode='bilinear'``, trilinear in 3D) or ``'nearest'`` interpolation; points
-    outside the input grid read 0. Differentiable in ``data`` (and in the grid).
+    outside the input grid read 0. Within half a voxel outside the outermost voxel centres
+    the value fades linearly to 0, where ITK would still return the border value: results
+    match SimpleITK exactly when the image is zero at its border (as brain scans are).
+    Differentiable in ``data`` (and in the grid).
 
     Args:
         data: ``(I, J, K)``, or ``(N, C, I, J, K)`` with ``N`` 1 or the batch size.

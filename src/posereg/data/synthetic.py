@@ -48,7 +48,8 @@ class SubjectVariation:
     """Ranges of anatomical and appearance variation (uniform draws within them).
 
     Attributes:
-        deformation_mm: peak displacement of the smooth non-linear deformation, mm.
+        deformation_mm: peak of each displacement component of the smooth non-linear
+            deformation, mm (the vector can reach ``sqrt(3)`` times this).
         deformation_spacing_mm: spacing of its random control grid, mm (larger: smoother).
         scale: global isotropic scale range (head size).
         stretch: maximum relative stretch along each of three random orthogonal axes.
@@ -82,7 +83,11 @@ def _uniform(gen: torch.Generator, low: float, high: float, shape: tuple[int, ..
 
 
 def _smooth_field(gen: torch.Generator, shape: tuple[int, ...], coarse: tuple[int, ...], channels: int) -> Tensor:
-    """Random field ``(channels, *shape)`` in [-1, 1], cubic-smooth from a coarse random grid."""
+    """Random field ``(channels, *shape)`` in [-1, 1]: trilinear interpolation of a coarse random grid.
+
+    Piecewise linear (kinks at the control points, which are ``deformation_spacing_mm`` apart
+    and so far coarser than the voxels); each channel is scaled to peak at exactly 1.
+    """
     grid = torch.rand((1, channels, *coarse), generator=gen, dtype=torch.float32) * 2 - 1
     field = F.interpolate(grid, size=shape, mode="trilinear", align_corners=True)[0]
     return field / field.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)

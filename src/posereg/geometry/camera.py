@@ -34,6 +34,7 @@ def world_to_camera(R: Tensor, c: Tensor, points: Tensor) -> Tensor:
     check_tensor(c, (3,), "c")
     check_tensor(points, (3,), "points")
     check_same_dtype_device(R, points, "R, points")
+    check_same_dtype_device(c, points, "c, points")
     if points.dim() < 2:
         raise ValueError(f"points: expected a floating-point tensor of shape (..., N, 3), got shape {tuple(points.shape)}")
     # (g - c) R is the row-vector form of R^T (g - c).
@@ -55,16 +56,19 @@ def project_points(
         points: ``(..., N, 3)`` world points.
         K: ``(3, 3)`` or ``(..., 3, 3)`` intrinsics (pixels); ``None`` for the identity
             (normalised image coordinates).
-        min_depth: the smallest depth counted as in front of the camera, same length unit
-            as ``c``.
+        min_depth: the smallest depth counted as in front of the camera (> 0), same length
+            unit as ``c``.
 
     Returns:
         ``(uv, in_front)``: ``(..., N, 2)`` image coordinates and the ``(..., N)`` boolean mask
         of points in front of the camera.
 
     Raises:
-        ValueError: wrong shapes, NaN/inf, or a ``K`` that is not ``(..., 3, 3)``.
+        ValueError: wrong shapes, NaN/inf, ``min_depth <= 0``, or a ``K`` that is not
+            ``(..., 3, 3)`` with last row ``(0, 0, 1)``.
     """
+    if not min_depth > 0:
+        raise ValueError(f"min_depth: expected a positive depth, got {min_depth!r}")
     x = world_to_camera(R, c, points)
     z = x[..., 2]
     in_front = z > min_depth
@@ -73,6 +77,9 @@ def project_points(
         return xy, in_front
     check_tensor(K, (3, 3), "K")
     check_same_dtype_device(K, points, "K, points")
+    last_row = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
+    if not bool((K[..., 2, :] == last_row).all()):
+        raise ValueError("K: expected pinhole intrinsics of shape (..., 3, 3) with last row (0, 0, 1)")
     # Affine part of K only: the last row of a pinhole K is (0, 0, 1).
     uv = xy @ K[..., :2, :2].mT + K[..., None, :2, 2]
     return uv, in_front

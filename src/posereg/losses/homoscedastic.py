@@ -74,8 +74,12 @@ class HomoscedasticWeighting(nn.Module):
         return self.log_variances.numel()
 
     def forward(self, losses: Tensor) -> Tensor:
-        """Combine ``(..., T)`` task losses; see ``homoscedastic_weighted_sum``."""
+        """Combine ``(..., T)`` task losses, reduced by ``self.reduction``; see ``homoscedastic_weighted_sum``."""
         return homoscedastic_weighted_sum(losses, self.log_variances.to(losses.dtype), self.reduction)
+
+    def per_sample(self, losses: Tensor) -> Tensor:
+        """``(..., T)`` task losses -> ``(...)`` weighted sums, whatever ``self.reduction`` is."""
+        return homoscedastic_weighted_sum(losses, self.log_variances.to(losses.dtype), "none")
 
     def extra_repr(self) -> str:
         values = ", ".join(f"{v:.3g}" for v in self.log_variances.detach().tolist())

@@ -184,10 +184,17 @@ class PoseLoss(nn.Module):
 
     def _separable(self, rotation_pred: Tensor, translation_pred: Tensor, rotation_target: Tensor, translation_target: Tensor) -> Tensor:
         assert self.rotation is not None and self.translation is not None
-        terms = torch.stack(
-            (self.translation(translation_pred, translation_target), self.rotation(rotation_pred, rotation_target)),
-            dim=-1,
-        )
+        batch = translation_pred.shape[:-1]
+        t_term = self.translation(translation_pred, translation_target)
+        r_term = self.rotation(rotation_pred, rotation_target)
+        if t_term.shape != batch or r_term.shape != batch:
+            raise ValueError(
+                f"rotation, translation: expected per-sample losses of shape {tuple(batch)} (use reduction='none'), "
+                f"got {tuple(r_term.shape)} and {tuple(t_term.shape)}"
+            )
+        terms = torch.stack((t_term, r_term), dim=-1)
+        if isinstance(self.weighting, HomoscedasticWeighting):
+            return self.weighting.per_sample(terms)  # PoseLoss reduces once, itself, whatever the module's reduction
         return self.weighting(terms)
 
     def forward(self, rotation_pred: Tensor, translation_pred: Tensor, rotation_target: Tensor, translation_target: Tensor) -> Tensor:
@@ -199,7 +206,19 @@ class PoseLoss(nn.Module):
 
         Returns:
             The reduced loss, or ``(...)`` per-sample losses for ``reduction='none'``.
+
+        Raises:
+            ValueError: predictions and targets of different shapes, or different batch shapes
+                for rotation and translation.
         """
+        check_pair(rotation_pred, rotation_target, self.representation.trailing, ("rotation_pred", "rotation_target"))
+        check_pair(translation_pred, translation_target, (3,), ("translation_pred", "translation_target"))
+        batch = rotation_pred.shape[: rotation_pred.dim() - len(self.representation.trailing)]
+        if batch != translation_pred.shape[:-1]:
+            raise ValueError(
+                f"rotation_pred, translation_pred: expected the same batch shape, got {tuple(rotation_pred.shape)} "
+                f"and {tuple(translation_pred.shape)}"
+            )
         return reduce_loss(
             self._per_sample(rotation_pred, translation_pred, rotation_target, translation_target), self.reduction
         )

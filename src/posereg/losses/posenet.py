@@ -45,14 +45,20 @@ def quaternion_distance(quaternion_pred: Tensor, quaternion_target: Tensor, gamm
 
     Args:
         quaternion_pred: ``(..., 4)`` predicted quaternions ``q_hat`` (any non-zero norm).
-        quaternion_target: ``(..., 4)`` unit target quaternions ``q``.
+        quaternion_target: ``(..., 4)`` unit target quaternions ``q`` (``||q| - 1| <= 1e-3``).
         gamma: 1 (L1) or 2 (Euclidean norm).
 
     Returns:
         ``(...)`` distances (unitless; at most ``sqrt(2)`` for gamma = 2).
+
+    Raises:
+        ValueError: shapes differ, a zero prediction, or non-unit targets.
     """
     check_gamma(gamma)
     check_pair(quaternion_pred, quaternion_target, (4,), ("quaternion_pred", "quaternion_target"))
+    norm = torch.linalg.vector_norm(quaternion_target, dim=-1)
+    if quaternion_target.numel() > 0 and bool(((norm - 1).abs() > 1e-3).any()):
+        raise ValueError("quaternion_target: expected unit quaternions of shape (..., 4), found |q| != 1 (normalise the labels)")
     q_n = normalize_quaternion(quaternion_pred)
     return torch.minimum(
         gamma_norm(quaternion_target - q_n, gamma), gamma_norm(quaternion_target + q_n, gamma)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from posereg.geometry import project_points
 from posereg.geometry._checks import check_tensor
+from posereg.losses._checks import check_pair
 from posereg.losses._norms import check_gamma, gamma_norm
 from posereg.losses._reduction import check_reduction, reduce_loss
 
@@ -79,6 +80,10 @@ def reprojection_residuals(
     check_gamma(gamma)
     if clip is not None and not clip > 0:
         raise ValueError(f"clip: expected a positive residual bound or None, got {clip!r}")
+    check_pair(R_pred, R_target, (3, 3), ("R_pred", "R_target"))
+    check_pair(c_pred, c_target, (3,), ("c_pred", "c_target"))
+    if R_pred.shape[:-2] != c_pred.shape[:-1]:
+        raise ValueError(f"R_pred, c_pred: expected the same batch shape, got {tuple(R_pred.shape)} and {tuple(c_pred.shape)}")
     check_tensor(points, (3,), "points")
     if points.dim() < 2:
         raise ValueError(f"points: expected a floating-point tensor of shape (..., N, 3), got shape {tuple(points.shape)}")

@@ -162,10 +162,14 @@ def estimate_metric_weights(training_residuals: Tensor, *, isotropic_blocks: boo
 
     Rule (Hou et al.'s public code): ``w = diag(inverse(cov(r)))`` over the residual
     6-vectors ``r``, then ``w / |w|``; ``W = diag(w)``. Each tangent direction is weighted by
-    its inverse variance, so rotation (radians) and translation (metres, millimetres...)
-    errors contribute on the same scale whatever the scene size: this replaces the
-    hand-tuned rotation/translation balance (PoseNet's ``beta``). The unit-length
-    normalisation leaves the overall scale, and so the learning rate, unchanged.
+    its precision: the inverse of its variance conditional on the other five directions
+    (equal to ``1 / var`` when the residuals are uncorrelated, larger when rotation and
+    translation residuals are correlated, as they are for rotations about an off-centre
+    point). Rotation (radians) and translation (metres, millimetres...) errors then
+    contribute on comparable scales whatever the scene size: this replaces the hand-tuned
+    rotation/translation balance (PoseNet's ``beta``). The unit-length normalisation fixes
+    ``|w| = 1`` (``W = I`` would have ``|w| = sqrt(6)``), so that the loss scale, and with it
+    a good learning rate, does not depend on the data's units.
 
     Pass training data only. The authors computed ``w`` on the test set, which leaks test
     labels into training; use either the training residuals of a first model trained with

@@ -25,12 +25,43 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from posereg.data import Atlas, Volume, preprocess_intensity, resample_to_grid, rigid_resample
+from posereg.data import (
+    Atlas,
+    Volume,
+    gaussian_smooth,
+    preprocess_intensity,
+    resample_to_grid,
+    rigid_resample,
+)
 from posereg.models import load_volume_network
 from posereg.registration.intensity import IntensitySettings, register_rigid
 from posereg.registration.moments import centre_of_gravity
 
-__all__ = ["DeepRegistration", "DeepResult", "load_pipeline_model", "save_pipeline_model"]
+__all__ = ["DeepRegistration", "DeepResult", "antialiased", "check_working_grid", "load_pipeline_model",
+           "save_pipeline_model"]  # fmt: skip
+
+
+def check_working_grid(atlas: Atlas) -> None:
+    """Raise ValueError unless the atlas grid is cubic, isotropic and RAS-aligned (``load_atlas``'s).
+
+    The networks see a view of the moving scan on a grid of the atlas's size and spacing,
+    axis-aligned like the atlas's; an oblique or anisotropic atlas grid would give them a
+    different geometry from the one they were trained on.
+    """
+    A = atlas.image.affine[:3, :3]
+    spacing = float(atlas.image.spacing[0])
+    cubic = len(set(atlas.image.shape)) == 1
+    if not cubic or not torch.allclose(A, spacing * torch.eye(3, dtype=A.dtype), atol=1e-6 * spacing):
+        raise ValueError(
+            f"atlas: expected a cubic, isotropic, RAS-aligned grid (see posereg.data.load_atlas), got shape "
+            f"{atlas.image.shape} and voxel axes {A.tolist()}"
+        )
+
+
+def antialiased(volume: Volume, spacing: float) -> Tensor:
+    """``volume.data`` smoothed for resampling at ``spacing`` mm (sigma = 0.5 x the size ratio, as ``resample_to_grid``)."""
+    ratio = (spacing / volume.spacing).tolist()
+    return gaussian_smooth(volume.data, tuple(0.5 * r if r > 1 else 0.0 for r in ratio))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,7 @@ class DeepRegistration:
         correction_net: nn.Module | None = None,
         refine: IntensitySettings | None = None,
     ) -> None:
+        check_working_grid(atlas)
         self.atlas = atlas
         self.pose_net = pose_net.eval()
         self.correction_net = correction_net.eval() if correction_net is not None else None
@@ -99,8 +131,9 @@ class DeepRegistration:
         if self.correction_net is not None:
             start = time.perf_counter()
             aligned = rigid_resample(
-                moving.data, moving.affine, R, t, c, out_affine=atlas.affine, out_shape=atlas.shape
-            )[0, 0]
+                antialiased(moving, float(atlas.spacing[0])), moving.affine, R, t, c,
+                out_affine=atlas.affine, out_shape=atlas.shape,
+            )[0, 0]  # fmt: skip
             pair = torch.stack((preprocess_intensity(aligned), atlas.data.to(aligned.dtype)))[None].float()
             with torch.no_grad():
                 rotation, translation = self.correction_net(pair)

@@ -22,7 +22,6 @@ from torch import Tensor
 from posereg.data import (
     Atlas,
     Volume,
-    gaussian_smooth,
     preprocess_intensity,
     resample_to_grid,
     rigid_resample,
@@ -30,6 +29,7 @@ from posereg.data import (
 from posereg.geometry import super_fibonacci_rotations
 from posereg.registration.intensity import IntensitySettings, RigidResult, register_rigid
 from posereg.registration.moments import centre_of_gravity
+from posereg.registration.pipeline import antialiased, check_working_grid
 
 __all__ = ["coarse_rotation_scores", "search_registration"]
 
@@ -55,6 +55,7 @@ def coarse_rotation_scores(
     Returns:
         ``(scores (N,), translations (N, 3))``: NCC in [-1, 1] and each start's translation.
     """
+    check_working_grid(atlas)
     image = atlas.image
     c = image.centre
     extent = float(image.spacing[0]) * image.shape[0]
@@ -65,8 +66,7 @@ def coarse_rotation_scores(
     g_m = centre_of_gravity(moving)
     R = rotations.to(torch.float64)
     t = g_m - c - (R @ (g_a - c).unsqueeze(-1)).squeeze(-1)
-    ratio = coarse_spacing / moving.spacing
-    smooth = gaussian_smooth(moving.data, tuple(0.5 * float(r) if r > 1 else 0.0 for r in ratio))  # type: ignore[arg-type]
+    smooth = antialiased(moving, coarse_spacing)
     scores = []
     for start in range(0, R.shape[0], chunk):
         warped = rigid_resample(smooth, moving.affine, R[start : start + chunk], t[start : start + chunk], c,
