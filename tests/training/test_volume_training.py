@@ -18,7 +18,7 @@ TINY = {
     "data": {"train_subjects": 2, "val_subjects": 1, "items_per_epoch": 8, "val_items": 4},
     "model": {"channels": [4, 8], "pool_before": [1], "fc": [16], "pooled_size": 2},
     "schedule": {"mse_epochs": 1, "geodesic_epochs": 1},
-    "optim": {"batch_size": 4, "num_workers": 0, "lr": 0.01},
+    "optim": {"batch_size": 4, "num_workers": 0, "lr": 0.01, "cosine_decay": True},
 }
 
 
@@ -86,3 +86,22 @@ def test_load_volume_model_rejects_other_files(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a posereg volume model"):
         load_volume_model(tmp_path / "other.pt")
+
+
+def test_cosine_decay_anneals_the_learning_rate():
+    from posereg.models import VolumePoseNet
+    from posereg.training.schedules import salehi_schedule
+    from posereg.training.volume import RigidPoseModule
+
+    net = VolumePoseNet(channels=(4,), pool_before=(), fc=(8,), pooled_size=1)
+    module = RigidPoseModule(net, salehi_schedule(2, 2), lr=0.01, cosine_decay=True)
+    config = module.configure_optimizers()
+    optimiser, decay = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(4):
+        rates.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        decay.step()
+    assert rates[0] == pytest.approx(0.01) and rates == sorted(rates, reverse=True)
+    assert optimiser.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert isinstance(RigidPoseModule(net, salehi_schedule(1, 1)).configure_optimizers(), torch.optim.Adam)

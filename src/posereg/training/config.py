@@ -90,10 +90,12 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam settings and batching."""
+    """Adam settings and batching; ``cosine_decay`` anneals the learning rate to ``lr / 100``
+    over all epochs (without it, late epochs of the geodesic stage can destabilise)."""
 
     lr: float = 1e-3
     weight_decay: float = 0.0
+    cosine_decay: bool = False
     batch_size: int = 8
     num_workers: int = 2
 

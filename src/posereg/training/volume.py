@@ -59,16 +59,24 @@ class RigidPoseModule(L.LightningModule):
         schedule: the loss of each epoch; losses take ``(rot_pred, rot_target)`` for rotation-only
             networks and ``(rot_pred, t_pred, rot_target, t_target)`` otherwise.
         lr, weight_decay: Adam settings.
+        cosine_decay: anneal the learning rate to ``lr / 100`` over ``schedule.total_epochs``.
 
     Logged: ``train/loss``, ``train/rotation_error_deg``, ``val/rotation_error_deg`` (mean
     geodesic angle), ``val/rotation_median_deg``, ``val/translation_error_mm`` (Correction-Net)
     and ``stage``.
     """
 
-    def __init__(self, net: nn.Module, schedule: StageSchedule, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        schedule: StageSchedule,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        cosine_decay: bool = False,
+    ) -> None:
         super().__init__()
         self.net, self.schedule = net, schedule
-        self.lr, self.weight_decay = lr, weight_decay
+        self.lr, self.weight_decay, self.cosine_decay = lr, weight_decay, cosine_decay
         self.predicts_translation = isinstance(net, CorrectionNet)
         self._val_errors: list[Tensor] = []
 
@@ -109,8 +117,14 @@ class RigidPoseModule(L.LightningModule):
             self.log("val/rotation_median_deg", torch.cat(self._val_errors).median())
         self._val_errors.clear()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self):  # type: ignore[no-untyped-def]
+        optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if not self.cosine_decay:
+            return optimiser
+        decay = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, T_max=self.schedule.total_epochs, eta_min=self.lr / 100
+        )
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": decay, "interval": "epoch"}}
 
 
 def _euler_sampler(max_deg: float):  # type: ignore[no-untyped-def]
@@ -176,7 +190,7 @@ def train_volume(
     s = config.schedule
     translation_weight = s.translation_weight if config.network is NetworkKind.CORRECTION else None
     schedule = _schedule(s.mse_epochs, s.geodesic_epochs, translation_weight, net.representation)
-    module = RigidPoseModule(net, schedule, config.optim.lr, config.optim.weight_decay)
+    module = RigidPoseModule(net, schedule, config.optim.lr, config.optim.weight_decay, config.optim.cosine_decay)
     o = config.optim
     loader_args: dict[str, Any] = {"batch_size": o.batch_size, "num_workers": o.num_workers,
                                    "persistent_workers": o.num_workers > 0}  # fmt: skip
