@@ -4,9 +4,11 @@ Test cases: ``--subjects`` unseen synthetic subjects (the test seed family, neve
 training) x ``--rotations`` Haar-uniform rotations each, translations uniform in +-10 mm,
 scanner effects (cropping, Rician noise), all seeded. Methods, each on every case:
 
-- PAA (init only): principal-axes alignment by itself (shows it is not trivially exact);
+- PAA (init only): principal-axes alignment by itself, axis signs by skewness (the classic
+  moments method; shows it is not trivially exact); PAA+NCC: posereg's variant, signs chosen
+  by image correlation;
 - VVR-GC: SimpleITK registration from the geometric centre;
-- VVR-PAA: the same from the principal-axes alignment;
+- VVR-PAA, VVR-PAA+NCC: the same from the two principal-axes alignments;
 - VVR-Search: coarse search over 1728 start rotations, the best 3 refined;
 - with ``--model``: Pose-Net (its rotation + centre-of-gravity translation), Correction-Net
   (Pose-Net + Correction-Net: the deep pipeline) and VVR-Deep (the pipeline + SimpleITK);
@@ -50,6 +52,7 @@ from posereg.data import (
 from posereg.registration import (
     DeepRegistration,
     IntensitySettings,
+    SignChoice,
     load_pipeline_model,
     principal_axes_alignment,
     register_rigid,
@@ -93,11 +96,17 @@ Method = Callable[[Case], tuple[torch.Tensor, torch.Tensor]]
 
 def _methods(atlas: Atlas, args: argparse.Namespace) -> dict[str, Method]:
     settings = IntensitySettings()
+    def paa(case: Case, signs: SignChoice) -> tuple[torch.Tensor, torch.Tensor]:
+        return principal_axes_alignment(atlas.image, case.moving, atlas.mask, signs=signs)
+
     methods: dict[str, Method] = {
-        "PAA (init only)": lambda c: principal_axes_alignment(atlas.image, c.moving, atlas.mask),
+        "PAA (init only)": lambda c: paa(c, SignChoice.SKEWNESS),
+        "PAA+NCC (init only)": lambda c: paa(c, SignChoice.NCC),
         "VVR-GC": lambda c: _rt(register_rigid(atlas.image, c.moving, settings=settings)),
-        "VVR-PAA": lambda c: _rt(register_rigid(
-            atlas.image, c.moving, initial=principal_axes_alignment(atlas.image, c.moving, atlas.mask), settings=settings)),
+        "VVR-PAA": lambda c: _rt(register_rigid(atlas.image, c.moving, initial=paa(c, SignChoice.SKEWNESS),
+                                                settings=settings)),
+        "VVR-PAA+NCC": lambda c: _rt(register_rigid(atlas.image, c.moving, initial=paa(c, SignChoice.NCC),
+                                                    settings=settings)),
         "VVR-Search": lambda c: _rt(search_registration(atlas, c.moving, settings=settings)),
     }  # fmt: skip
     if args.mse_model is not None:
@@ -156,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--output", type=Path, help="Markdown report (a .png box plot is written beside it)")
     args = parser.parse_args(argv)
+    if args.subjects * args.rotations < 6:
+        parser.error("need at least 6 cases (subjects x rotations) for six rotation bins")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     atlas = load_atlas()

@@ -48,3 +48,21 @@ def test_empty_foreground_raises():
     v = _ellipsoid()
     with pytest.raises(ValueError, match="no foreground"):
         image_moments(v, torch.zeros(v.shape, dtype=torch.bool))
+
+
+def test_skewness_rule_is_exact_on_asymmetric_shapes_and_flips_on_brains(small_atlas):
+    from posereg.registration import SignChoice
+
+    fixed = _ellipsoid()
+    R = g.rotvec_to_matrix(torch.tensor([0.4, 1.1, -0.6], dtype=F64))
+    moving = fixed.with_data(move_volume(fixed, R, torch.zeros(3, dtype=F64))[0, 0])
+    R_hat, _ = principal_axes_alignment(fixed, moving, signs=SignChoice.SKEWNESS)
+    assert math.degrees(g.geodesic_distance(R_hat, R)) < 2.0
+    # A brain is nearly left-right symmetric: the skewness signs are unreliable (REFERENCE.md).
+    errors = []
+    for i in range(6):
+        Ri = g.random_rotation((), generator=torch.Generator().manual_seed(70 + i), dtype=F64)
+        copy = small_atlas.image.with_data(move_volume(small_atlas.image, Ri, torch.zeros(3, dtype=F64))[0, 0])
+        R_hat, _ = principal_axes_alignment(small_atlas.image, copy, signs=SignChoice.SKEWNESS)
+        errors.append(math.degrees(g.geodesic_distance(R_hat, Ri)))
+    assert max(errors) > 90.0, errors

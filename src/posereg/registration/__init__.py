@@ -2,7 +2,12 @@
 
 from posereg.registration.intensity import IntensitySettings, Metric, RigidResult, register_rigid
 from posereg.registration.itk import read_rigid_transform, write_rigid_transform
-from posereg.registration.moments import centre_of_gravity, image_moments, principal_axes_alignment
+from posereg.registration.moments import (
+    SignChoice,
+    centre_of_gravity,
+    image_moments,
+    principal_axes_alignment,
+)
 from posereg.registration.pipeline import (
     DeepRegistration,
     DeepResult,
@@ -12,7 +17,7 @@ from posereg.registration.pipeline import (
 from posereg.registration.search import coarse_rotation_scores, search_registration
 
 __all__ = [
-    "DeepRegistration", "DeepResult", "IntensitySettings", "Metric", "RigidResult", "centre_of_gravity",
+    "DeepRegistration", "DeepResult", "IntensitySettings", "Metric", "RigidResult", "SignChoice", "centre_of_gravity",
     "coarse_rotation_scores", "image_moments", "load_pipeline_model", "principal_axes_alignment",
     "save_pipeline_model", "search_registration",
     "read_rigid_transform", "register_rigid", "write_rigid_transform",

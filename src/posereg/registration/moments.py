@@ -14,6 +14,7 @@ errors of the axes themselves when the anatomy differs.
 
 from __future__ import annotations
 
+import enum
 import itertools
 
 import torch
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from posereg.data import Volume, brain_mask, rigid_resample
 
-__all__ = ["centre_of_gravity", "image_moments", "principal_axes_alignment"]
+__all__ = ["SignChoice", "centre_of_gravity", "image_moments", "principal_axes_alignment"]
 
 
 def centre_of_gravity(volume: Volume, mask: Tensor | None = None) -> Tensor:
@@ -60,17 +61,39 @@ def image_moments(volume: Volume, mask: Tensor | None = None) -> tuple[Tensor, T
     return centroid, vectors, skew
 
 
+class SignChoice(enum.Enum):
+    """How ``principal_axes_alignment`` picks among the axis sign flips."""
+
+    NCC = "ncc"  # posereg's default: the candidate whose resampled image correlates best
+    SKEWNESS = "skewness"  # the textbook rule: match the signs of the third moments
+
+
 def principal_axes_alignment(
-    fixed: Volume, moving: Volume, fixed_mask: Tensor | None = None, moving_mask: Tensor | None = None
+    fixed: Volume,
+    moving: Volume,
+    fixed_mask: Tensor | None = None,
+    moving_mask: Tensor | None = None,
+    signs: SignChoice = SignChoice.NCC,
 ) -> tuple[Tensor, Tensor]:
     """Rigid transform ``(R, t)`` about the fixed grid centre that aligns the principal axes.
 
     Returns ``R`` (3, 3) and ``t`` (3,) in posereg's convention ``T(x) = R (x - c) + c + t``
     (``c = fixed.centre``), mapping fixed points to moving points (ITK's direction), so that
     ``rigid_resample(moving, R, t, c)`` is the moving image aligned to the fixed one.
+    ``signs=SignChoice.SKEWNESS`` gives the classic moments method (the paper's VVR-PAA start),
+    which flips whenever an axis's skewness is near zero.
     """
-    c_f, E_f, _ = image_moments(fixed, fixed_mask)
-    c_m, E_m, _ = image_moments(moving, moving_mask)
+    c_f, E_f, skew_f = image_moments(fixed, fixed_mask)
+    c_m, E_m, skew_m = image_moments(moving, moving_mask)
+    c = fixed.centre
+    if signs is SignChoice.SKEWNESS:
+        d = torch.sign(skew_f) * torch.sign(skew_m)
+        d = torch.where(d == 0, 1.0, d)
+        R = E_m @ torch.diag(d) @ E_f.T
+        if torch.linalg.det(R) < 0:  # the least reliable (smallest-variance) axis gives way
+            d[2] = -d[2]
+            R = E_m @ torch.diag(d) @ E_f.T
+        return R, c_m - c - R @ (c_f - c)
     candidates = []
     for signs in itertools.product((1.0, -1.0), repeat=2):
         D = torch.diag(torch.tensor([*signs, signs[0] * signs[1]], dtype=torch.float64))
@@ -79,7 +102,6 @@ def principal_axes_alignment(
             R = E_m @ D @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)) @ E_f.T
         candidates.append(R)
     R = torch.stack(candidates)
-    c = fixed.centre
     t = c_m - c - (R @ (c_f - c).unsqueeze(-1)).squeeze(-1)  # T(c_f) = c_m
     warped = rigid_resample(moving.data, moving.affine, R, t, c, out_affine=fixed.affine, out_shape=fixed.shape)
     mask = brain_mask(fixed.data) if fixed_mask is None else fixed_mask
