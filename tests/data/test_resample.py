@@ -10,7 +10,13 @@ import SimpleITK as sitk
 import torch
 
 from posereg import geometry as g
-from posereg.data.resample import gaussian_smooth, resample_to_grid, rigid_resample, transform_matrix
+from posereg.data.resample import (
+    gaussian_smooth,
+    resample_to_grid,
+    rigid_resample,
+    sample_at_points,
+    transform_matrix,
+)
 from posereg.data.volume import Volume
 
 F64 = torch.float64
@@ -129,3 +135,21 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="do not broadcast"):
         rigid_resample(volume.data.expand(2, 1, *volume.shape), volume.affine,
                        eye.expand(3, 3, 3), zero.expand(3, 3), zero)
+
+
+def test_sample_at_points_reads_voxel_centres_and_zero_outside():
+    volume = _blob_volume()
+    world = volume.world_coordinates()
+    torch.testing.assert_close(sample_at_points(volume, world), volume.data, atol=1e-5, rtol=0)
+    far = volume.centre + 1e4
+    assert sample_at_points(volume, far[None]).item() == 0.0
+    # Agrees with rigid_resample, which composes the same index normalisation differently.
+    R = g.rotvec_to_matrix(torch.tensor([0.3, -0.2, 0.5], dtype=F64))
+    t = torch.tensor([2.0, -1.0, 3.0], dtype=F64)
+    c = volume.centre
+    points = (world - c) @ R.T + c + t
+    torch.testing.assert_close(
+        sample_at_points(volume, points), rigid_resample(volume.data, volume.affine, R, t, c)[0, 0], atol=1e-5, rtol=0
+    )
+    with pytest.raises(ValueError, match=r"points: expected .*\(\.\.\., 3\)"):
+        sample_at_points(volume, world[..., :2])

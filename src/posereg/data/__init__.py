@@ -2,7 +2,14 @@
 
 from posereg.data.atlas import Atlas, Contrast, load_atlas, load_mni152
 from posereg.data.dataset import RigidPoseDataset, item_generator, move_volume, preprocess_intensity
-from posereg.data.resample import gaussian_smooth, resample_to_grid, rigid_resample, transform_matrix
+from posereg.data.resample import (
+    antialiased,
+    gaussian_smooth,
+    resample_to_grid,
+    rigid_resample,
+    sample_at_points,
+    transform_matrix,
+)
 from posereg.data.synthetic import (
     ScannerVariation,
     Split,
@@ -17,6 +24,6 @@ __all__ = [
     "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation",
     "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity",
     "scanner_effects", "subject_seed", "synthesize_subject",
-    "Volume", "brain_mask", "gaussian_smooth", "load_nifti", "normalize_intensity", "resample_to_grid",
-    "rigid_resample", "save_nifti", "transform_matrix",
+    "Volume", "antialiased", "brain_mask", "gaussian_smooth", "load_nifti", "normalize_intensity", "resample_to_grid",
+    "rigid_resample", "sample_at_points", "save_nifti", "transform_matrix",
 ]  # fmt: skip

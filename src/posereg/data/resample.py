@@ -28,7 +28,7 @@ from torch import Tensor
 from posereg.data.volume import Volume, check_affine, isotropic_affine
 from posereg.geometry._checks import check_tensor
 
-__all__ = ["gaussian_smooth", "resample_to_grid", "rigid_resample", "transform_matrix"]
+__all__ = ["antialiased", "gaussian_smooth", "resample_to_grid", "rigid_resample", "sample_at_points", "transform_matrix"]
 
 
 def transform_matrix(R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
@@ -139,6 +139,34 @@ def gaussian_smooth(data: Tensor, sigma_voxels: tuple[float, float, float]) -> T
     return out[0, 0]
 
 
+def antialiased(volume: Volume, spacing: float) -> Tensor:
+    """``volume.data`` smoothed before resampling at ``spacing`` mm.
+
+    A Gaussian of ``sigma = 0.5 * (spacing / old spacing)`` voxels along each axis that
+    shrinks (none along the others), so that fine detail does not alias.
+    """
+    ratio = (spacing / volume.spacing).tolist()
+    return gaussian_smooth(volume.data, tuple(0.5 * r if r > 1 else 0.0 for r in ratio))  # type: ignore[arg-type]
+
+
+def sample_at_points(volume: Volume, points: Tensor) -> Tensor:
+    """Trilinear samples of ``volume`` at RAS points (0 outside the grid, as ``rigid_resample``).
+
+    Args:
+        volume: the image.
+        points: ``(..., 3)`` RAS positions, mm.
+
+    Returns:
+        ``(...)`` values, dtype of ``volume.data``.
+    """
+    check_tensor(points, (3,), "points")
+    M = _index_to_normalized(volume.shape) @ torch.linalg.inv(check_affine(volume.affine))
+    M = M.to(device=points.device)
+    grid = points.to(torch.float64) @ M[:3, :3].T + M[:3, 3]
+    out = F.grid_sample(volume.data[None, None], grid.reshape(1, 1, 1, -1, 3).to(volume.data.dtype), align_corners=True)
+    return out.reshape(points.shape[:-1])
+
+
 def resample_to_grid(
     volume: Volume,
     shape: tuple[int, int, int] = (64, 64, 64),
@@ -149,8 +177,7 @@ def resample_to_grid(
 ) -> Volume:
     """Resample onto an isotropic, RAS-aligned grid (default 64^3 at 3 mm) centred on ``centre``.
 
-    Downsampling first smooths with a Gaussian of ``sigma = 0.5 * (new / old spacing)``
-    voxels along each axis that shrinks, so that fine detail does not alias.
+    Downsampling first smooths the input (``antialiased``).
 
     Args:
         volume: the input.
@@ -161,11 +188,7 @@ def resample_to_grid(
     """
     centre = volume.centre if centre is None else centre
     out_affine = isotropic_affine(shape, spacing, centre)
-    data = volume.data
-    if antialias:
-        ratio = (spacing / volume.spacing).tolist()
-        sigma = tuple(0.5 * r if r > 1 else 0.0 for r in ratio)
-        data = gaussian_smooth(data, sigma)  # type: ignore[arg-type]
+    data = antialiased(volume, spacing) if antialias else volume.data
     eye = torch.eye(3, dtype=torch.float64)
     out = rigid_resample(data, volume.affine, eye, torch.zeros(3, dtype=torch.float64), centre,
                          out_affine=out_affine, out_shape=shape)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from posereg.data.atlas import Atlas
+from posereg.data.resample import sample_at_points
 from posereg.data.volume import Volume
 from posereg.geometry import project_to_so3, random_rotation
 
@@ -93,15 +94,6 @@ def _smooth_field(gen: torch.Generator, shape: tuple[int, ...], coarse: tuple[in
     return field / field.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
 
 
-def _sample(volume: Volume, points: Tensor) -> Tensor:
-    """Trilinear samples of ``volume`` at RAS points ``(I, J, K, 3)`` (0 outside)."""
-    index = (points - volume.affine[:3, 3]) @ torch.linalg.inv(volume.affine[:3, :3]).T
-    size = torch.tensor(volume.shape, dtype=torch.float64)
-    normalized = (2 * index / (size - 1) - 1).flip(-1)  # grid_sample wants (k, j, i)
-    out = F.grid_sample(volume.data[None, None], normalized[None].to(volume.data.dtype), align_corners=True)
-    return out[0, 0]
-
-
 def _remove_rigid_part(x: Tensor, points: Tensor, mask: Tensor, c: Tensor) -> Tensor:
     """Compose ``points = S(x)`` with the inverse of its best rigid fit over the brain.
 
@@ -147,7 +139,7 @@ def synthesize_subject(atlas: Atlas, generator: torch.Generator, variation: Subj
     x = image.world_coordinates()
     points = c + (x - c) @ A.T + u.permute(1, 2, 3, 0)
     points = _remove_rigid_part(x, points, atlas.mask, c)
-    warped = _sample(image, points).clamp(0.0, 1.0)
+    warped = sample_at_points(image, points).clamp(0.0, 1.0)
     gamma = float(_uniform(gen, *variation.gamma))
     bias = torch.exp(variation.bias * _smooth_field(gen, image.shape, (3, 3, 3), 1)[0])
     return image.with_data((bias * warped.pow(gamma)).clamp(0.0, 1.0))

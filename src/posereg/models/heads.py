@@ -105,7 +105,25 @@ class SVD9DHead(RotationHead):
     representation = SVD9D
 
 
-class TranslationHead(nn.Module):
+class _ScaledLinearHead(nn.Module):
+    """``scale * activation(W f + b)`` with ``out_features`` outputs and a fixed positive scale."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float) -> None:
+        super().__init__()
+        if not scale > 0:
+            raise ValueError(f"scale: expected a positive scale, got {scale!r}")
+        self.linear = nn.Linear(in_features, out_features)
+        self.scale = float(scale)
+
+    def _scaled(self, features: Tensor) -> Tensor:
+        _check_features(self.linear, features)
+        return self.scale * self.linear(features)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+class TranslationHead(_ScaledLinearHead):
     """Translation ``scale * (W f + b)``, ``(..., C) -> (..., 3)``.
 
     Args:
@@ -115,23 +133,15 @@ class TranslationHead(nn.Module):
     """
 
     def __init__(self, in_features: int, scale: float = 1.0) -> None:
-        super().__init__()
-        if not scale > 0:
-            raise ValueError(f"scale: expected a positive length, got {scale!r}")
-        self.linear = nn.Linear(in_features, 3)
-        self.scale = float(scale)
+        super().__init__(in_features, 3, scale)
 
     def forward(self, features: Tensor) -> Tensor:
         """``(..., C)`` features -> ``(..., 3)`` translations."""
-        _check_features(self.linear, features)
-        return self.scale * self.linear(features)
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
+        return self._scaled(features)
 
 
-class SliceIndexHead(nn.Module):
-    """Slice position ``relu(W f + b)`` (Salehi et al. 2018), ``(..., C) -> (...)``, non-negative.
+class SliceIndexHead(_ScaledLinearHead):
+    """Slice position ``scale * relu(W f + b)`` (Salehi et al. 2018), ``(..., C) -> (...)``, non-negative.
 
     Args:
         in_features: ``C``.
@@ -140,20 +150,11 @@ class SliceIndexHead(nn.Module):
     """
 
     def __init__(self, in_features: int, scale: float = 1.0) -> None:
-        super().__init__()
-        if not scale > 0:
-            raise ValueError(f"scale: expected a positive scale, got {scale!r}")
-        self.linear = nn.Linear(in_features, 1)
-        self.scale = float(scale)
+        super().__init__(in_features, 1, scale)
 
     def forward(self, features: Tensor) -> Tensor:
-        """``(..., C)`` features -> ``(...)`` slice positions."""
-        _check_features(self.linear, features)
-        return self.scale * torch.relu(self.linear(features)).squeeze(-1)
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
-
+        """``(..., C)`` features -> ``(...)`` slice positions (relu commutes with the positive scale)."""
+        return torch.relu(self._scaled(features)).squeeze(-1)
 
 ROTATION_HEADS: dict[str, type[RotationHead]] = {
     cls.representation.name: cls for cls in (RotvecHead, QuaternionHead, SixDHead, SVD9DHead)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from posereg.data import Volume, brain_mask, rigid_resample
+from posereg.registration._similarity import ncc_rows
 
 __all__ = ["SignChoice", "centre_of_gravity", "image_moments", "principal_axes_alignment"]
 
@@ -83,6 +84,7 @@ def principal_axes_alignment(
     ``signs=SignChoice.SKEWNESS`` gives the classic moments method (the paper's VVR-PAA start),
     which flips whenever an axis's skewness is near zero.
     """
+    fixed_mask = brain_mask(fixed.data) if fixed_mask is None else fixed_mask
     c_f, E_f, skew_f = image_moments(fixed, fixed_mask)
     c_m, E_m, skew_m = image_moments(moving, moving_mask)
     c = fixed.centre
@@ -104,13 +106,6 @@ def principal_axes_alignment(
     R = torch.stack(candidates)
     t = c_m - c - (R @ (c_f - c).unsqueeze(-1)).squeeze(-1)  # T(c_f) = c_m
     warped = rigid_resample(moving.data, moving.affine, R, t, c, out_affine=fixed.affine, out_shape=fixed.shape)
-    mask = brain_mask(fixed.data) if fixed_mask is None else fixed_mask
-    best = int(torch.argmax(_ncc(fixed.data[mask], warped[:, 0][:, mask])))
+    best = int(torch.argmax(ncc_rows(fixed.data[fixed_mask], warped[:, 0][:, fixed_mask])))
     return R[best], t[best]
 
-
-def _ncc(a: Tensor, b: Tensor) -> Tensor:
-    """Normalised cross-correlation of ``a`` (M,) with each row of ``b`` (N, M)."""
-    a = (a - a.mean()) / a.std().clamp_min(1e-12)
-    b = (b - b.mean(-1, keepdim=True)) / b.std(-1, keepdim=True).clamp_min(1e-12)
-    return (a * b).mean(-1)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from posereg.data import (
     Atlas,
     Volume,
-    gaussian_smooth,
+    antialiased,
     preprocess_intensity,
     resample_to_grid,
     rigid_resample,
@@ -37,8 +37,7 @@ from posereg.models import load_volume_network
 from posereg.registration.intensity import IntensitySettings, register_rigid
 from posereg.registration.moments import centre_of_gravity
 
-__all__ = ["DeepRegistration", "DeepResult", "antialiased", "check_working_grid", "load_pipeline_model",
-           "save_pipeline_model"]  # fmt: skip
+__all__ = ["DeepRegistration", "DeepResult", "check_working_grid", "load_pipeline_model", "save_pipeline_model"]
 
 
 def check_working_grid(atlas: Atlas) -> None:
@@ -56,12 +55,6 @@ def check_working_grid(atlas: Atlas) -> None:
             f"atlas: expected a cubic, isotropic, RAS-aligned grid (see posereg.data.load_atlas), got shape "
             f"{atlas.image.shape} and voxel axes {A.tolist()}"
         )
-
-
-def antialiased(volume: Volume, spacing: float) -> Tensor:
-    """``volume.data`` smoothed for resampling at ``spacing`` mm (sigma = 0.5 x the size ratio, as ``resample_to_grid``)."""
-    ratio = (spacing / volume.spacing).tolist()
-    return gaussian_smooth(volume.data, tuple(0.5 * r if r > 1 else 0.0 for r in ratio))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

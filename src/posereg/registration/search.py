@@ -22,22 +22,18 @@ from torch import Tensor
 from posereg.data import (
     Atlas,
     Volume,
+    antialiased,
     preprocess_intensity,
     resample_to_grid,
     rigid_resample,
 )
 from posereg.geometry import super_fibonacci_rotations
+from posereg.registration._similarity import ncc_rows
 from posereg.registration.intensity import IntensitySettings, RigidResult, register_rigid
 from posereg.registration.moments import centre_of_gravity
-from posereg.registration.pipeline import antialiased, check_working_grid
+from posereg.registration.pipeline import check_working_grid
 
 __all__ = ["coarse_rotation_scores", "search_registration"]
-
-
-def _ncc_rows(a: Tensor, b: Tensor) -> Tensor:
-    a = (a - a.mean()) / a.std().clamp_min(1e-12)
-    b = (b - b.mean(-1, keepdim=True)) / b.std(-1, keepdim=True).clamp_min(1e-12)
-    return (a * b).mean(-1)
 
 
 def coarse_rotation_scores(
@@ -71,7 +67,7 @@ def coarse_rotation_scores(
     for start in range(0, R.shape[0], chunk):
         warped = rigid_resample(smooth, moving.affine, R[start : start + chunk], t[start : start + chunk], c,
                                 out_affine=fixed.affine, out_shape=(n, n, n))  # fmt: skip
-        scores.append(_ncc_rows(fixed.data[mask], warped[:, 0][:, mask]))
+        scores.append(ncc_rows(fixed.data[mask], warped[:, 0][:, mask]))
     return torch.cat(scores), t
 
 

@@ -94,8 +94,12 @@ class RigidPoseModule(L.LightningModule):
             angle = geodesic_distance(self.net.to_matrix(rotation.detach()), batch["rotation"])
         return loss, torch.rad2deg(angle), t_error
 
+    def _epoch(self) -> int:
+        """The schedule epoch (the last one if Lightning runs past it, e.g. a final validation)."""
+        return min(self.current_epoch, self.schedule.total_epochs - 1)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        epoch = min(self.current_epoch, self.schedule.total_epochs - 1)
+        epoch = self._epoch()
         loss, angle_deg, _ = self._step(batch, self.schedule.loss_at(epoch))
         self.log("train/loss", loss, prog_bar=True, batch_size=angle_deg.numel())
         self.log("train/rotation_error_deg", angle_deg.mean(), prog_bar=True, batch_size=angle_deg.numel())
@@ -103,8 +107,7 @@ class RigidPoseModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        epoch = min(self.current_epoch, self.schedule.total_epochs - 1)
-        loss, angle_deg, t_error = self._step(batch, self.schedule.loss_at(epoch))
+        loss, angle_deg, t_error = self._step(batch, self.schedule.loss_at(self._epoch()))
         self._val_errors.append(angle_deg)
         n = angle_deg.numel()
         self.log("val/loss", loss, batch_size=n)
