@@ -25,30 +25,27 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from posereg import geometry as g
-from posereg.data import (
-    Atlas,
-    Split,
-    Volume,
-    load_atlas,
-    move_volume,
-    preprocess_intensity,
-    scanner_effects,
-    subject_seed,
-    synthesize_subject,
+from posereg.data import Atlas, load_atlas
+from posereg.evaluation import (
+    RegistrationCase,
+    bin_indices,
+    equal_count_edges,
+    rotation_error_deg,
+    summarise,
+    synthetic_cases,
+    translation_error_mm,
 )
+from posereg.evaluation.plots import binned_boxplot
 from posereg.registration import (
     DeepRegistration,
     IntensitySettings,
@@ -70,33 +67,12 @@ PAPER_TABLE2 = {  # Salehi et al. 2018, Table 2: mean error (degrees) per bin, s
 }
 
 
-@dataclass(frozen=True)
-class Case:
-    moving: Volume
-    R: torch.Tensor
-    t: torch.Tensor
-    subject: int
-
-
-def _cases(atlas: Atlas, subjects: int, rotations: int, seed: int) -> list[Case]:
-    cases = []
-    for s in range(subjects):
-        subject = synthesize_subject(atlas, torch.Generator().manual_seed(subject_seed(Split.TEST, s)))
-        for k in range(rotations):
-            gen = torch.Generator().manual_seed(seed * 100_003 + s * 1_000 + k)
-            R = g.random_rotation((), generator=gen, dtype=F64)
-            t = (2 * torch.rand(3, generator=gen, dtype=F64) - 1) * 10.0
-            moving = scanner_effects(move_volume(subject, R, t)[0, 0], gen)
-            cases.append(Case(subject.with_data(preprocess_intensity(moving)), R, t, s))
-    return cases
-
-
-Method = Callable[[Case], tuple[torch.Tensor, torch.Tensor]]
+Method = Callable[[RegistrationCase], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _methods(atlas: Atlas, args: argparse.Namespace) -> dict[str, Method]:
     settings = IntensitySettings()
-    def paa(case: Case, signs: SignChoice) -> tuple[torch.Tensor, torch.Tensor]:
+    def paa(case: RegistrationCase, signs: SignChoice) -> tuple[torch.Tensor, torch.Tensor]:
         return principal_axes_alignment(atlas.image, case.moving, atlas.mask, signs=signs)
 
     methods: dict[str, Method] = {
@@ -110,14 +86,19 @@ def _methods(atlas: Atlas, args: argparse.Namespace) -> dict[str, Method]:
         "VVR-Search": lambda c: _rt(search_registration(atlas, c.moving, settings=settings)),
     }  # fmt: skip
     if args.mse_model is not None:
-        pose_mse, _ = load_pipeline_model(args.mse_model)
-        methods["Pose-Net (MSE)"] = _stage(DeepRegistration(atlas, pose_mse), "pose-net")
+        methods["Pose-Net (MSE)"] = _stage(load_pipeline_model(args.mse_model).pipeline(atlas), "pose-net")
     if args.model is not None:
-        pose, correction = load_pipeline_model(args.model)
-        methods["Pose-Net (geodesic)"] = _stage(DeepRegistration(atlas, pose), "pose-net")
-        if correction is not None:
-            methods["Correction-Net"] = _stage(DeepRegistration(atlas, pose, correction), "correction-net")
-            methods["VVR-Deep"] = _stage(DeepRegistration(atlas, pose, correction, settings), "refinement")
+        model = load_pipeline_model(args.model)
+        methods["Pose-Net (geodesic)"] = _stage(DeepRegistration(atlas, model.pose), "pose-net")
+        if model.correction is not None:
+            paper = DeepRegistration(atlas, model.pose, model.correction)
+            methods["Correction-Net"] = _stage(paper, "correction-net")
+            steps = model.correction_steps if args.correction_steps is None else args.correction_steps
+            if steps > 1:
+                ours = DeepRegistration(atlas, model.pose, model.correction, correction_steps=steps)
+                methods[f"Correction-Net x{steps}"] = _stage(ours, "correction-net")
+            deep = DeepRegistration(atlas, model.pose, model.correction, settings, correction_steps=steps)
+            methods["VVR-Deep"] = _stage(deep, "refinement")
     return methods
 
 
@@ -126,32 +107,10 @@ def _rt(result) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped
 
 
 def _stage(pipeline: DeepRegistration, name: str) -> Method:
-    def run(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(case: RegistrationCase) -> tuple[torch.Tensor, torch.Tensor]:
         return pipeline(case.moving).stages[name]
 
     return run
-
-
-def _equal_count_edges(angles: list[float], bins: int = 6) -> list[float]:
-    ordered = sorted(angles)
-    edges = [0.0]
-    for b in range(1, bins):
-        edges.append(ordered[round(b * len(ordered) / bins)])
-    return edges + [180.0]
-
-
-def _bin_of(angle: float, edges: list[float]) -> int:
-    for b in range(len(edges) - 1):
-        if angle < edges[b + 1] or b == len(edges) - 2:
-            return b
-    raise AssertionError("unreachable")
-
-
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "-"
-    std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.1f} +- {std:.1f} ({statistics.median(values):.1f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, help="pipeline model (Pose-Net geodesic + Correction-Net)")
     parser.add_argument("--mse-model", type=Path, help="pipeline model holding the Pose-Net after its MSE stage")
+    parser.add_argument("--correction-steps", type=int,
+                        help="Correction-Net passes for 'Correction-Net xN' and VVR-Deep (default: the model's)")
     parser.add_argument("--methods", nargs="*", help="run only these methods (names as in the table)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--output", type=Path, help="Markdown report (a .png box plot is written beside it)")
@@ -170,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     atlas = load_atlas()
-    cases = _cases(atlas, args.subjects, args.rotations, args.seed)
-    truth_angles = [math.degrees(float(g.geodesic_distance(c.R, torch.eye(3, dtype=F64)))) for c in cases]
-    edges = _equal_count_edges(truth_angles)
-    bins = [_bin_of(a, edges) for a in truth_angles]
+    cases = synthetic_cases(atlas, args.subjects, args.rotations, args.seed)
+    truth_angles = [float(rotation_error_deg(c.R, torch.eye(3, dtype=F64))) for c in cases]
+    edges = equal_count_edges(truth_angles, bins=6)
+    bins = bin_indices(truth_angles, edges)
     methods = _methods(atlas, args)
     if args.methods:
         unknown = sorted(set(args.methods) - set(methods))
@@ -188,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
             tick = time.perf_counter()
             R_hat, t_hat = method(case)
             times.setdefault(name, []).append(time.perf_counter() - tick)
-            errors.setdefault(name, []).append(math.degrees(float(g.geodesic_distance(R_hat, case.R))))
-            t_errors.setdefault(name, []).append(float((t_hat - case.t).norm()))
+            errors.setdefault(name, []).append(float(rotation_error_deg(R_hat, case.R)))
+            t_errors.setdefault(name, []).append(float(translation_error_mm(t_hat, case.t)))
     report = _report(args, edges, bins, errors, t_errors, times, time.perf_counter() - start)
     print(report)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report + "\n")
-        _plot(args.output.with_suffix(".png"), edges, bins, errors)
+        binned_boxplot(args.output.with_suffix(".png"), errors, bins, edges)
     return 0
 
 
@@ -205,9 +166,10 @@ def _report(args, edges, bins, errors, t_errors, times, elapsed) -> str:  # type
               "translation mm (median)", "median time s"]  # fmt: skip
     rows = []
     for name, errs in errors.items():
-        per_bin = [_fmt([e for e, b in zip(errs, bins, strict=True) if b == k]) for k in range(n_bins)]
-        success = 100.0 * sum(e < 10.0 for e in errs) / len(errs)
-        rows.append([name, *per_bin, _fmt(errs), f"{success:.0f}%", f"{statistics.median(t_errors[name]):.1f}",
+        per_bin = [summarise([e for e, b in zip(errs, bins, strict=True) if b == k]).cell() for k in range(n_bins)]
+        overall = summarise(errs)
+        rows.append([name, *per_bin, overall.cell(), f"{100 * overall.success_rate:.0f}%",
+                     f"{statistics.median(t_errors[name]):.1f}",
                      f"{statistics.median(times[name]):.3f}"])  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
     paper = ["| method | Salehi et al. 2018, Table 2 (mean degrees per bin) |", "|---|---|"]
@@ -233,34 +195,6 @@ def _report(args, edges, bins, errors, t_errors, times, elapsed) -> str:  # type
         "",
         "Times (Salehi et al. Table 3, CPU): VVR-GC 553 s, VVR-Deep 365 s per case.",
     ])  # fmt: skip
-
-
-def _plot(path: Path, edges, bins, errors) -> None:  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_bins = len(edges) - 1
-    names = list(errors)
-    fig, ax = plt.subplots(figsize=(max(8, 1.6 * n_bins * len(names) / 3), 4.8))
-    width = 0.8 / len(names)
-    for m, name in enumerate(names):
-        data = [[e for e, b in zip(errors[name], bins, strict=True) if b == k] for k in range(n_bins)]
-        positions = [k + (m - (len(names) - 1) / 2) * width for k in range(n_bins)]
-        box = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True, showfliers=True,
-                         flierprops={"markersize": 2})  # fmt: skip
-        colour = plt.cm.tab10(m % 10)
-        for patch in box["boxes"]:
-            patch.set_facecolor(colour)
-        ax.plot([], [], color=colour, linewidth=8, label=name)
-    ax.set_xticks(range(n_bins), [f"{edges[k]:.0f}-{edges[k + 1]:.0f}" for k in range(n_bins)])
-    ax.set(xlabel="rotation magnitude bin (degrees)", ylabel="rotation error (degrees)", yscale="symlog")
-    ax.axhline(10, color="grey", linestyle=":", linewidth=1)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

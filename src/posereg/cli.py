@@ -19,14 +19,14 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_geometry(args: argparse.Namespace) -> int:
     """Geometry demonstration: random rotations, their log/exp round trip and distances."""
     import torch
 
     from posereg import geometry as g
 
     if args.count < 1:
-        print("posereg demo: --count must be at least 1", file=sys.stderr)
+        print("posereg geometry: --count must be at least 1", file=sys.stderr)
         return 2
     gen = torch.Generator().manual_seed(args.seed)
     dtype = torch.float64
@@ -83,8 +83,23 @@ def _cmd_train_volume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_atlas_arg(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The default MNI152 atlas, or a user's NIfTI atlas, on the requested grid."""
+def _load_model_arg(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The pipeline model of ``--model``, or the bundled one."""
+    from posereg.registration import load_pipeline_model, pretrained_pipeline_path
+
+    return load_pipeline_model(args.model if args.model is not None else pretrained_pipeline_path())
+
+
+def _grid_args(args: argparse.Namespace, model) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    """``--grid-size`` and ``--spacing``, defaulting to the grid the model was trained on (else 64, 3 mm)."""
+    trained = model.atlas or {}
+    size = args.grid_size if args.grid_size is not None else int(trained.get("shape", 64))
+    spacing = args.spacing if args.spacing is not None else float(trained.get("spacing", 3.0))
+    return size, spacing
+
+
+def _load_atlas_arg(args: argparse.Namespace, grid_size: int, spacing: float):  # type: ignore[no-untyped-def]
+    """The default MNI152 atlas, or a user's NIfTI atlas, on the working grid."""
     from posereg.data import (
         Atlas,
         Contrast,
@@ -96,11 +111,11 @@ def _load_atlas_arg(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     )
     from posereg.registration.moments import centre_of_gravity
 
-    shape = (args.grid_size,) * 3
+    shape = (grid_size,) * 3
     if args.atlas is None:
-        return load_atlas(Contrast(args.atlas_contrast), shape, args.spacing)
+        return load_atlas(Contrast(args.atlas_contrast), shape, spacing)
     native = load_nifti(args.atlas)
-    image = resample_to_grid(native, shape, args.spacing, centre_of_gravity(native))
+    image = resample_to_grid(native, shape, spacing, centre_of_gravity(native))
     image = image.with_data(preprocess_intensity(image.data))
     return Atlas(image, brain_mask(image.data), Contrast(args.atlas_contrast))
 
@@ -111,19 +126,15 @@ def _cmd_register(args: argparse.Namespace) -> int:
 
     from posereg.data import load_nifti, save_nifti
     from posereg.registration import IntensitySettings, write_rigid_transform
-    from posereg.registration.pipeline import DeepRegistration, load_pipeline_model
 
-    if args.model is None:
-        print("posereg register: --model is required (no pretrained model is bundled yet)", file=sys.stderr)
-        return 2
     try:
+        model = _load_model_arg(args)
         moving = load_nifti(args.moving)
-        atlas = _load_atlas_arg(args)
-        pose, correction = load_pipeline_model(args.model)
+        atlas = _load_atlas_arg(args, *_grid_args(args, model))
     except (FileNotFoundError, ValueError) as exc:
         print(f"posereg register: {exc}", file=sys.stderr)
         return 2
-    pipeline = DeepRegistration(atlas, pose, correction, IntensitySettings() if args.refine else None)
+    pipeline = model.pipeline(atlas, IntensitySettings() if args.refine else None)
     result = pipeline(moving)
     write_rigid_transform(args.out_transform, result.R, result.t, result.centre)
     if args.out_image is not None:
@@ -144,6 +155,68 @@ def _cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Register held-out synthetic subjects with the bundled model and with VVR-GC; table and figure."""
+    import statistics
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from posereg.data import Contrast, load_atlas
+    from posereg.evaluation.plots import registration_slices
+    from posereg.evaluation.volume_demo import METHODS, run_volume_demo
+
+    if args.subjects < 1 or not args.angles or any(not 0 <= a <= 180 for a in args.angles):
+        print("posereg demo: --subjects must be >= 1 and --angles within [0, 180] degrees", file=sys.stderr)
+        return 2
+    try:
+        model = _load_model_arg(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"posereg demo: {exc}", file=sys.stderr)
+        return 2
+    grid, spacing = _grid_args(argparse.Namespace(grid_size=None, spacing=None), model)
+    contrast = Contrast((model.atlas or {}).get("contrast", "t1"))
+    print(f"posereg demo: rigid registration of held-out synthetic subjects to the MNI152 {contrast.value.upper()} "
+          f"atlas ({grid}^3 voxels of {spacing:g} mm)")  # fmt: skip
+    atlas = load_atlas(contrast, (grid,) * 3, spacing)
+    total = args.subjects * len(args.angles)
+    with tqdm(total=total, desc="registering", file=sys.stderr, disable=args.quiet) as bar:
+        rows = run_volume_demo(atlas, model, args.subjects, args.angles, args.seed,
+                               progress=lambda done, _: bar.update(done - bar.n))  # fmt: skip
+    header = f"{'subject':>7} {'angle':>6} | " + " | ".join(f"{m:^25}" for m in METHODS)
+    print("\n" + " " * 15 + "| " + " | ".join(f"{'rotation  transl.    time':^25}" for _ in METHODS))
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        cells = []
+        for m in METHODS:
+            o = row.outcomes[m]
+            cells.append(f"{o.rotation_deg:6.1f} deg {o.translation_mm:5.1f} mm {_seconds(o.seconds):>7}")
+        print(f"{row.subject:>7} {row.angle_deg:5.0f}d | " + " | ".join(cells))
+    print("-" * len(header))
+    summary = []
+    for m in METHODS:
+        errs = [r.outcomes[m].rotation_deg for r in rows]
+        secs = [r.outcomes[m].seconds for r in rows]
+        ok = sum(e < 10 for e in errs)
+        summary.append(f"{statistics.median(errs):6.1f} deg median {ok:>2}/{len(errs)} <10d {_seconds(statistics.median(secs)):>6}")
+    print(f"{'median':>14} | " + " | ".join(summary))
+    deep = statistics.median(r.outcomes["deep pipeline"].seconds for r in rows)
+    gc = statistics.median(r.outcomes["VVR-GC"].seconds for r in rows)
+    print(f"\nThe deep pipeline is {gc / deep:.0f}x faster than VVR-GC here (median times per case).")
+    output = Path(args.output)
+    figure = output / "volume_registration.png"
+    shown = rows[: len(args.angles)]
+    registration_slices(figure, atlas.image, [(f"subject {r.subject}, {r.angle_deg:.0f} deg", r.moving, r.aligned)
+                                              for r in shown], atlas.mask)  # fmt: skip
+    print(f"figure: {figure} (atlas / moving / aligned by the deep pipeline; red: the atlas brain outline)")
+    return 0
+
+
+def _seconds(s: float) -> str:
+    return f"{1000 * s:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``posereg`` command."""
     parser = argparse.ArgumentParser(
@@ -155,12 +228,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_version)
     p = sub.add_parser(
         "demo",
+        help="register held-out synthetic brains with the bundled model and with VVR-GC",
+        description="posereg's main job on data it ships: held-out synthetic subjects (never trained on) "
+        "rotated by the given angles are aligned to the MNI152 atlas by the deep pipeline, by VVR-Deep and by "
+        "SimpleITK from the geometric centre (VVR-GC); prints errors and times side by side and writes a "
+        "figure of atlas / moving / aligned slices.",
+    )
+    p.add_argument("--subjects", type=int, default=2, help="held-out test subjects (default 2)")
+    p.add_argument("--angles", type=float, nargs="+", default=[20.0, 60.0, 100.0, 140.0, 180.0],
+                   help="rotation angles in degrees, one motion each (default 20 60 100 140 180)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the motions (default 0)")
+    p.add_argument("--model", help="pipeline model file (default: the bundled one)")
+    p.add_argument("--output", default="posereg-demo", help="folder for the figure (default posereg-demo)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser(
+        "geometry",
         help="print a short geometry demonstration",
         description="Random rotations, their log/exp round trip and geodesic distances, in a table.",
     )
     p.add_argument("--count", type=int, default=8, help="number of random rotations (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator (default 0)")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_geometry)
 
     train = sub.add_parser("train", help="train a network from a YAML configuration",
                            description="Train posereg's networks; see configs/ for examples.")
@@ -187,9 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("moving", help="the volume to align (NIfTI, any orientation)")
     p.add_argument("--atlas", help="atlas NIfTI (default: the bundled MNI152 2009a template)")
     p.add_argument("--atlas-contrast", default="t1", choices=("t1", "t2"), help="contrast of the atlas (default t1)")
-    p.add_argument("--grid-size", type=int, default=64, help="voxels per axis of the working grid (default 64)")
-    p.add_argument("--spacing", type=float, default=3.0, help="working grid spacing in mm (default 3)")
-    p.add_argument("--model", help="pipeline model file (save_pipeline_model of posereg train volume outputs)")
+    p.add_argument("--grid-size", type=int, help="voxels per axis of the working grid (default: the model's, 64)")
+    p.add_argument("--spacing", type=float, help="working grid spacing in mm (default: the model's, 3)")
+    p.add_argument("--model", help="pipeline model file (default: the bundled one; see save_pipeline_model)")
     p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
     p.add_argument("--out-transform", required=True, help="output ITK transform file (.tfm)")
     p.add_argument("--out-image", help="output aligned image (NIfTI)")

@@ -71,6 +71,39 @@ def test_correction_composes_as_t1_then_t2(case):
     assert aligned.shape == atlas.image.shape
 
 
+def test_repeated_correction_composes_each_pass(case):
+    atlas, moving, R, t = case
+    pose = OraclePose(R)
+    R2 = g.rotvec_to_matrix(torch.tensor([0.05, -0.02, 0.03], dtype=F64))
+    t2 = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    oracle = OracleCorrection(R2, t2)
+    R1, t1 = DeepRegistration(atlas, pose)(moving).stages["pose-net"]
+    result = DeepRegistration(atlas, pose, oracle, correction_steps=3)(moving)
+    R_expected, t_expected = R1, t1
+    for _ in range(3):  # T = T1 o T2 o T2 o T2
+        R_expected, t_expected = R_expected @ oracle.to_matrix(oracle.v[None])[0], t_expected + R_expected @ t2.float().double()
+    torch.testing.assert_close(result.R, R_expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(result.t, t_expected, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="correction_steps"):
+        DeepRegistration(atlas, pose, oracle, correction_steps=0)
+
+
+def test_coarse_centre_of_gravity_matches_the_full_resolution_centroid(case):
+    from posereg.data import antialiased, load_mni152
+    from posereg.registration.moments import centre_of_gravity
+    from posereg.registration.pipeline import coarse_centre_of_gravity
+
+    atlas, moving, _, _ = case
+    fine = centre_of_gravity(moving)
+    coarse = coarse_centre_of_gravity(moving, antialiased(moving, 4.8), 4.8)
+    assert float((coarse - fine).norm()) < 1.5  # mm, on a 4.8 mm grid viewed at 9.6 mm
+    # A 2 mm template with a large field of view, its grid off-centre from the brain.
+    mni = load_mni152(resolution_mm=2)
+    fine = centre_of_gravity(mni.image)
+    coarse = coarse_centre_of_gravity(mni.image, antialiased(mni.image, 3.0), 3.0)
+    assert float((coarse - fine).norm()) < 1.5
+
+
 def _tiny_models(tmp_path):
     torch.manual_seed(0)
     sizes = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
@@ -98,9 +131,8 @@ def test_register_cli_writes_a_tfm_that_maps_points_like_the_pipeline(tmp_path, 
 
     from posereg.cli import _load_atlas_arg
 
-    atlas_used = _load_atlas_arg(Namespace(atlas=str(tmp_path / "atlas.nii.gz"), atlas_contrast="t1", grid_size=40, spacing=4.8))
-    pose, correction = load_pipeline_model(model)
-    ours = DeepRegistration(atlas_used, pose, correction)(load_nifti(tmp_path / "moving.nii.gz"))
+    atlas_used = _load_atlas_arg(Namespace(atlas=str(tmp_path / "atlas.nii.gz"), atlas_contrast="t1"), 40, 4.8)
+    ours = load_pipeline_model(model).pipeline(atlas_used)(load_nifti(tmp_path / "moving.nii.gz"))
     transform = sitk.ReadTransform(str(tmp_path / "T.tfm"))
     flip = np.array([-1.0, -1.0, 1.0])
     points = 60 * torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
@@ -112,8 +144,9 @@ def test_register_cli_writes_a_tfm_that_maps_points_like_the_pipeline(tmp_path, 
 
 
 def test_register_cli_errors(tmp_path, capsys):
-    assert main(["register", str(tmp_path / "none.nii.gz"), "--out-transform", str(tmp_path / "T.tfm")]) == 2
-    assert "--model is required" in capsys.readouterr().err
+    model = _tiny_models(tmp_path)
+    code = main(["register", str(tmp_path / "none.nii.gz"), "--model", str(model), "--out-transform", str(tmp_path / "T.tfm")])
+    assert code == 2 and "none.nii.gz" in capsys.readouterr().err
     save_nifti(Volume(torch.rand(8, 8, 8), torch.eye(4, dtype=F64)), tmp_path / "m.nii.gz")
     torch.save({"nothing": 1}, tmp_path / "bad.pt")
     code = main(["register", str(tmp_path / "m.nii.gz"), "--model", str(tmp_path / "bad.pt"),
@@ -129,3 +162,18 @@ def test_the_atlas_grid_must_be_the_networks_working_grid(small_atlas):
     bad = Atlas(Volume(small_atlas.image.data, oblique), small_atlas.mask, small_atlas.contrast)
     with pytest.raises(ValueError, match="cubic, isotropic, RAS-aligned"):
         DeepRegistration(bad, OraclePose(torch.eye(3, dtype=F64)))
+
+
+def test_half_precision_bundles_load_as_float32_and_record_the_settings(tmp_path):
+    model = _tiny_models(tmp_path)
+    half = tmp_path / "half.pt"
+    save_pipeline_model(half, tmp_path / "pose.pt", tmp_path / "correction.pt", correction_steps=2, half=True)
+    full, loaded = load_pipeline_model(model), load_pipeline_model(half)
+    assert loaded.correction_steps == 2 and full.correction_steps == 1
+    assert all(p.dtype == torch.float32 for p in loaded.pose.parameters())
+    x = torch.rand(1, 1, 16, 16, 16)
+    with torch.no_grad():  # float16 weights: about 3 significant digits
+        torch.testing.assert_close(loaded.pose(x), full.pose(x), atol=2e-2, rtol=0)
+    assert half.stat().st_size < model.stat().st_size
+    with pytest.raises(ValueError, match="correction_steps"):
+        save_pipeline_model(half, tmp_path / "pose.pt", None, correction_steps=0)

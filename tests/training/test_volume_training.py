@@ -26,8 +26,8 @@ def test_shipped_configs_parse():
     pose = load_volume_config("configs/volume_pose.yaml")
     correction = load_volume_config("configs/volume_correction.yaml")
     assert pose.network is NetworkKind.POSE and pose.data.max_rotation_deg is None
-    assert correction.network is NetworkKind.CORRECTION and correction.data.max_rotation_deg == 45.0
-    assert pose.model.channels == (8, 32, 32, 64, 64) and pose.atlas.shape == 64
+    assert correction.network is NetworkKind.CORRECTION and correction.data.max_rotation_angle_deg == 50.0
+    assert pose.model.channels == (16, 32, 64, 64, 64) and pose.atlas.shape == 64
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,8 @@ def test_shipped_configs_parse():
         ({"model": [1, 2]}, "section 'model' must be a mapping"),
         ({"model": {"rotation_head": "euler"}}, "model.rotation_head"),
         ({"model": {"rotation_head": "sixd"}}, "mse_epochs must be 0"),
+        ({"data": {"max_rotation_deg": 45.0, "max_rotation_angle_deg": 30.0}}, "at most one of"),
+        ({"data": {"max_rotation_angle_deg": 200.0}}, r"max_rotation_angle_deg must be in \(0, 180\]"),
     ],
 )
 def test_bad_configs_name_the_problem(values, message):
@@ -70,6 +72,7 @@ def test_train_volume_end_to_end(tmp_path, network, head):
     stages = {float(r["stage"]) for r in rows if r.get("stage")}
     assert stages == ({0.0, 1.0} if head == "rotvec" else {0.0})  # MSE epoch, then geodesic epoch
     assert any(r.get("val/rotation_error_deg") for r in rows)
+    assert (out / "model_after_mse.pt").is_file() == (head == "rotvec")  # the end of a non-final stage
     net, loaded = load_volume_model(out / "model.pt")
     assert isinstance(net, VolumePoseNet if network == "pose" else CorrectionNet)
     assert loaded.model.channels == (4, 8) and not net.training
@@ -105,3 +108,21 @@ def test_cosine_decay_anneals_the_learning_rate():
     assert rates[0] == pytest.approx(0.01) and rates == sorted(rates, reverse=True)
     assert optimiser.param_groups[0]["lr"] == pytest.approx(1e-4)
     assert isinstance(RigidPoseModule(net, salehi_schedule(1, 1)).configure_optimizers(), torch.optim.Adam)
+
+
+@pytest.mark.parametrize("key, bound", [("max_rotation_deg", 20.0), ("max_rotation_angle_deg", 20.0)])
+def test_restricted_rotation_ranges_reach_the_dataset(key, bound):
+    from posereg.data import load_atlas
+    from posereg.geometry import geodesic_distance, matrix_to_euler
+    from posereg.training.volume import _datasets
+
+    config = volume_config_from_dict({**TINY, "data": {**TINY["data"], "items_per_epoch": 64, key: bound}})
+    atlas = load_atlas(shape=(16, 16, 16), spacing=12.0, resolution_mm=2)
+    train, _ = _datasets(config, atlas)
+    R = torch.stack([train.rotation_sampler(torch.Generator().manual_seed(i)) for i in range(200)])
+    if key == "max_rotation_deg":  # each xyz Euler angle within the bound, and some near it
+        euler = torch.rad2deg(matrix_to_euler(R, "xyz")).abs()
+        assert float(euler.max()) <= bound + 1e-6 and float(euler.max()) > 0.9 * bound
+    else:  # the angle about a uniform axis: uniform in [0, bound]
+        angle = torch.rad2deg(geodesic_distance(R, torch.eye(3, dtype=R.dtype)))
+        assert float(angle.max()) <= bound + 1e-6 and abs(float(angle.mean()) - bound / 2) < 0.1 * bound

@@ -18,12 +18,20 @@ from posereg.data.synthetic import (
     subject_seed,
     synthesize_subject,
 )
-from posereg.data.volume import Volume, brain_mask, load_nifti, normalize_intensity, save_nifti
+from posereg.data.volume import (
+    Volume,
+    brain_mask,
+    isotropic_affine,
+    load_nifti,
+    normalize_intensity,
+    save_nifti,
+    threshold_mask,
+)
 
 __all__ = [
     "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation",
     "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity",
     "scanner_effects", "subject_seed", "synthesize_subject",
-    "Volume", "antialiased", "brain_mask", "gaussian_smooth", "load_nifti", "normalize_intensity", "resample_to_grid",
-    "rigid_resample", "sample_at_points", "save_nifti", "transform_matrix",
+    "Volume", "antialiased", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
+    "rigid_resample", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
 ]  # fmt: skip

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, Sampler
 
 from posereg.data.resample import rigid_resample
 from posereg.data.synthetic import ScannerVariation, scanner_effects
-from posereg.data.volume import Volume, brain_mask, normalize_intensity
+from posereg.data.volume import Volume, normalize_intensity, threshold_mask
 from posereg.geometry import matrix_to_rotvec, random_rotation
 
 __all__ = ["EpochSampler", "RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity"]
@@ -48,8 +48,13 @@ def item_generator(seed: int, index: int, epoch: int = 0) -> torch.Generator:
 
 
 def preprocess_intensity(data: Tensor) -> Tensor:
-    """Normalise a scan for the networks: [0, 1] over the robust range of its brain mask."""
-    return normalize_intensity(data, brain_mask(data))
+    """Normalise a scan for the networks: [0, 1] over the robust range of its foreground.
+
+    The foreground is ``threshold_mask`` (background noise excluded); the connected-component
+    ``brain_mask`` gives nearly the same percentiles at ten times the cost, which would make
+    on-the-fly training data and the deep pipeline's hot path slower for nothing.
+    """
+    return normalize_intensity(data, threshold_mask(data))
 
 
 def move_volume(volume: Volume, R: Tensor, t: Tensor) -> Tensor:

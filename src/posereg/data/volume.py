@@ -138,6 +138,18 @@ def save_nifti(volume: Volume, path: str | Path) -> None:
     nib.save(image, str(path))
 
 
+def _quantiles(values: Tensor, q: tuple[float, ...]) -> tuple[float, ...]:
+    """Quantiles of a 1D tensor by selection (NumPy's introselect, linear interpolation).
+
+    ``torch.quantile`` sorts (about 11 ms for 64^3 values on this CPU, the largest cost of
+    preparing a training item); selection is linear time. Above a million values a regular
+    stride subsample is used: percentiles of an image change by far less than its noise.
+    """
+    v = values.detach().reshape(-1)
+    v = v[:: max(1, v.numel() // 1_000_000)].to("cpu", torch.float64).numpy()
+    return tuple(float(x) for x in np.quantile(v, q))
+
+
 def normalize_intensity(data: Tensor, mask: Tensor | None = None, percentiles: tuple[float, float] = (1.0, 99.0)) -> Tensor:
     """Map the robust intensity range of the foreground to ``[0, 1]`` and clip.
 
@@ -156,20 +168,38 @@ def normalize_intensity(data: Tensor, mask: Tensor | None = None, percentiles: t
     fg = data[mask] if mask is not None else data[data != 0]
     if fg.numel() == 0:
         raise ValueError("mask: expected at least one foreground voxel to set the intensity range")
-    q = torch.quantile(fg.to(torch.float64)[:: max(1, fg.numel() // 1_000_000)],
-                       torch.tensor([percentiles[0] / 100, percentiles[1] / 100], dtype=torch.float64))
-    lo, hi = float(q[0]), float(q[1])
+    lo, hi = _quantiles(fg, (percentiles[0] / 100, percentiles[1] / 100))
     if not hi > lo:
         raise ValueError(f"data: the foreground is constant ({lo:.6g}); cannot normalise its range")
     return ((data - lo) / (hi - lo)).clamp(0.0, 1.0)
 
 
+def threshold_mask(data: Tensor, fraction: float = 0.1) -> Tensor:
+    """Voxels brighter than ``fraction`` of the 99th percentile of the non-zero voxels.
+
+    The cheap first step of ``brain_mask`` (no connected components): enough to set an
+    intensity range, a few milliseconds at 64^3.
+
+    Args:
+        data: ``(I, J, K)`` intensities (non-negative).
+        fraction: threshold relative to the robust maximum.
+
+    Returns:
+        ``(I, J, K)`` boolean mask (all False for an all-zero image).
+    """
+    nonzero = data[data > 0]
+    if nonzero.numel() == 0:
+        return torch.zeros_like(data, dtype=torch.bool)
+    (high,) = _quantiles(nonzero, (0.99,))
+    return data > fraction * high
+
+
 def brain_mask(data: Tensor, fraction: float = 0.1) -> Tensor:
     """Foreground mask of a brain image: threshold, largest component, holes filled.
 
-    The threshold is ``fraction`` of the 99th percentile of the non-zero voxels, which
-    removes background noise (principal-axes alignment flips by 180 degrees when noise
-    outside the head is left in, REFERENCE.md).
+    The threshold (``threshold_mask``) is ``fraction`` of the 99th percentile of the
+    non-zero voxels, which removes background noise (principal-axes alignment flips by 180
+    degrees when noise outside the head is left in, REFERENCE.md).
 
     Args:
         data: ``(I, J, K)`` intensities (non-negative).
@@ -180,11 +210,9 @@ def brain_mask(data: Tensor, fraction: float = 0.1) -> Tensor:
     """
     from scipy import ndimage
 
-    nonzero = data[data > 0]
-    if nonzero.numel() == 0:
+    fg = threshold_mask(data, fraction).cpu().numpy()
+    if not fg.any():
         return torch.zeros_like(data, dtype=torch.bool)
-    high = float(torch.quantile(nonzero.to(torch.float64)[:: max(1, nonzero.numel() // 1_000_000)], 0.99))
-    fg = (data > fraction * high).cpu().numpy()
     labels, count = ndimage.label(fg)
     if count > 1:
         sizes = ndimage.sum_labels(fg, labels, index=range(1, count + 1))

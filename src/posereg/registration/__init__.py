@@ -11,13 +11,15 @@ from posereg.registration.moments import (
 from posereg.registration.pipeline import (
     DeepRegistration,
     DeepResult,
+    PipelineModel,
     load_pipeline_model,
+    pretrained_pipeline_path,
     save_pipeline_model,
 )
 from posereg.registration.search import coarse_rotation_scores, search_registration
 
 __all__ = [
-    "DeepRegistration", "DeepResult", "IntensitySettings", "Metric", "RigidResult", "SignChoice", "centre_of_gravity",
+    "DeepRegistration", "DeepResult", "IntensitySettings", "PipelineModel", "pretrained_pipeline_path", "Metric", "RigidResult", "SignChoice", "centre_of_gravity",
     "coarse_rotation_scores", "image_moments", "load_pipeline_model", "principal_axes_alignment",
     "save_pipeline_model", "search_registration",
     "read_rigid_transform", "register_rigid", "write_rigid_transform",

@@ -3,13 +3,17 @@
 Stages, each a rigid transform about the atlas grid centre ``c`` mapping atlas (fixed) RAS
 points to moving RAS points, ``T(x) = R (x - c) + c + t``:
 
-1. centre of gravity: the moving scan is resampled onto the atlas's grid size and spacing,
-   centred on its own intensity centroid (the network sees the brain where the atlas is);
+1. centre of gravity: the intensity centroid of the moving scan, found on a coarse view of
+   its whole field of view (``2 x`` the working spacing, brain-masked), and the same for the
+   atlas; the scan is then resampled onto the atlas's grid size and spacing centred on its
+   centroid (the network sees the brain where the atlas is);
 2. Pose-Net: rotation ``R1`` of that view; ``t1`` maps the atlas centroid onto the moving
    centroid, ``t1 = g_m - c - R1 (g_a - c)``;
 3. Correction-Net: the moving scan resampled onto the atlas grid by ``T1`` and the atlas,
    as two channels, give the residual ``(R2, t2)``; the composition is
-   ``T = T1 o T2``: ``R = R1 R2``, ``t = t1 + R1 t2``;
+   ``T = T1 o T2``: ``R = R1 R2``, ``t = t1 + R1 t2``; with ``correction_steps > 1`` the
+   Correction-Net is applied again to the scan resampled by the composed transform (a
+   posereg addition: each pass shrinks the residual it sees);
 4. optional refinement: SimpleITK registration started from ``T`` (VVR-Deep).
 
 ``T`` is what ITK calls the fixed-to-moving transform: resampling the moving image with it
@@ -29,15 +33,18 @@ from posereg.data import (
     Atlas,
     Volume,
     antialiased,
+    isotropic_affine,
     preprocess_intensity,
-    resample_to_grid,
     rigid_resample,
 )
 from posereg.models import load_volume_network
 from posereg.registration.intensity import IntensitySettings, register_rigid
 from posereg.registration.moments import centre_of_gravity
 
-__all__ = ["DeepRegistration", "DeepResult", "check_working_grid", "load_pipeline_model", "save_pipeline_model"]
+__all__ = [
+    "PRETRAINED_VOLUME_PIPELINE", "DeepRegistration", "DeepResult", "PipelineModel", "check_working_grid",
+    "coarse_centre_of_gravity", "load_pipeline_model", "pretrained_pipeline_path", "save_pipeline_model",
+]  # fmt: skip
 
 
 def check_working_grid(atlas: Atlas) -> None:
@@ -55,6 +62,32 @@ def check_working_grid(atlas: Atlas) -> None:
             f"atlas: expected a cubic, isotropic, RAS-aligned grid (see posereg.data.load_atlas), got shape "
             f"{atlas.image.shape} and voxel axes {A.tolist()}"
         )
+
+
+def coarse_centre_of_gravity(volume: Volume, data: Tensor, spacing: float) -> Tensor:
+    """Intensity centroid (RAS mm) of ``data`` on ``volume``'s grid, over its brain mask.
+
+    Computed on a RAS-aligned view of the whole field of view at ``2 * spacing`` mm: the
+    connected-component brain mask costs milliseconds there instead of seconds at 1 mm, and
+    the centroid moves by a fraction of a millimetre.
+
+    Args:
+        volume: the grid (its data is not read; ``data`` replaces it).
+        data: ``(I, J, K)`` intensities on that grid, smoothed for ``spacing`` (``antialiased``).
+        spacing: the working voxel size, mm.
+    """
+    ijk = torch.tensor([[i, j, k] for i in (0, volume.shape[0] - 1) for j in (0, volume.shape[1] - 1)
+                        for k in (0, volume.shape[2] - 1)], dtype=torch.float64)  # fmt: skip
+    corners = ijk @ volume.affine[:3, :3].T + volume.affine[:3, 3]
+    low, high = corners.min(0).values, corners.max(0).values
+    coarse = 2 * spacing
+    shape = tuple(int(n) + 1 for n in torch.ceil((high - low) / coarse).tolist())
+    centre = (low + high) / 2
+    affine = isotropic_affine(shape, coarse, centre)  # type: ignore[arg-type]
+    eye = torch.eye(3, dtype=torch.float64)
+    view = rigid_resample(data, volume.affine, eye, torch.zeros(3, dtype=torch.float64), centre,
+                          out_affine=affine, out_shape=shape)[0, 0]  # type: ignore[arg-type]  # fmt: skip
+    return centre_of_gravity(Volume(view, affine))
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,7 @@ class DeepRegistration:
         pose_net: a ``VolumePoseNet`` (any module with ``forward`` and ``to_matrix``).
         correction_net: a ``CorrectionNet``, or ``None`` to stop after the Pose-Net.
         refine: settings of the intensity refinement, or ``None`` for none.
+        correction_steps: passes of the Correction-Net (1 in the paper).
     """
 
     def __init__(
@@ -91,13 +125,19 @@ class DeepRegistration:
         pose_net: nn.Module,
         correction_net: nn.Module | None = None,
         refine: IntensitySettings | None = None,
+        correction_steps: int = 1,
     ) -> None:
         check_working_grid(atlas)
+        if correction_steps < 1:
+            raise ValueError(f"correction_steps: expected at least 1 pass, got {correction_steps}")
         self.atlas = atlas
         self.pose_net = pose_net.eval()
         self.correction_net = correction_net.eval() if correction_net is not None else None
         self.refine = refine
-        self._atlas_cog = centre_of_gravity(atlas.image, atlas.mask)
+        self.correction_steps = correction_steps
+        self.spacing = float(atlas.image.spacing[0])
+        self._atlas_cog = coarse_centre_of_gravity(atlas.image, atlas.image.data, self.spacing)
+        self._atlas_data = atlas.image.data[None].float()
 
     def __call__(self, moving: Volume) -> DeepResult:
         """Register ``moving`` (any grid, any intensity scale) to the atlas."""
@@ -106,16 +146,19 @@ class DeepRegistration:
         atlas = self.atlas.image
         c = atlas.centre
         start = time.perf_counter()
-        g_m = centre_of_gravity(moving)
-        view = resample_to_grid(moving, atlas.shape, float(atlas.spacing[0]), g_m)
-        view_data = preprocess_intensity(view.data)
+        smooth = antialiased(moving, self.spacing)  # once for every resampling below
+        g_m = coarse_centre_of_gravity(moving, smooth, self.spacing)
         eye = torch.eye(3, dtype=torch.float64)
+        view_affine = isotropic_affine(atlas.shape, self.spacing, g_m)
+        view = rigid_resample(smooth, moving.affine, eye, torch.zeros(3, dtype=torch.float64), g_m,
+                              out_affine=view_affine, out_shape=atlas.shape)[0, 0]  # fmt: skip
         stages["centre of gravity"] = (eye, g_m - self._atlas_cog)
         seconds["centre of gravity"] = time.perf_counter() - start
 
         start = time.perf_counter()
         with torch.no_grad():
-            R1 = self.pose_net.to_matrix(self.pose_net(view_data[None, None].float()))[0].to(torch.float64)
+            x = preprocess_intensity(view)[None, None].float()
+            R1 = self.pose_net.to_matrix(self.pose_net(x))[0].to(torch.float64)
         t1 = g_m - c - R1 @ (self._atlas_cog - c)
         R, t = R1, t1
         stages["pose-net"] = (R, t)
@@ -123,16 +166,15 @@ class DeepRegistration:
 
         if self.correction_net is not None:
             start = time.perf_counter()
-            aligned = rigid_resample(
-                antialiased(moving, float(atlas.spacing[0])), moving.affine, R, t, c,
-                out_affine=atlas.affine, out_shape=atlas.shape,
-            )[0, 0]  # fmt: skip
-            pair = torch.stack((preprocess_intensity(aligned), atlas.data.to(aligned.dtype)))[None].float()
-            with torch.no_grad():
-                rotation, translation = self.correction_net(pair)
-                R2 = self.correction_net.to_matrix(rotation)[0].to(torch.float64)
-            t2 = translation[0].to(torch.float64)
-            R, t = R1 @ R2, t1 + R1 @ t2
+            for _ in range(self.correction_steps):
+                aligned = rigid_resample(smooth, moving.affine, R, t, c, out_affine=atlas.affine,
+                                         out_shape=atlas.shape)[0, 0]  # fmt: skip
+                pair = torch.cat((preprocess_intensity(aligned)[None].float(), self._atlas_data))[None]
+                with torch.no_grad():
+                    rotation, translation = self.correction_net(pair)
+                    R2 = self.correction_net.to_matrix(rotation)[0].to(torch.float64)
+                t2 = translation[0].to(torch.float64)
+                R, t = R @ R2, t + R @ t2
             stages["correction-net"] = (R, t)
             seconds["correction-net"] = time.perf_counter() - start
         seconds["networks"] = sum(seconds.values())
@@ -148,16 +190,78 @@ class DeepRegistration:
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
         """``moving`` resampled onto the atlas grid by the result's transform."""
-        data = rigid_resample(moving.data, moving.affine, result.R, result.t, result.centre,
+        data = rigid_resample(antialiased(moving, self.spacing), moving.affine, result.R, result.t, result.centre,
                               out_affine=self.atlas.image.affine, out_shape=self.atlas.image.shape)  # fmt: skip
         return self.atlas.image.with_data(data[0, 0])
 
 
-def save_pipeline_model(path: str | Path, pose_model: str | Path, correction_model: str | Path | None) -> None:
-    """Bundle ``model.pt`` files of ``posereg train volume`` into one pipeline file."""
-    payload = {"pose": _read(pose_model)}
+PRETRAINED_VOLUME_PIPELINE = "volume_pipeline_t1_64.pt"
+
+
+def pretrained_pipeline_path() -> Path:
+    """The bundled pipeline model (``posereg/weights/``): MNI152 T1, 64^3 at 3 mm.
+
+    Trained by the project's own commands (configs/volume_pose.yaml, volume_correction.yaml;
+    docs/benchmarks/volume_training_log.md).
+
+    Raises:
+        FileNotFoundError: the installation lacks it.
+    """
+    from importlib.resources import files
+
+    path = Path(str(files("posereg.weights").joinpath(PRETRAINED_VOLUME_PIPELINE)))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the bundled pipeline model is missing from this installation")
+    return path
+
+
+@dataclass(frozen=True)
+class PipelineModel:
+    """The networks of a pipeline file and the working grid they were trained on.
+
+    Attributes:
+        pose: the Pose-Net (eval mode). correction: the Correction-Net or None.
+        atlas: the training configuration's atlas section (``contrast``, ``shape``, ``spacing``,
+            ``resolution_mm``), or None when the file does not record it.
+        correction_steps: the recommended number of Correction-Net passes.
+    """
+
+    pose: nn.Module
+    correction: nn.Module | None
+    atlas: dict | None = None
+    correction_steps: int = 1
+
+    def pipeline(self, atlas: Atlas, refine: IntensitySettings | None = None) -> DeepRegistration:
+        """``DeepRegistration`` with these networks and settings."""
+        return DeepRegistration(atlas, self.pose, self.correction, refine, self.correction_steps)
+
+
+def save_pipeline_model(
+    path: str | Path,
+    pose_model: str | Path,
+    correction_model: str | Path | None,
+    *,
+    correction_steps: int = 1,
+    half: bool = False,
+) -> None:
+    """Bundle ``model.pt`` files of ``posereg train volume`` into one pipeline file.
+
+    Args:
+        path: the output file.
+        pose_model, correction_model: ``model.pt`` files (the latter optional).
+        correction_steps: the number of Correction-Net passes recorded for users.
+        half: store floating-point weights as float16 (half the size; loaded back as float32).
+    """
+    if correction_steps < 1:
+        raise ValueError(f"correction_steps: expected at least 1 pass, got {correction_steps}")
+    payload: dict = {"pose": _read(pose_model), "correction_steps": int(correction_steps)}
     if correction_model is not None:
         payload["correction"] = _read(correction_model)
+    if half:
+        for key in ("pose", "correction"):
+            if key in payload:
+                state = payload[key]["state_dict"]
+                payload[key]["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
 
@@ -169,8 +273,8 @@ def _read(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_pipeline_model(path: str | Path) -> tuple[nn.Module, nn.Module | None]:
-    """``(pose_net, correction_net or None)`` from a file of ``save_pipeline_model`` (safe loading).
+def load_pipeline_model(path: str | Path) -> PipelineModel:
+    """The networks of a file written by ``save_pipeline_model`` (safe ``weights_only`` loading).
 
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg pipeline model.
@@ -185,4 +289,7 @@ def load_pipeline_model(path: str | Path) -> tuple[nn.Module, nn.Module | None]:
         raise ValueError(f"{path}: {exc}") from exc
     if pose.spec["network"] != "pose" or (correction is not None and correction.spec["network"] != "correction"):
         raise ValueError(f"{path}: the 'pose' and 'correction' entries hold the wrong kinds of network")
-    return pose, correction
+    config = payload["pose"].get("config")
+    atlas = dict(config["atlas"]) if isinstance(config, dict) and "atlas" in config else None
+    return PipelineModel(pose.float(), correction.float() if correction is not None else None, atlas,
+                         int(payload.get("correction_steps", 1)))  # fmt: skip

@@ -51,8 +51,11 @@ class DataConfig:
 
     ``train_subjects`` subjects (seeds from the training family), ``items_per_epoch`` random
     motions per epoch, ``val_items`` fixed validation motions of ``val_subjects`` other
-    training-family subjects (never the test family). ``max_rotation_deg``: None for
-    Haar-uniform rotations (Pose-Net), else per-axis Euler range (Correction-Net, +-45).
+    training-family subjects (never the test family). Rotations are Haar-uniform (the
+    Pose-Net) unless one of ``max_rotation_deg`` (each ``xyz`` Euler angle uniform in
+    ``[-m, m]``, the paper's Correction-Net data) or ``max_rotation_angle_deg`` (angle
+    uniform in ``[0, m]`` about a uniform axis: more small residuals, for a Correction-Net
+    that is applied repeatedly) is set.
     """
 
     train_subjects: int = 16
@@ -61,6 +64,7 @@ class DataConfig:
     val_items: int = 64
     max_translation_mm: float = 10.0
     max_rotation_deg: float | None = None
+    max_rotation_angle_deg: float | None = None
     crop: float = 0.15
     noise: float = 0.03
     subject_base_seed: int = 0
@@ -141,6 +145,13 @@ def _check(config: VolumeTrainingConfig) -> VolumeTrainingConfig:
     for key in ("train_subjects", "val_subjects", "items_per_epoch", "val_items"):
         if getattr(config.data, key) < 1:
             problems.append(f"data.{key} must be >= 1")
+    d = config.data
+    if d.max_rotation_deg is not None and d.max_rotation_angle_deg is not None:
+        problems.append("data: set at most one of max_rotation_deg and max_rotation_angle_deg")
+    if d.max_rotation_angle_deg is not None and not 0 < d.max_rotation_angle_deg <= 180:
+        problems.append(f"data.max_rotation_angle_deg must be in (0, 180], got {d.max_rotation_angle_deg}")
+    if d.max_rotation_deg is not None and not 0 < d.max_rotation_deg <= 180:
+        problems.append(f"data.max_rotation_deg must be in (0, 180], got {d.max_rotation_deg}")
     if config.schedule.mse_epochs < 0 or config.schedule.geodesic_epochs < 0:
         problems.append("schedule epochs must be >= 0")
     if config.schedule.mse_epochs + config.schedule.geodesic_epochs < 1:

@@ -4,7 +4,8 @@
 seed family only), on-the-fly motion datasets, the network and Salehi's two-stage schedule
 (rotation-vector MSE, then geodesic), and runs a Lightning ``Trainer`` with a progress bar,
 CSV and TensorBoard logs, and checkpoints (last and best validation rotation error). The
-final weights and their configuration are also written as ``model.pt``, loadable with
+final weights and their configuration are also written as ``model.pt`` (and, at the end of
+each earlier stage, ``model_after_<stage>.pt``), loadable with
 ``torch.load(..., weights_only=True)`` by ``load_volume_model``.
 """
 
@@ -33,7 +34,12 @@ from posereg.data import (
     synthesize_subject,
 )
 from posereg.data.dataset import EpochSampler
-from posereg.geometry import RotationRepresentation, geodesic_distance, random_euler_rotation
+from posereg.geometry import (
+    RotationRepresentation,
+    geodesic_distance,
+    random_euler_rotation,
+    random_rotation_with_angle,
+)
 from posereg.models import CorrectionNet, load_volume_network, volume_network_from_spec
 from posereg.training.config import NetworkKind, VolumeTrainingConfig, volume_config_from_dict
 from posereg.training.schedules import StageSchedule, salehi_schedule
@@ -140,13 +146,27 @@ def _euler_sampler(max_deg: float):  # type: ignore[no-untyped-def]
     return sample
 
 
+def _angle_sampler(max_deg: float):  # type: ignore[no-untyped-def]
+    """Rotations about uniform axes with angle uniform in ``[0, max_deg]``."""
+    limit = math.radians(max_deg)
+
+    def sample(gen: torch.Generator) -> Tensor:
+        return random_rotation_with_angle((), 0.0, limit, generator=gen, dtype=torch.float64)
+
+    return sample
+
+
 def _datasets(config: VolumeTrainingConfig, atlas: Atlas) -> tuple[RigidPoseDataset, RigidPoseDataset]:
     d = config.data
     subjects = [
         synthesize_subject(atlas, torch.Generator().manual_seed(subject_seed(Split.TRAIN, i, d.subject_base_seed)))
         for i in range(d.train_subjects + d.val_subjects)
     ]
-    sampler = None if d.max_rotation_deg is None else _euler_sampler(d.max_rotation_deg)
+    sampler = None
+    if d.max_rotation_deg is not None:
+        sampler = _euler_sampler(d.max_rotation_deg)
+    elif d.max_rotation_angle_deg is not None:
+        sampler = _angle_sampler(d.max_rotation_angle_deg)
     reference = atlas.image if config.network is NetworkKind.CORRECTION else None
     common = {"max_translation_mm": d.max_translation_mm, "rotation_sampler": sampler,
               "scanner": ScannerVariation(crop=d.crop, noise=d.noise), "reference": reference}  # fmt: skip
@@ -205,15 +225,38 @@ def train_volume(
     trainer = L.Trainer(
         max_epochs=schedule.total_epochs, accelerator=accelerator, devices=1,
         logger=[csv, TensorBoardLogger(output, name="tensorboard", version="")],
-        callbacks=[checkpoint], enable_progress_bar=progress, log_every_n_steps=1,
+        callbacks=[checkpoint, _StageEndSaver(output, config, schedule)], enable_progress_bar=progress, log_every_n_steps=1,
         deterministic=False, enable_model_summary=progress,
     )  # fmt: skip
     trainer.fit(module, train_loader, val_loader)
     model_path = output / "model.pt"
-    torch.save({"config": config.to_dict(), "spec": net.spec, "state_dict": net.state_dict()}, model_path)
+    _save_model(model_path, config, net)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     metrics = output / "logs" / "metrics.csv"
     return TrainingResult(output, model_path, best, time.perf_counter() - start, metrics if metrics.exists() else None)
+
+
+def _save_model(path: Path, config: VolumeTrainingConfig, net: nn.Module) -> None:
+    """``{"config", "spec", "state_dict"}``: what ``load_volume_model`` reads."""
+    torch.save({"config": config.to_dict(), "spec": net.spec, "state_dict": net.state_dict()}, path)
+
+
+class _StageEndSaver(L.Callback):
+    """Writes ``model_after_<stage>.pt`` when each stage but the last ends (e.g. the MSE-only
+    Pose-Net that Salehi et al. report beside the geodesic one)."""
+
+    def __init__(self, output: Path, config: VolumeTrainingConfig, schedule: StageSchedule) -> None:
+        self.output, self.config = output, config
+        ends, total = {}, 0
+        for stage in schedule.stages[:-1]:
+            total += stage.epochs
+            ends[total - 1] = stage.name
+        self.ends = ends
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        name = self.ends.get(trainer.current_epoch)
+        if name is not None:
+            _save_model(self.output / f"model_after_{name}.pt", self.config, module.net)
 
 
 def _schedule(

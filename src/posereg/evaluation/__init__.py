@@ -1,0 +1,14 @@
+"""Evaluation: errors with units, rotation-magnitude bins, synthetic test cases, plots.
+
+Plain results (numbers and dataclasses); plotting lives in ``plots`` and imports
+matplotlib only when called. Nothing here prints.
+"""
+
+from posereg.evaluation.bins import bin_indices, equal_count_edges
+from posereg.evaluation.cases import RegistrationCase, synthetic_cases
+from posereg.evaluation.metrics import ErrorSummary, rotation_error_deg, summarise, translation_error_mm
+
+__all__ = [
+    "ErrorSummary", "RegistrationCase", "bin_indices", "equal_count_edges", "rotation_error_deg", "summarise",
+    "synthetic_cases", "translation_error_mm",
+]  # fmt: skip
