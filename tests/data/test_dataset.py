@@ -113,3 +113,17 @@ def test_reference_channel_is_the_atlas(subjects, small_atlas):
     torch.testing.assert_close(image[1], small_atlas.image.data)
     with pytest.raises(ValueError, match="reference"):
         RigidPoseDataset(subjects, 2, seed=0, reference=small_atlas.image.with_data(small_atlas.image.data[:-1]))
+
+
+def test_preprocessing_with_a_known_range_equals_recomputing_it():
+    from posereg.data import normalize_intensity, preprocess_intensity, scan_intensity_range
+
+    gen = torch.Generator().manual_seed(0)
+    data = torch.zeros(20, 20, 20)
+    data[4:16, 4:16, 4:16] = 100 + 50 * torch.rand(12, 12, 12, generator=gen)
+    data += 2 * torch.rand(data.shape, generator=gen)  # background noise below the threshold
+    lo, hi = scan_intensity_range(data)
+    assert 100 < lo < hi < 152  # the noise (below the threshold) does not set the range
+    torch.testing.assert_close(preprocess_intensity(data, (lo, hi)), preprocess_intensity(data))
+    with pytest.raises(ValueError, match="intensity_range"):
+        normalize_intensity(data, intensity_range=(5.0, 5.0))

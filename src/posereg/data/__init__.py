@@ -1,7 +1,13 @@
 """Data: volumes with world frames (NIfTI), rigid resampling, atlases, synthetic subjects, datasets."""
 
 from posereg.data.atlas import Atlas, Contrast, load_atlas, load_mni152
-from posereg.data.dataset import RigidPoseDataset, item_generator, move_volume, preprocess_intensity
+from posereg.data.dataset import (
+    RigidPoseDataset,
+    item_generator,
+    move_volume,
+    preprocess_intensity,
+    scan_intensity_range,
+)
 from posereg.data.resample import (
     antialiased,
     gaussian_smooth,
@@ -30,8 +36,8 @@ from posereg.data.volume import (
 
 __all__ = [
     "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation",
-    "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity",
+    "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity", "scan_intensity_range",
     "scanner_effects", "subject_seed", "synthesize_subject",
     "Volume", "antialiased", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
-    "rigid_resample", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
+    "rigid_resample", "robust_range", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
 ]  # fmt: skip

@@ -25,10 +25,12 @@ from torch.utils.data import Dataset, Sampler
 
 from posereg.data.resample import rigid_resample
 from posereg.data.synthetic import ScannerVariation, scanner_effects
-from posereg.data.volume import Volume, normalize_intensity, threshold_mask
+from posereg.data.volume import Volume, normalize_intensity, robust_range, threshold_mask
 from posereg.geometry import matrix_to_rotvec, random_rotation
 
-__all__ = ["EpochSampler", "RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity"]
+__all__ = [
+    "EpochSampler", "RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity", "scan_intensity_range",
+]  # fmt: skip
 
 RotationSampler = Callable[[torch.Generator], Tensor]
 
@@ -47,14 +49,26 @@ def item_generator(seed: int, index: int, epoch: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
-def preprocess_intensity(data: Tensor) -> Tensor:
+def scan_intensity_range(data: Tensor) -> tuple[float, float]:
+    """The 1st and 99th intensity percentiles of a scan's foreground (``threshold_mask``)."""
+    return robust_range(data, threshold_mask(data))
+
+
+def preprocess_intensity(data: Tensor, intensity_range: tuple[float, float] | None = None) -> Tensor:
     """Normalise a scan for the networks: [0, 1] over the robust range of its foreground.
 
     The foreground is ``threshold_mask`` (background noise excluded); the connected-component
     ``brain_mask`` gives nearly the same percentiles at ten times the cost, which would make
     on-the-fly training data and the deep pipeline's hot path slower for nothing.
+
+    Args:
+        data: ``(I, J, K)`` intensities.
+        intensity_range: ``scan_intensity_range`` of the same scan seen on another grid, to
+            skip recomputing it (the deep pipeline resamples one scan several times).
     """
-    return normalize_intensity(data, threshold_mask(data))
+    if intensity_range is None:
+        intensity_range = scan_intensity_range(data)
+    return normalize_intensity(data, intensity_range=intensity_range)
 
 
 def move_volume(volume: Volume, R: Tensor, t: Tensor) -> Tensor:

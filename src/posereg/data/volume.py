@@ -150,17 +150,8 @@ def _quantiles(values: Tensor, q: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(float(x) for x in np.quantile(v, q))
 
 
-def normalize_intensity(data: Tensor, mask: Tensor | None = None, percentiles: tuple[float, float] = (1.0, 99.0)) -> Tensor:
-    """Map the robust intensity range of the foreground to ``[0, 1]`` and clip.
-
-    ``(x - p_lo) / (p_hi - p_lo)`` with the percentiles taken over ``mask`` (default: the
-    non-zero voxels), then clipped to ``[0, 1]``: scanner units and outliers (vessels, a hot
-    voxel) do not set the scale; the background stays 0.
-
-    Args:
-        data: ``(I, J, K)`` intensities.
-        mask: ``(I, J, K)`` booleans, the voxels that set the range.
-        percentiles: the low and high percentiles, in percent.
+def robust_range(data: Tensor, mask: Tensor | None = None, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
+    """The low and high percentiles of the intensities under ``mask`` (default: non-zero voxels).
 
     Raises:
         ValueError: an empty mask or a constant foreground.
@@ -171,6 +162,35 @@ def normalize_intensity(data: Tensor, mask: Tensor | None = None, percentiles: t
     lo, hi = _quantiles(fg, (percentiles[0] / 100, percentiles[1] / 100))
     if not hi > lo:
         raise ValueError(f"data: the foreground is constant ({lo:.6g}); cannot normalise its range")
+    return lo, hi
+
+
+def normalize_intensity(
+    data: Tensor,
+    mask: Tensor | None = None,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    *,
+    intensity_range: tuple[float, float] | None = None,
+) -> Tensor:
+    """Map the robust intensity range of the foreground to ``[0, 1]`` and clip.
+
+    ``(x - p_lo) / (p_hi - p_lo)`` with the percentiles taken over ``mask`` (default: the
+    non-zero voxels), then clipped to ``[0, 1]``: scanner units and outliers (vessels, a hot
+    voxel) do not set the scale; the background stays 0.
+
+    Args:
+        data: ``(I, J, K)`` intensities.
+        mask: ``(I, J, K)`` booleans, the voxels that set the range.
+        percentiles: the low and high percentiles, in percent.
+        intensity_range: ``(p_lo, p_hi)`` already known (e.g. from another view of the same
+            scan); then ``mask`` and ``percentiles`` are not used.
+
+    Raises:
+        ValueError: an empty mask or a constant foreground.
+    """
+    lo, hi = robust_range(data, mask, percentiles) if intensity_range is None else intensity_range
+    if not hi > lo:
+        raise ValueError(f"intensity_range: expected low < high, got {intensity_range}")
     return ((data - lo) / (hi - lo)).clamp(0.0, 1.0)
 
 

@@ -36,6 +36,7 @@ from posereg.data import (
     isotropic_affine,
     preprocess_intensity,
     rigid_resample,
+    scan_intensity_range,
 )
 from posereg.models import load_volume_network
 from posereg.registration.intensity import IntensitySettings, register_rigid
@@ -157,7 +158,8 @@ class DeepRegistration:
 
         start = time.perf_counter()
         with torch.no_grad():
-            x = preprocess_intensity(view)[None, None].float()
+            scan_range = scan_intensity_range(view)  # one range for every view of this scan
+            x = preprocess_intensity(view, scan_range)[None, None].float()
             R1 = self.pose_net.to_matrix(self.pose_net(x))[0].to(torch.float64)
         t1 = g_m - c - R1 @ (self._atlas_cog - c)
         R, t = R1, t1
@@ -169,7 +171,7 @@ class DeepRegistration:
             for _ in range(self.correction_steps):
                 aligned = rigid_resample(smooth, moving.affine, R, t, c, out_affine=atlas.affine,
                                          out_shape=atlas.shape)[0, 0]  # fmt: skip
-                pair = torch.cat((preprocess_intensity(aligned)[None].float(), self._atlas_data))[None]
+                pair = torch.cat((preprocess_intensity(aligned, scan_range)[None].float(), self._atlas_data))[None]
                 with torch.no_grad():
                     rotation, translation = self.correction_net(pair)
                     R2 = self.correction_net.to_matrix(rotation)[0].to(torch.float64)
