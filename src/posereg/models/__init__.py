@@ -14,11 +14,12 @@ from posereg.models.volume import (
     CorrectionNet,
     VolumeEncoder,
     VolumePoseNet,
+    fuse_batch_norm,
     load_volume_network,
     volume_network_from_spec,
 )
 
 __all__ = [
     "ROTATION_HEADS", "CorrectionNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
-    "TranslationHead", "VolumeEncoder", "VolumePoseNet", "load_volume_network", "volume_network_from_spec",
+    "TranslationHead", "VolumeEncoder", "VolumePoseNet", "fuse_batch_norm", "load_volume_network", "volume_network_from_spec",
 ]  # fmt: skip

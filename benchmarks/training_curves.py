@@ -1,0 +1,82 @@
+"""Training curves of ``posereg train volume`` runs: a per-epoch table and a figure.
+
+Reads each run's ``logs/metrics.csv`` (Lightning's CSV logger) and writes, per epoch, the
+mean training rotation error and the validation mean and median rotation errors (degrees),
+plus the validation translation error for Correction-Nets.
+
+    python benchmarks/training_curves.py runs/pose runs/correction --output docs/benchmarks/volume_training.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+
+def read_curves(run: Path) -> dict[int, dict[str, float]]:
+    """``{epoch: {metric: value}}``; training metrics are averaged over the epoch's steps."""
+    path = run / "logs" / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics (is {run} a posereg train volume run?)")
+    steps: dict[int, list[float]] = {}
+    epochs: dict[int, dict[str, float]] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            epoch = int(row["epoch"])
+            if row.get("train/rotation_error_deg"):
+                steps.setdefault(epoch, []).append(float(row["train/rotation_error_deg"]))
+            for key in ("val/rotation_error_deg", "val/rotation_median_deg", "val/translation_error_mm"):
+                if row.get(key):
+                    epochs.setdefault(epoch, {})[key] = float(row[key])
+    for epoch, values in steps.items():
+        epochs.setdefault(epoch, {})["train/rotation_error_deg"] = statistics.fmean(values)
+    return dict(sorted(epochs.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories of posereg train volume")
+    parser.add_argument("--output", type=Path, required=True, help="Markdown table (a .png is written beside it)")
+    args = parser.parse_args(argv)
+    curves = {run.name: read_curves(run) for run in args.runs}
+    lines = []
+    for name, curve in curves.items():
+        lines += [f"### {name}", "", "| epoch | train mean deg | val mean deg | val median deg | val translation mm |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for epoch, m in curve.items():
+            cells = [m.get(k) for k in ("train/rotation_error_deg", "val/rotation_error_deg",
+                                        "val/rotation_median_deg", "val/translation_error_mm")]  # fmt: skip
+            lines.append(f"| {epoch} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
+        lines.append("")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(lines))
+    _plot(args.output.with_suffix(".png"), curves)
+    print("\n".join(lines))
+    return 0
+
+
+def _plot(path: Path, curves: dict[str, dict[int, dict[str, float]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
+    for ax, (name, curve) in zip(axes[0], curves.items(), strict=True):
+        epochs = list(curve)
+        for key, label in (("train/rotation_error_deg", "train mean"), ("val/rotation_error_deg", "val mean"),
+                           ("val/rotation_median_deg", "val median")):  # fmt: skip
+            ax.plot(epochs, [curve[e].get(key, float("nan")) for e in epochs], marker="o", markersize=3, label=label)
+        ax.set(title=name, xlabel="epoch", ylabel="rotation error (degrees)", yscale="log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
