@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
+CORRECTION_STEPS ?= 2
 
-.PHONY: demo test bench-geometry bench-losses clean
+.PHONY: demo test bench-geometry bench-losses bench-volume train-volume clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,20 @@ bench-geometry: $(VENV)/.bench
 
 bench-losses: $(VENV)/.installed
 	$(BIN)/python benchmarks/losses_toy.py --output docs/benchmarks/losses_toy.md
+
+# Retrain the bundled volume model (about 30 min on a 2-core CPU) and rewrite its training curves.
+WEIGHTS := src/posereg/weights/volume_pipeline_t1_64.pt
+train-volume: $(VENV)/.installed
+	$(BIN)/posereg train volume --config configs/volume_pose.yaml --output runs/pose --quiet
+	$(BIN)/posereg train volume --config configs/volume_correction.yaml --output runs/correction --quiet
+	$(BIN)/posereg bundle --pose runs/pose/model.pt --correction runs/correction/model.pt \
+		--correction-steps $(CORRECTION_STEPS) --half --output $(WEIGHTS)
+	$(BIN)/python benchmarks/training_curves.py runs/pose runs/correction --output docs/benchmarks/volume_training.md
+
+# Salehi et al.'s Table 2/3 experiment with the bundled model (about 30 min here).
+bench-volume: $(VENV)/.installed
+	$(BIN)/python benchmarks/volume_registration.py --model $(WEIGHTS) --mse-model runs/pose/model_after_mse.pt \
+		--output docs/benchmarks/volume_registration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

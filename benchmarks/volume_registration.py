@@ -12,7 +12,7 @@ scanner effects (cropping, Rician noise), all seeded. Methods, each on every cas
 - VVR-Search: coarse search over 1728 start rotations, the best 3 refined;
 - with ``--model``: Pose-Net (its rotation + centre-of-gravity translation), Correction-Net
   (Pose-Net + Correction-Net: the deep pipeline) and VVR-Deep (the pipeline + SimpleITK);
-  ``--mse-model`` adds the Pose-Net after its MSE stage only.
+  ``--mse-model`` adds the Pose-Net after its MSE stage only (``model_after_mse.pt``).
 
 Reported per method and per rotation-magnitude bin (six bins with equal counts; the edges
 are printed): mean +- std and median rotation error (degrees), success rate (< 10 degrees),
@@ -46,6 +46,7 @@ from posereg.evaluation import (
     translation_error_mm,
 )
 from posereg.evaluation.plots import binned_boxplot
+from posereg.models import load_volume_network
 from posereg.registration import (
     DeepRegistration,
     IntensitySettings,
@@ -86,7 +87,8 @@ def _methods(atlas: Atlas, args: argparse.Namespace) -> dict[str, Method]:
         "VVR-Search": lambda c: _rt(search_registration(atlas, c.moving, settings=settings)),
     }  # fmt: skip
     if args.mse_model is not None:
-        methods["Pose-Net (MSE)"] = _stage(load_pipeline_model(args.mse_model).pipeline(atlas), "pose-net")
+        payload = torch.load(args.mse_model, map_location="cpu", weights_only=True)  # a model.pt of training
+        methods["Pose-Net (MSE)"] = _stage(DeepRegistration(atlas, load_volume_network(payload)), "pose-net")
     if args.model is not None:
         model = load_pipeline_model(args.model)
         methods["Pose-Net (geodesic)"] = _stage(DeepRegistration(atlas, model.pose), "pose-net")
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotations", type=int, default=10, help="rotations per subject (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, help="pipeline model (Pose-Net geodesic + Correction-Net)")
-    parser.add_argument("--mse-model", type=Path, help="pipeline model holding the Pose-Net after its MSE stage")
+    parser.add_argument("--mse-model", type=Path,
+                        help="the Pose-Net after its MSE stage (model_after_mse.pt of posereg train volume)")
     parser.add_argument("--correction-steps", type=int,
                         help="Correction-Net passes for 'Correction-Net xN' and VVR-Deep (default: the model's)")
     parser.add_argument("--methods", nargs="*", help="run only these methods (names as in the table)")

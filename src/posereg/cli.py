@@ -155,6 +155,23 @@ def _cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    """Bundle trained Pose-Net and Correction-Net files into one pipeline model."""
+    from posereg.registration import load_pipeline_model, save_pipeline_model
+
+    try:
+        save_pipeline_model(args.output, args.pose, args.correction, correction_steps=args.correction_steps,
+                            half=args.half)  # fmt: skip
+        model = load_pipeline_model(args.output)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"posereg bundle: {exc}", file=sys.stderr)
+        return 2
+    grid = model.atlas or {}
+    print(f"wrote {args.output}: Pose-Net{' + Correction-Net' if model.correction is not None else ''}, "
+          f"{model.correction_steps} correction pass(es), grid {grid.get('shape', '?')}^3 x {grid.get('spacing', '?')} mm")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Register held-out synthetic subjects with the bundled model and with VVR-GC; table and figure."""
     import statistics
@@ -265,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"), help="Lightning accelerator")
     p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
     p.set_defaults(func=_cmd_train_volume)
+
+    p = sub.add_parser(
+        "bundle",
+        help="bundle trained networks into one pipeline model for 'posereg register'",
+        description="Combine the model.pt of a Pose-Net run and (optionally) of a Correction-Net run of "
+        "'posereg train volume' into one file; --half stores the weights in float16 (half the size).",
+    )
+    p.add_argument("--pose", required=True, help="model.pt of the Pose-Net run")
+    p.add_argument("--correction", help="model.pt of the Correction-Net run")
+    p.add_argument("--correction-steps", type=int, default=1, help="Correction-Net passes to use (default 1)")
+    p.add_argument("--half", action="store_true", help="store float16 weights")
+    p.add_argument("--output", required=True, help="the pipeline model file to write")
+    p.set_defaults(func=_cmd_bundle)
 
     p = sub.add_parser(
         "register",

@@ -177,3 +177,14 @@ def test_half_precision_bundles_load_as_float32_and_record_the_settings(tmp_path
     assert half.stat().st_size < model.stat().st_size
     with pytest.raises(ValueError, match="correction_steps"):
         save_pipeline_model(half, tmp_path / "pose.pt", None, correction_steps=0)
+
+
+def test_bundle_cli(tmp_path, capsys):
+    _tiny_models(tmp_path)
+    out = tmp_path / "bundle.pt"
+    argv = ["bundle", "--pose", str(tmp_path / "pose.pt"), "--correction", str(tmp_path / "correction.pt"),
+            "--correction-steps", "2", "--half", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0 and "2 correction pass(es)" in capsys.readouterr().out
+    assert load_pipeline_model(out).correction_steps == 2
+    assert main(["bundle", "--pose", str(tmp_path / "missing.pt"), "--output", str(out)]) == 2
+    assert "missing.pt" in capsys.readouterr().err
