@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -42,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="Markdown table (a .png is written beside it)")
     args = parser.parse_args(argv)
     curves = {run.name: read_curves(run) for run in args.runs}
-    lines = []
+    lines = ["# Training curves of the bundled volume model", "",
+             f"Command: `python benchmarks/training_curves.py {' '.join(sys.argv[1:])}`", ""]  # fmt: skip
+    for run in args.runs:
+        summary = run / "summary.json"
+        config = run / "config.json"
+        if summary.is_file():
+            info = json.loads(summary.read_text())
+            lines.append(f"- {run.name}: {info['seconds']:.0f} s for {info['epochs']} epochs ({info['accelerator']})"
+                         + (f", network {json.loads(config.read_text())['network']}" if config.is_file() else ""))
+    lines.append("")
     for name, curve in curves.items():
         lines += [f"### {name}", "", "| epoch | train mean deg | val mean deg | val median deg | val translation mm |",
                   "|---|---|---|---|---|"]  # fmt: skip

@@ -73,6 +73,10 @@ def test_train_volume_end_to_end(tmp_path, network, head):
     assert stages == ({0.0, 1.0} if head == "rotvec" else {0.0})  # MSE epoch, then geodesic epoch
     assert any(r.get("val/rotation_error_deg") for r in rows)
     assert (out / "model_after_mse.pt").is_file() == (head == "rotvec")  # the end of a non-final stage
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seconds"] > 0 and summary["epochs"] == 2 and "val/rotation_error_deg" in summary["final"]
     net, loaded = load_volume_model(out / "model.pt")
     assert isinstance(net, VolumePoseNet if network == "pose" else CorrectionNet)
     assert loaded.model.channels == (4, 8) and not net.training

@@ -5,7 +5,8 @@ seed family only), on-the-fly motion datasets, the network and Salehi's two-stag
 (rotation-vector MSE, then geodesic), and runs a Lightning ``Trainer`` with a progress bar,
 CSV and TensorBoard logs, and checkpoints (last and best validation rotation error). The
 final weights and their configuration are also written as ``model.pt`` (and, at the end of
-each earlier stage, ``model_after_<stage>.pt``), loadable with
+each earlier stage, ``model_after_<stage>.pt``; the wall-clock time and final validation
+errors go to ``summary.json``), loadable with
 ``torch.load(..., weights_only=True)`` by ``load_volume_model``.
 """
 
@@ -233,7 +234,11 @@ def train_volume(
     _save_model(model_path, config, net)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     metrics = output / "logs" / "metrics.csv"
-    return TrainingResult(output, model_path, best, time.perf_counter() - start, metrics if metrics.exists() else None)
+    seconds = time.perf_counter() - start
+    summary = {"seconds": seconds, "epochs": schedule.total_epochs, "accelerator": accelerator,
+               "final": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}}  # fmt: skip
+    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    return TrainingResult(output, model_path, best, seconds, metrics if metrics.exists() else None)
 
 
 def _save_model(path: Path, config: VolumeTrainingConfig, net: nn.Module) -> None:
