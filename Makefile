@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
-CORRECTION_STEPS ?= 2
+POSE_STEPS ?= 2
+CORRECTION_STEPS ?= 1
 
 .PHONY: demo test bench-geometry bench-losses bench-volume train-volume clean
 
@@ -45,7 +46,7 @@ train-volume: $(VENV)/.installed
 	$(BIN)/posereg train volume --config configs/volume_pose.yaml --output runs/pose --quiet
 	$(BIN)/posereg train volume --config configs/volume_correction.yaml --output runs/correction --quiet
 	$(BIN)/posereg bundle --pose runs/pose/model.pt --correction runs/correction/model.pt \
-		--correction-steps $(CORRECTION_STEPS) --half --output $(WEIGHTS)
+		--pose-steps $(POSE_STEPS) --correction-steps $(CORRECTION_STEPS) --half --output $(WEIGHTS)
 	$(BIN)/python benchmarks/training_curves.py runs/pose runs/correction --output docs/benchmarks/volume_training.md
 
 # Salehi et al.'s Table 2/3 experiment with the bundled model (about 30 min here).

@@ -161,14 +161,14 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
     try:
         save_pipeline_model(args.output, args.pose, args.correction, correction_steps=args.correction_steps,
-                            half=args.half)  # fmt: skip
+                            pose_steps=args.pose_steps, half=args.half)  # fmt: skip
         model = load_pipeline_model(args.output)
     except (FileNotFoundError, ValueError) as exc:
         print(f"posereg bundle: {exc}", file=sys.stderr)
         return 2
     grid = model.atlas or {}
     print(f"wrote {args.output}: Pose-Net{' + Correction-Net' if model.correction is not None else ''}, "
-          f"{model.correction_steps} correction pass(es), grid {grid.get('shape', '?')}^3 x {grid.get('spacing', '?')} mm")
+          f"{model.pose_steps} pose and {model.correction_steps} correction pass(es), grid {grid.get('shape', '?')}^3 x {grid.get('spacing', '?')} mm")
     return 0
 
 
@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pose", required=True, help="model.pt of the Pose-Net run")
     p.add_argument("--correction", help="model.pt of the Correction-Net run")
+    p.add_argument("--pose-steps", type=int, default=1, help="Pose-Net passes to use (default 1, as the paper)")
     p.add_argument("--correction-steps", type=int, default=1, help="Correction-Net passes to use (default 1)")
     p.add_argument("--half", action="store_true", help="store float16 weights")
     p.add_argument("--output", required=True, help="the pipeline model file to write")

@@ -86,6 +86,32 @@ def test_repeated_correction_composes_each_pass(case):
     torch.testing.assert_close(result.t, t_expected, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="correction_steps"):
         DeepRegistration(atlas, pose, oracle, correction_steps=0)
+    with pytest.raises(ValueError, match="pose_steps"):
+        DeepRegistration(atlas, pose, oracle, pose_steps=0)
+
+
+class ResidualOracle(nn.Module):
+    """A Pose-Net that is right only about small rotations: it returns the residual it is
+    told, unless the view is the first one (then a wrong guess)."""
+
+    def __init__(self, first: torch.Tensor, second: torch.Tensor) -> None:
+        super().__init__()
+        self.first, self.second, self.calls = g.matrix_to_rotvec(first).float(), g.matrix_to_rotvec(second).float(), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return (self.first if self.calls == 1 else self.second).expand(x.shape[0], 3)
+
+    def to_matrix(self, v: torch.Tensor) -> torch.Tensor:
+        return g.rotvec_to_matrix(v.double())
+
+
+def test_a_second_pose_pass_composes_with_the_first(case):
+    atlas, moving, R, t = case
+    wrong = g.rotvec_to_matrix(torch.tensor([1.4, 0.2, 0.0], dtype=F64))  # a failed first pass
+    net = ResidualOracle(wrong, wrong.mT @ R)  # the second pass sees the residual wrong^T R
+    result = DeepRegistration(atlas, net, pose_steps=2)(moving)
+    torch.testing.assert_close(result.stages["pose-net"][0], R, atol=1e-5, rtol=0)
 
 
 def test_coarse_centre_of_gravity_matches_the_full_resolution_centroid(case):
@@ -167,9 +193,10 @@ def test_the_atlas_grid_must_be_the_networks_working_grid(small_atlas):
 def test_half_precision_bundles_load_as_float32_and_record_the_settings(tmp_path):
     model = _tiny_models(tmp_path)
     half = tmp_path / "half.pt"
-    save_pipeline_model(half, tmp_path / "pose.pt", tmp_path / "correction.pt", correction_steps=2, half=True)
+    save_pipeline_model(half, tmp_path / "pose.pt", tmp_path / "correction.pt", correction_steps=2, pose_steps=3,
+                        half=True)  # fmt: skip
     full, loaded = load_pipeline_model(model), load_pipeline_model(half)
-    assert loaded.correction_steps == 2 and full.correction_steps == 1
+    assert (loaded.correction_steps, loaded.pose_steps) == (2, 3) and full.correction_steps == full.pose_steps == 1
     assert all(p.dtype == torch.float32 for p in loaded.pose.parameters())
     x = torch.rand(1, 1, 16, 16, 16)
     with torch.no_grad():  # float16 weights: about 3 significant digits
@@ -184,7 +211,7 @@ def test_bundle_cli(tmp_path, capsys):
     out = tmp_path / "bundle.pt"
     argv = ["bundle", "--pose", str(tmp_path / "pose.pt"), "--correction", str(tmp_path / "correction.pt"),
             "--correction-steps", "2", "--half", "--output", str(out)]  # fmt: skip
-    assert main(argv) == 0 and "2 correction pass(es)" in capsys.readouterr().out
+    assert main(argv) == 0 and "1 pose and 2 correction pass(es)" in capsys.readouterr().out
     assert load_pipeline_model(out).correction_steps == 2
     assert main(["bundle", "--pose", str(tmp_path / "missing.pt"), "--output", str(out)]) == 2
     assert "missing.pt" in capsys.readouterr().err
