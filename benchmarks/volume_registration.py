@@ -11,8 +11,10 @@ scanner effects (cropping, Rician noise), all seeded. Methods, each on every cas
 - VVR-PAA, VVR-PAA+NCC: the same from the two principal-axes alignments;
 - VVR-Search: coarse search over 1728 start rotations, the best 3 refined;
 - with ``--model``: Pose-Net (its rotation + centre-of-gravity translation), Correction-Net
-  (Pose-Net + Correction-Net: the deep pipeline) and VVR-Deep (the pipeline + SimpleITK);
-  ``--mse-model`` adds the Pose-Net after its MSE stage only (``model_after_mse.pt``).
+  (Pose-Net + Correction-Net once each: the paper's deep pipeline), the posereg pipeline (the
+  model's recorded passes, e.g. a second Pose-Net pass on the re-posed scan) and VVR-Deep (the
+  posereg pipeline + SimpleITK); ``--mse-model`` adds the Pose-Net after its MSE stage only
+  (``model_after_mse.pt``).
 
 Reported per method and per rotation-magnitude bin (six bins with equal counts; the edges
 are printed): mean +- std and median rotation error (degrees), success rate (< 10 degrees),
@@ -95,12 +97,11 @@ def _methods(atlas: Atlas, args: argparse.Namespace) -> dict[str, Method]:
         if model.correction is not None:
             paper = DeepRegistration(atlas, model.pose, model.correction)
             methods["Correction-Net"] = _stage(paper, "correction-net")
-            steps = model.correction_steps if args.correction_steps is None else args.correction_steps
-            if steps > 1:
-                ours = DeepRegistration(atlas, model.pose, model.correction, correction_steps=steps)
-                methods[f"Correction-Net x{steps}"] = _stage(ours, "correction-net")
-            deep = DeepRegistration(atlas, model.pose, model.correction, settings, correction_steps=steps)
-            methods["VVR-Deep"] = _stage(deep, "refinement")
+            if (model.pose_steps, model.correction_steps) != (1, 1):
+                ours = model.pipeline(atlas)
+                methods[f"posereg pipeline (Pose-Net x{model.pose_steps}, Correction-Net x{model.correction_steps})"] = (
+                    _stage(ours, "correction-net"))  # fmt: skip
+            methods["VVR-Deep"] = _stage(model.pipeline(atlas, refine=settings), "refinement")
     return methods
 
 
@@ -123,8 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="pipeline model (Pose-Net geodesic + Correction-Net)")
     parser.add_argument("--mse-model", type=Path,
                         help="the Pose-Net after its MSE stage (model_after_mse.pt of posereg train volume)")
-    parser.add_argument("--correction-steps", type=int,
-                        help="Correction-Net passes for 'Correction-Net xN' and VVR-Deep (default: the model's)")
     parser.add_argument("--methods", nargs="*", help="run only these methods (names as in the table)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--output", type=Path, help="Markdown report (a .png box plot is written beside it)")
