@@ -153,3 +153,25 @@ def test_sample_at_points_reads_voxel_centres_and_zero_outside():
     )
     with pytest.raises(ValueError, match=r"points: expected .*\(\.\.\., 3\)"):
         sample_at_points(volume, world[..., :2])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_slab_parallel_resampling_equals_one_batch(threads):
+    from posereg.data import rigid_resample
+
+    gen = torch.Generator().manual_seed(0)
+    data = torch.rand(12, 10, 8, generator=gen)
+    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
+    R = g.rotvec_to_matrix(torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64))
+    t = torch.tensor([1.0, 0.5, -2.0], dtype=torch.float64)
+    centre = torch.tensor([11.0, 9.0, 7.0], dtype=torch.float64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        reference = rigid_resample(data, affine, R, t, centre)
+        torch.set_num_threads(threads)  # 2 and 3: slabs of 6 and 4 along the 12-voxel axis
+        torch.testing.assert_close(rigid_resample(data, affine, R, t, centre), reference, atol=1e-6, rtol=0)
+        batch = rigid_resample(data, affine, torch.stack((R, R.mT)), torch.stack((t, -t)), centre)
+        torch.testing.assert_close(batch[:1], reference, atol=1e-6, rtol=0)
+    finally:
+        torch.set_num_threads(before)

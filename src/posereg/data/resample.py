@@ -117,8 +117,23 @@ def rigid_resample(
     axes = [torch.arange(size, dtype=data.dtype, device=device) for size in shape_out]
     index = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (I', J', K', 3) as (i, j, k)
     grid = index.reshape(1, -1, 3) @ M[:, :3, :3].mT + M[:, None, :3, 3]
-    grid = grid.reshape(n, *shape_out, 3)
-    return F.grid_sample(data.expand(n, *data.shape[1:]), grid, mode=mode, padding_mode="zeros", align_corners=True)
+    slabs = _slab_count(n, shape_out[0])
+    # grid_sample's CPU kernel parallelises over batch entries only: a single output is cut
+    # into slabs along its first axis, sampled as a batch (the input is shared, not copied).
+    grid = grid.reshape(n * slabs, shape_out[0] // slabs, *shape_out[1:], 3)
+    out = F.grid_sample(data.expand(n * slabs, *data.shape[1:]), grid, mode=mode, padding_mode="zeros",
+                        align_corners=True)  # fmt: skip
+    if slabs > 1:
+        out = out.movedim(0, 1).reshape(1, data.shape[1], *shape_out)
+    return out
+
+
+def _slab_count(batch: int, first_axis: int) -> int:
+    """How many slabs to cut a single CPU resampling into (one per thread, if they divide the axis)."""
+    threads = torch.get_num_threads()
+    if batch != 1 or threads < 2 or first_axis % threads != 0:
+        return 1
+    return threads
 
 
 def gaussian_smooth(data: Tensor, sigma_voxels: tuple[float, float, float]) -> Tensor:

@@ -123,7 +123,8 @@ class VolumeTrainingConfig:
         return out
 
 
-def _section(cls: type[T], values: object, name: str) -> T:
+def parse_section(cls: type[T], values: object, name: str) -> T:
+    """A frozen dataclass from a mapping, rejecting unknown keys (lists become tuples)."""
     if values is None:
         return cls()
     if not isinstance(values, Mapping):
@@ -179,7 +180,7 @@ def volume_config_from_dict(values: Mapping[str, Any]) -> VolumeTrainingConfig:
     kinds = {k.value: k for k in NetworkKind}
     if network not in kinds:
         raise ValueError(f"config: network must be one of {sorted(kinds)}, got {network!r}")
-    parsed = {name: _section(cls, values.get(name), name) for name, cls in sections.items()}
+    parsed = {name: parse_section(cls, values.get(name), name) for name, cls in sections.items()}
     return _check(VolumeTrainingConfig(network=kinds[network], seed=int(values.get("seed", 0)), **parsed))
 
 

@@ -119,8 +119,8 @@ def salehi_schedule(
     """Salehi et al. (2018): rotation-vector MSE, then the SO(3) geodesic loss.
 
     Args:
-        mse_epochs: epochs of stage 1 (the paper: 10).
-        geodesic_epochs: epochs of stage 2 (the paper: 10).
+        mse_epochs: epochs of stage 1 (the paper: 10; 0 skips it).
+        geodesic_epochs: epochs of stage 2 (the paper: 10; 0 skips it).
         representation: the head's representation for the geodesic stage (the MSE stage
             needs rotation vectors).
         translation_weight: ``None`` for rotation-only networks (losses take
@@ -141,7 +141,10 @@ def salehi_schedule(
             SO3GeodesicLoss(representation, reduction="none"),
             TranslationDistance(2, squared=True),
         )
-    return StageSchedule([Stage("mse", mse_epochs, mse), Stage("geodesic", geodesic_epochs, geodesic)])
+    if mse_epochs < 0 or geodesic_epochs < 0 or mse_epochs + geodesic_epochs < 1:
+        raise ValueError(f"epochs: expected non-negative stage lengths, at least one epoch in all, got {mse_epochs}, {geodesic_epochs}")
+    stages = [Stage("mse", mse_epochs, mse), Stage("geodesic", geodesic_epochs, geodesic)]
+    return StageSchedule([stage for stage in stages if stage.epochs > 0])
 
 
 def kendall_schedule(

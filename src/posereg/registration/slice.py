@@ -1,0 +1,110 @@
+"""Slice-to-volume registration with SimpleITK: SVR-GC and SVR-Deep of Salehi et al. (2018).
+
+The slice is registered as a one-voxel-thick 3D image (the fixed image) to the atlas volume
+(moving). Its own frame puts pixel ``(i, j)`` at ``p = (u_i, v_j, 0)`` (mm, centred; see
+``posereg.data.slices``); a slice pose ``(R, k)`` says that ``p`` is the atlas point
+``x = c + R^T p + d_k n`` with ``n = R^T e_z``. That is a rigid map ``T(p) = A p + b`` with
+``A = R^T`` and ``b = c + d_k n``, which is what the intensity registration refines (with an
+in-plane shift as well, which the network's labels do not have). Back from ``T``:
+``R = A^T``, ``n = A e_z`` and ``d = n . (b - c)``.
+
+- SVR-GC: started from the geometric centre (``A = I``, ``b = c``: an axial slice through the
+  atlas centre).
+- SVR-Deep: started from the slice Pose-Net's ``(R, k)``.
+
+Settings (``slice_settings``): normalised cross-correlation on every pixel, a 3-level
+pyramid (shrink 4/2/1; ITK leaves the one-voxel axis at one voxel), regular-step gradient
+descent. The pyramid levels are not smoothed: ITK smooths them with a recursive Gaussian,
+which refuses an axis of fewer than four voxels, as the slice's third axis is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from posereg.data import Atlas, Volume
+from posereg.data.slices import SliceGeometry
+from posereg.registration.intensity import IntensitySettings, Metric, register_rigid
+
+__all__ = ["SliceRegistrationResult", "register_slice", "slice_as_volume", "slice_settings"]
+
+
+def slice_settings() -> IntensitySettings:
+    """SVR's settings: NCC on every slice pixel, 3 levels (shrink 4/2/1, no smoothing: see the module doc)."""
+    return IntensitySettings(metric=Metric.NCC, sampling=1.0, smoothing_mm=(0.0, 0.0, 0.0))
+
+
+def slice_as_volume(image: Tensor, spacing: float) -> Volume:
+    """A 2D slice ``(H, W)`` as an ``(H, W, 1)`` volume in its own frame (pixel ``(i, j)`` at ``(u_i, v_j, 0)`` mm)."""
+    if image.dim() != 2:
+        raise ValueError(f"image: expected a 2D slice of shape (H, W), got {tuple(image.shape)}")
+    affine = torch.eye(4, dtype=torch.float64)
+    affine[:3, :3] *= spacing
+    affine[0, 3] = -spacing * (image.shape[0] - 1) / 2
+    affine[1, 3] = -spacing * (image.shape[1] - 1) / 2
+    return Volume(image[..., None].to(torch.float32), affine)
+
+
+@dataclass(frozen=True)
+class SliceRegistrationResult:
+    """A slice pose found by intensity registration.
+
+    Attributes:
+        R: ``(3, 3)`` rotation of the slice's volume (the Pose-Net's label).
+        offset_mm: height ``d`` of the slice above the atlas centre along its normal, mm.
+        index: ``offset_mm`` as a (fractional) slice index of ``geometry``.
+        in_plane_mm: ``(2,)`` the in-plane shift the registration added (mm, along the slice's ``u, v``).
+        metric_value: the final NCC (SimpleITK's sign: lower is better).
+        seconds: wall-clock time.
+    """
+
+    R: Tensor
+    offset_mm: float
+    index: float
+    in_plane_mm: Tensor
+    metric_value: float
+    seconds: float
+
+
+def register_slice(
+    atlas: Atlas,
+    image: Tensor,
+    geometry: SliceGeometry = SliceGeometry(),
+    initial: tuple[Tensor, float] | None = None,
+    settings: IntensitySettings | None = None,
+) -> SliceRegistrationResult:
+    """Register a 2D slice to the atlas volume (SVR-GC without ``initial``, SVR-Deep with it).
+
+    Args:
+        atlas: the atlas (its image is the moving volume).
+        image: ``(H, W)`` the slice, intensities normalised like the atlas (``preprocess_slice``).
+        geometry: the slice grid (its spacing is the pixel size).
+        initial: ``(R, index)`` start, e.g. the slice Pose-Net's; default the geometric centre.
+        settings: default ``slice_settings()``.
+    """
+    start = time.perf_counter()
+    fixed = slice_as_volume(image, geometry.spacing)
+    c = atlas.image.centre.to(torch.float64)
+    if initial is None:
+        A0, b0 = torch.eye(3, dtype=torch.float64), c.clone()
+    else:
+        R0 = initial[0].to(torch.float64)
+        A0 = R0.mT
+        b0 = c + float(geometry.offset_mm(float(initial[1]))) * R0[2, :]
+    # register_rigid's transforms are about the fixed centre c_f: T(p) = A (p - c_f) + c_f + t.
+    c_f = fixed.centre
+    t0 = b0 - c_f + A0 @ c_f
+    result = register_rigid(fixed, atlas.image, initial=(A0, t0), settings=settings or slice_settings())
+    A = result.R
+    b = result.t + c_f - A @ c_f  # back to T(p) = A p + b
+    R = A.mT
+    n = R[2, :]
+    shift = b - c
+    d = float(n @ shift)
+    in_plane = torch.stack((R[0, :] @ shift, R[1, :] @ shift))
+    return SliceRegistrationResult(R, d, float(geometry.index_of(d)), in_plane, result.metric_value,
+                                   time.perf_counter() - start)  # fmt: skip

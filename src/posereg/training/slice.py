@@ -1,0 +1,85 @@
+"""Training of the slice Pose-Net (Salehi et al. 2018, 2D->3D).
+
+``train_slice(config, output)`` builds the atlas, synthetic training subjects (training
+seed family only), on-the-fly slice datasets (``posereg.data.slices``), a ``SlicePoseNet``
+and Salehi's two stages (rotation-vector MSE, then geodesic; the squared slice-index error
+weighted by ``schedule.translation_weight`` in both), and runs ``fit_pose_network``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from posereg.data import Contrast, Split, load_atlas, subject_seed, synthesize_subject
+from posereg.data.slices import SliceGeometry, SlicePoseDataset, half_space_rotation
+from posereg.models import ROTATION_HEADS
+from posereg.models.slice import SlicePoseNet, load_slice_network
+from posereg.training.loop import SLICE_INDEX, RigidPoseModule, TrainingResult, fit_pose_network
+from posereg.training.schedules import salehi_schedule
+from posereg.training.slice_config import SliceTrainingConfig, slice_config_from_dict
+
+__all__ = ["build_slice_network", "load_slice_model", "slice_datasets", "train_slice"]
+
+
+def build_slice_network(config: SliceTrainingConfig) -> SlicePoseNet:
+    """The ``SlicePoseNet`` a configuration describes (weights from the current torch RNG)."""
+    m = config.model
+    return SlicePoseNet(m.width, m.stem_stride, float(config.atlas.shape), ROTATION_HEADS[m.rotation_head])
+
+
+def slice_datasets(config: SliceTrainingConfig) -> tuple[SlicePoseDataset, SlicePoseDataset]:
+    """Training and validation slices (disjoint training-family subjects)."""
+    a, d = config.atlas, config.data
+    atlas = load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm)
+    subjects = [
+        synthesize_subject(atlas, torch.Generator().manual_seed(subject_seed(Split.TRAIN, i, d.subject_base_seed)))
+        for i in range(d.train_subjects + d.val_subjects)
+    ]
+    geometry = SliceGeometry(a.shape, a.spacing, a.shape)
+
+    def sampler(gen: torch.Generator) -> torch.Tensor:
+        return half_space_rotation(gen, tuple(d.x_range_deg), tuple(d.y_range_deg), tuple(d.z_range_deg))  # type: ignore[arg-type]
+
+    common = {"geometry": geometry, "rotation_sampler": sampler, "slices_per_volume": d.slices_per_volume,
+              "middle_fraction": d.middle_fraction, "noise": d.noise}  # fmt: skip
+    train = SlicePoseDataset(subjects[: d.train_subjects], d.items_per_epoch, d.seed, **common)  # type: ignore[arg-type]
+    val = SlicePoseDataset(subjects[d.train_subjects :], d.val_items, d.seed + 1, **common)  # type: ignore[arg-type]
+    return train, val
+
+
+def train_slice(
+    config: SliceTrainingConfig, output: str | Path, *, accelerator: str = "cpu", progress: bool = True
+) -> TrainingResult:
+    """Train the slice network of ``config``; write checkpoints, logs and ``model.pt`` under ``output``."""
+    train, val = slice_datasets(config)
+    with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
+        torch.manual_seed(config.seed)
+        net = build_slice_network(config)
+    s, o = config.schedule, config.optim
+    schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
+                               translation_weight=s.translation_weight)  # fmt: skip
+    module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, SLICE_INDEX)
+    return fit_pose_network(module, train, val, config=config.to_dict(), output=output, batch_size=o.batch_size,
+                            num_workers=o.num_workers, accelerator=accelerator, progress=progress)  # fmt: skip
+
+
+def load_slice_model(path: str | Path) -> tuple[nn.Module, SliceTrainingConfig]:
+    """Load a slice ``model.pt`` (safe ``weights_only`` loading), in eval mode.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a posereg slice model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or "config" not in payload:
+        raise ValueError(f"{path}: not a posereg slice model (expected keys 'config', 'spec' and 'state_dict')")
+    try:
+        net = load_slice_network(payload)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a posereg slice model ({exc})") from exc
+    return net, slice_config_from_dict(payload["config"])
