@@ -174,6 +174,12 @@ def _report(args, edges, bins, errors, t_errors, times, elapsed) -> str:  # type
                      f"{statistics.median(t_errors[name]):.1f}",
                      f"{statistics.median(times[name]):.3f}"])  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    median = {name: statistics.median(t) for name, t in times.items()}
+    ratios = [f"{slow} / {fast}: {median[slow] / median[fast]:.1f}x" for slow, fast in (
+        ("VVR-GC", "Correction-Net"), ("VVR-GC", next((m for m in median if m.startswith("posereg pipeline")), "")),
+        ("VVR-Search", "VVR-Deep")) if slow in median and fast in median]  # fmt: skip
+    if ratios:
+        lines += ["", "Median time ratios in this run: " + "; ".join(ratios) + "."]
     paper = ["| method | Salehi et al. 2018, Table 2 (mean degrees per bin) |", "|---|---|"]
     paper += [f"| {k} | {v} |" for k, v in PAPER_TABLE2.items()]
     command = " ".join(["python benchmarks/volume_registration.py", *sys.argv[1:]]) if args.output else ""

@@ -102,3 +102,27 @@ def test_dataset_arguments_are_checked(subject):
 def test_an_empty_slice_is_normalised_without_failing():
     assert float(preprocess_slice(torch.zeros(8, 8)).abs().max()) == 0.0
     assert math.isclose(float(preprocess_slice(torch.full((8, 8), 3.0)).max()), 1.0)
+
+
+def test_slice_files_load_and_resample_to_the_network_grid(tmp_path, small_atlas):
+    import nibabel as nib
+    import numpy as np
+
+    from posereg.data.slices import load_slice_nifti, slice_to_grid
+
+    R = g.rotvec_to_matrix(torch.tensor([0.3, 0.2, -0.4], dtype=F64))
+    fine = SliceGeometry(160, 1.2, 160)  # the same 192 mm field of view at 1.2 mm
+    coarse = SliceGeometry(40, 4.8, 40)
+    image = cut_slices(small_atlas.image, R, torch.tensor(fine.index_of(6.0)), fine)
+    nib.save(nib.Nifti1Image(image.numpy()[:, :, None], np.diag([1.2, 1.2, 5.0, 1.0])), str(tmp_path / "s.nii.gz"))
+    loaded, spacing = load_slice_nifti(tmp_path / "s.nii.gz")
+    assert loaded.shape == (160, 160) and spacing == pytest.approx((1.2, 1.2))
+    resampled = slice_to_grid(loaded, spacing, coarse)
+    direct = cut_slices(small_atlas.image, R, torch.tensor(coarse.index_of(6.0)), coarse)
+    assert resampled.shape == (40, 40)
+    assert float((resampled - direct).abs().mean()) < 0.02 * float(direct.abs().mean() + 1e-6) + 0.01
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), str(tmp_path / "v.nii.gz"))
+    with pytest.raises(ValueError, match="single 2D slice"):
+        load_slice_nifti(tmp_path / "v.nii.gz")
+    with pytest.raises(FileNotFoundError):
+        load_slice_nifti(tmp_path / "none.nii.gz")

@@ -54,3 +54,88 @@ def test_slice_volume_frame_and_bad_input():
     torch.testing.assert_close(v.centre, torch.zeros(3, dtype=F64))
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         slice_as_volume(torch.rand(5, 7, 2), 2.0)
+
+
+class OracleSliceNet(torch.nn.Module):
+    """Returns a fixed rotation vector and slice index, whatever the slice."""
+
+    def __init__(self, R: torch.Tensor, index: float) -> None:
+        super().__init__()
+        self.v, self.k = g.matrix_to_rotvec(R).float(), float(index)
+
+    def forward(self, x: torch.Tensor):  # type: ignore[no-untyped-def]
+        return self.v.expand(x.shape[0], 3), torch.full((x.shape[0],), self.k)
+
+    def to_matrix(self, v: torch.Tensor) -> torch.Tensor:
+        return g.rotvec_to_matrix(v.double())
+
+
+def test_the_locator_reports_the_network_and_refines_it(setup):
+    from posereg.registration.slice import SliceLocator, slice_settings
+
+    atlas, geometry, R, index, image = setup
+    error = g.rotvec_to_matrix(torch.tensor([0.1, 0.05, -0.08], dtype=F64))
+    network_only = SliceLocator(atlas, OracleSliceNet(error @ R, index + 1.5), geometry)(image)
+    torch.testing.assert_close(network_only.R, error @ R, atol=1e-6, rtol=0)
+    assert network_only.index == pytest.approx(index + 1.5)
+    assert network_only.offset_mm == pytest.approx(float(geometry.offset_mm(index + 1.5)))
+    torch.testing.assert_close(network_only.normal, (error @ R)[2])
+    refined = SliceLocator(atlas, OracleSliceNet(error @ R, index + 1.5), geometry, refine=slice_settings())(image)
+    assert set(refined.stages) == {"pose-net", "svr"}
+    assert float(g.geodesic_distance(refined.R, R)) < float(g.geodesic_distance(error @ R, R))
+    with pytest.raises(ValueError, match="expected a slice of shape"):
+        SliceLocator(atlas, OracleSliceNet(R, index), geometry)(torch.rand(10, 10))
+
+
+def test_slice_test_cases_are_cut_at_their_labels(small_atlas):
+    from posereg.data import Split, subject_seed, synthesize_subject
+    from posereg.data.slices import preprocess_slice
+    from posereg.evaluation import synthetic_slice_cases
+
+    cases = synthetic_slice_cases(small_atlas, subjects=1, rotations=4, seed=2, noise=0.0)
+    again = synthetic_slice_cases(small_atlas, subjects=1, rotations=4, seed=2, noise=0.0)
+    subject = synthesize_subject(small_atlas, torch.Generator().manual_seed(subject_seed(Split.TEST, 0)))
+    geometry = SliceGeometry(40, 4.8, 40)
+    for case, twin in zip(cases, again, strict=True):
+        assert 7 <= case.index < 33 and torch.equal(case.image, twin.image)
+        expected = preprocess_slice(cut_slices(subject, case.R, torch.tensor(case.index), geometry))
+        torch.testing.assert_close(case.image, expected)
+
+
+def test_locate_slice_cli_writes_a_transform_that_maps_like_the_locator(tmp_path, setup, capsys):
+    import nibabel as nib
+    import numpy as np
+    import SimpleITK as sitk
+
+    from posereg.cli import main
+    from posereg.models.slice import SlicePoseNet
+    from posereg.registration.slice import SliceLocator
+    from posereg.training.slice_config import slice_config_from_dict
+
+    atlas, geometry, R, index, image = setup
+    torch.manual_seed(0)
+    net = SlicePoseNet(width=0.125, index_scale=40.0).eval()
+    config = slice_config_from_dict({"atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2}}).to_dict()
+    torch.save({"config": config, "spec": net.spec, "state_dict": net.state_dict()}, tmp_path / "slice.pt")
+    nib.save(nib.Nifti1Image(image.numpy(), np.diag([4.8, 4.8, 1.0, 1.0])), str(tmp_path / "slice.nii.gz"))
+    argv = ["locate-slice", str(tmp_path / "slice.nii.gz"), "--model", str(tmp_path / "slice.pt"),
+            "--out-transform", str(tmp_path / "T.tfm"), "--out-slice", str(tmp_path / "atlas_slice.nii.gz"),
+            "--out-input", str(tmp_path / "input.nii.gz")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "plane normal" in out and "mm from the atlas centre" in out
+    from posereg.data import load_atlas
+
+    cli_atlas = load_atlas(shape=(40, 40, 40), spacing=4.8)  # what the command loads
+    from posereg.data.slices import preprocess_slice
+
+    located = SliceLocator(cli_atlas, net, geometry)(preprocess_slice(image))  # the command normalises its input
+    transform = sitk.ReadTransform(str(tmp_path / "T.tfm"))
+    flip = np.array([-1.0, -1.0, 1.0])
+    c = cli_atlas.image.centre
+    for p in (torch.tensor([0.0, 0.0, 0.0], dtype=F64), torch.tensor([30.0, -12.0, 0.0], dtype=F64)):
+        expected = c + located.R.mT @ p + located.offset_mm * located.normal
+        mapped = np.asarray(transform.TransformPoint((p.numpy() * flip).tolist())) * flip
+        np.testing.assert_allclose(mapped, expected.numpy(), atol=1e-3)
+    assert nib.load(str(tmp_path / "atlas_slice.nii.gz")).shape[:2] == (40, 40)
+    assert main(["locate-slice", str(tmp_path / "none.nii.gz"), "--model", str(tmp_path / "slice.pt")]) == 2

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -34,8 +35,8 @@ from posereg.data.volume import Volume
 from posereg.geometry import matrix_to_rotvec, random_euler_rotation
 
 __all__ = [
-    "SliceGeometry", "SlicePoseDataset", "cut_slices", "half_space_rotation", "preprocess_slice", "slice_plane",
-    "slice_points",
+    "SliceGeometry", "SlicePoseDataset", "cut_slices", "half_space_rotation", "load_slice_nifti", "preprocess_slice",
+    "slice_plane", "slice_points", "slice_to_grid",
 ]  # fmt: skip
 
 
@@ -240,3 +241,63 @@ def preprocess_slice(image: Tensor) -> Tensor:
         high = float(image.max())
         intensity_range = (0.0, high if high > 0 else 1.0)
     return preprocess_intensity(image, intensity_range)
+
+
+def load_slice_nifti(path: str | Path) -> tuple[Tensor, tuple[float, float]]:
+    """Read a single 2D slice from NIfTI: ``(image (H, W) float32, pixel spacing (mm, mm))``.
+
+    The stored orientation is ignored on purpose (the slice's pose is what is unknown); a 3D
+    file must have exactly one axis of size 1.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: unreadable, not a single slice, all zero
+        or non-finite.
+    """
+    import nibabel as nib
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such NIfTI file")
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.get_fdata(dtype=np.float32))
+    except Exception as exc:  # nibabel raises several types for truncated or foreign files
+        raise ValueError(f"{path}: not a readable NIfTI image ({exc})") from exc
+    zooms = [float(z) for z in image.header.get_zooms()[: data.ndim]]
+    keep = [a for a in range(data.ndim) if data.shape[a] != 1]
+    if len(keep) != 2 or data.ndim > 4:
+        raise ValueError(f"{path}: expected a single 2D slice, got shape {data.shape}")
+    if not np.isfinite(data).all() or not np.any(data):
+        raise ValueError(f"{path}: the slice is all zero or contains NaN or inf")
+    return torch.from_numpy(np.ascontiguousarray(data.squeeze())), (zooms[keep[0]], zooms[keep[1]])
+
+
+def slice_to_grid(image: Tensor, spacing: tuple[float, float], geometry: SliceGeometry = SliceGeometry()) -> Tensor:
+    """Resample a ``(H, W)`` slice of pixel ``spacing`` (mm) onto the geometry's grid about its centre.
+
+    Bilinear, zero outside, with a Gaussian of ``0.5 * (new / old spacing)`` pixels first
+    where the pixel grows (no aliasing).
+
+    Returns:
+        ``(size, size)`` image (a ``size * spacing`` mm field of view centred on the input's centre).
+    """
+    import torch.nn.functional as F
+
+    from posereg.data.resample import gaussian_smooth
+
+    if image.dim() != 2 or min(image.shape) < 2:
+        raise ValueError(f"image: expected a 2D slice of at least 2 x 2 pixels, got {tuple(image.shape)}")
+    if min(spacing) <= 0:
+        raise ValueError(f"spacing: expected positive pixel sizes in mm, got {spacing}")
+    ratio = [geometry.spacing / s for s in spacing]
+    smooth = gaussian_smooth(image.float()[..., None], (0.5 * ratio[0] if ratio[0] > 1 else 0.0,
+                                                        0.5 * ratio[1] if ratio[1] > 1 else 0.0, 0.0))[..., 0]  # fmt: skip
+    half = (geometry.size - 1) / 2
+    axis = (torch.arange(geometry.size, dtype=torch.float64) - half) * geometry.spacing  # mm from the centre
+    # Output pixel (i, j) at (u_i, v_j) mm -> input pixel (u / s0 + (H - 1) / 2, ...) -> normalised [-1, 1].
+    rows = (axis / spacing[0] + (image.shape[0] - 1) / 2) * 2 / (image.shape[0] - 1) - 1
+    cols = (axis / spacing[1] + (image.shape[1] - 1) / 2) * 2 / (image.shape[1] - 1) - 1
+    r, c = torch.meshgrid(rows, cols, indexing="ij")
+    grid = torch.stack((c, r), dim=-1)[None].float()  # grid_sample's (x, y) = (column, row)
+    return F.grid_sample(smooth[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0, 0]

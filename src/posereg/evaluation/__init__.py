@@ -5,10 +5,10 @@ matplotlib only when called. Nothing here prints.
 """
 
 from posereg.evaluation.bins import bin_indices, equal_count_edges
-from posereg.evaluation.cases import RegistrationCase, synthetic_cases
+from posereg.evaluation.cases import RegistrationCase, SliceCase, synthetic_cases, synthetic_slice_cases
 from posereg.evaluation.metrics import ErrorSummary, rotation_error_deg, summarise, translation_error_mm
 
 __all__ = [
-    "ErrorSummary", "RegistrationCase", "bin_indices", "equal_count_edges", "rotation_error_deg", "summarise",
-    "synthetic_cases", "translation_error_mm",
+    "ErrorSummary", "RegistrationCase", "SliceCase", "bin_indices", "equal_count_edges", "rotation_error_deg",
+    "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm",
 ]  # fmt: skip

@@ -20,9 +20,10 @@ from posereg.data import (
     subject_seed,
     synthesize_subject,
 )
+from posereg.data.slices import SliceGeometry, cut_slices, half_space_rotation, preprocess_slice
 from posereg.geometry import random_rotation, random_rotation_with_angle
 
-__all__ = ["RegistrationCase", "synthetic_cases"]
+__all__ = ["RegistrationCase", "SliceCase", "synthetic_cases", "synthetic_slice_cases"]
 
 
 @dataclass(frozen=True)
@@ -85,4 +86,53 @@ def synthetic_cases(
             t = (2 * torch.rand(3, generator=gen, dtype=torch.float64) - 1) * max_translation_mm
             moving = scanner_effects(move_volume(subject, R, t)[0, 0], gen, scanner)
             cases.append(RegistrationCase(subject.with_data(preprocess_intensity(moving)), R, t, s))
+    return cases
+
+
+@dataclass(frozen=True)
+class SliceCase:
+    """A slice cut from a test subject at a known pose (``posereg.data.slices`` frames).
+
+    Attributes:
+        image: ``(size, size)`` the slice, normalised by ``preprocess_slice``.
+        R: ``(3, 3)`` true rotation; index: true slice index; subject: test subject index.
+    """
+
+    image: Tensor
+    R: Tensor
+    index: float
+    subject: int
+
+
+def synthetic_slice_cases(
+    atlas: Atlas,
+    subjects: int,
+    rotations: int,
+    seed: int = 0,
+    *,
+    geometry: SliceGeometry | None = None,
+    middle_fraction: float = 0.66,
+    noise: float = 0.03,
+) -> list[SliceCase]:
+    """``subjects x rotations`` single slices of unseen test subjects (never used in training).
+
+    Each case rotates a test subject by a half-space rotation (``half_space_rotation``) and
+    cuts one slice at a random index in the middle ``middle_fraction`` of its stack, with
+    Rician noise, seeded by ``(seed, subject, k)``.
+    """
+    if subjects < 1 or rotations < 1:
+        raise ValueError(f"subjects, rotations: expected positive counts, got {subjects}, {rotations}")
+    geometry = geometry or SliceGeometry(atlas.image.shape[0], float(atlas.image.spacing[0]), atlas.image.shape[2])
+    margin = round(geometry.stack * (1 - middle_fraction) / 2)
+    cases = []
+    for s in range(subjects):
+        subject = synthesize_subject(atlas, torch.Generator().manual_seed(subject_seed(Split.TEST, s)))
+        for k in range(rotations):
+            gen = torch.Generator().manual_seed(seed * 100_003 + s * 1_000 + k)
+            R = half_space_rotation(gen)
+            index = float(torch.randint(margin, geometry.stack - margin, (), generator=gen))
+            image = cut_slices(subject, R, torch.tensor(index), geometry)
+            n1, n2 = (noise * torch.randn(image.shape, generator=gen, dtype=image.dtype) for _ in range(2))
+            image = torch.sqrt((image + n1) ** 2 + n2**2)
+            cases.append(SliceCase(preprocess_slice(image), R, index, s))
     return cases

@@ -30,7 +30,9 @@ from posereg.data import Atlas, Volume
 from posereg.data.slices import SliceGeometry
 from posereg.registration.intensity import IntensitySettings, Metric, register_rigid
 
-__all__ = ["SliceRegistrationResult", "register_slice", "slice_as_volume", "slice_settings"]
+__all__ = [
+    "SliceLocation", "SliceLocator", "SliceRegistrationResult", "register_slice", "slice_as_volume", "slice_settings",
+]  # fmt: skip
 
 
 def slice_settings() -> IntensitySettings:
@@ -108,3 +110,61 @@ def register_slice(
     in_plane = torch.stack((R[0, :] @ shift, R[1, :] @ shift))
     return SliceRegistrationResult(R, d, float(geometry.index_of(d)), in_plane, result.metric_value,
                                    time.perf_counter() - start)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SliceLocation:
+    """Where a slice lies in the atlas: the slice Pose-Net's answer, optionally refined by SVR.
+
+    Attributes:
+        R: ``(3, 3)`` rotation of the slice's volume; the plane normal is ``R[2]`` (atlas RAS).
+        index: (fractional) slice index of the geometry; offset_mm: its height ``d`` above the
+            atlas centre along the normal.
+        stages: ``{name: (R, index)}`` after 'pose-net' and (with refinement) 'svr'.
+        seconds: ``{name: seconds}`` of each stage.
+    """
+
+    R: Tensor
+    index: float
+    offset_mm: float
+    stages: dict[str, tuple[Tensor, float]]
+    seconds: dict[str, float]
+
+    @property
+    def normal(self) -> Tensor:
+        """``(3,)`` unit normal of the slice plane in the atlas frame (RAS)."""
+        return self.R[2, :]
+
+
+class SliceLocator:
+    """Slice Pose-Net (+ SVR refinement, SVR-Deep): a slice's plane in the atlas.
+
+    Args:
+        atlas: the atlas on the network's grid (its spacing is the slice pixel size).
+        net: a ``SlicePoseNet`` (``forward`` -> ``(rotation, index)``, ``to_matrix``).
+        geometry: the slice grid the network was trained on.
+        refine: SVR settings (e.g. ``slice_settings()``), or None for the network alone.
+    """
+
+    def __init__(self, atlas: Atlas, net: torch.nn.Module, geometry: SliceGeometry, refine: IntensitySettings | None = None) -> None:
+        self.atlas, self.net, self.geometry, self.refine = atlas, net.eval(), geometry, refine
+
+    def __call__(self, image: Tensor) -> SliceLocation:
+        """Locate a ``(size, size)`` slice on the geometry's grid, normalised by ``preprocess_slice``."""
+        expected = (self.geometry.size, self.geometry.size)
+        if tuple(image.shape) != expected:
+            raise ValueError(f"image: expected a slice of shape {expected} (the network's grid), got {tuple(image.shape)}")
+        start = time.perf_counter()
+        with torch.no_grad():
+            rotation, index = self.net(image[None, None].float())
+        R = self.net.to_matrix(rotation)[0].to(torch.float64)
+        k = float(index[0])
+        stages = {"pose-net": (R, k)}
+        seconds = {"pose-net": time.perf_counter() - start}
+        if self.refine is not None:
+            start = time.perf_counter()
+            result = register_slice(self.atlas, image, self.geometry, initial=(R, k), settings=self.refine)
+            R, k = result.R, result.index
+            stages["svr"] = (R, k)
+            seconds["svr"] = time.perf_counter() - start
+        return SliceLocation(R, k, float(self.geometry.offset_mm(k)), stages, seconds)
