@@ -184,11 +184,11 @@ def volume_config_from_dict(values: Mapping[str, Any]) -> VolumeTrainingConfig:
     return _check(VolumeTrainingConfig(network=kinds[network], seed=int(values.get("seed", 0)), **parsed))
 
 
-def load_volume_config(path: str | Path) -> VolumeTrainingConfig:
-    """Read a YAML training configuration.
+def read_yaml_mapping(path: str | Path) -> Mapping[str, Any]:
+    """The top-level mapping of a YAML configuration file.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not a YAML mapping, or bad keys/values.
+        FileNotFoundError: no such file. ValueError: not a YAML mapping.
     """
     import yaml
 
@@ -198,4 +198,13 @@ def load_volume_config(path: str | Path) -> VolumeTrainingConfig:
     values = yaml.safe_load(path.read_text())
     if not isinstance(values, Mapping):
         raise ValueError(f"{path}: expected a YAML mapping of sections, got {type(values).__name__}")
-    return volume_config_from_dict(values)
+    return values
+
+
+def load_volume_config(path: str | Path) -> VolumeTrainingConfig:
+    """Read a YAML training configuration.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a YAML mapping, or bad keys/values.
+    """
+    return volume_config_from_dict(read_yaml_mapping(path))

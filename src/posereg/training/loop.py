@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,10 @@ from posereg.data.dataset import EpochSampler
 from posereg.geometry import geodesic_distance
 from posereg.training.schedules import StageSchedule
 
-__all__ = ["SLICE_INDEX", "TRANSLATION", "AuxiliaryTarget", "RigidPoseModule", "TrainingResult", "fit_pose_network"]
+__all__ = [
+    "SLICE_INDEX", "TRANSLATION", "AuxiliaryTarget", "RigidPoseModule", "TrainingResult", "fit_pose_network",
+    "read_model_file",
+]  # fmt: skip
 
 
 def _as_vectors(x: Tensor) -> Tensor:
@@ -172,6 +175,29 @@ class _StageEndSaver(L.Callback):
         name = self.ends.get(trainer.current_epoch)
         if name is not None:
             _save_model(self.output / f"model_after_{name}.pt", self.config, module.net)
+
+
+def read_model_file(path: str | Path, kind: str, load: Callable[[Mapping[str, Any]], nn.Module]) -> tuple[nn.Module, Mapping[str, Any]]:
+    """``(network in eval mode, its configuration)`` from a ``model.pt`` of ``fit_pose_network``.
+
+    Args:
+        path: the file (read with safe ``weights_only`` loading).
+        kind: what the caller expects, for messages ('volume', 'slice').
+        load: builds the network from ``{"spec", "state_dict"}``.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a posereg model of that kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or "config" not in payload:
+        raise ValueError(f"{path}: not a posereg {kind} model (expected keys 'config', 'spec' and 'state_dict')")
+    try:
+        return load(payload), payload["config"]
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a posereg {kind} model ({exc})") from exc
 
 
 def fit_pose_network(

@@ -17,7 +17,13 @@ from posereg.data import Contrast, Split, load_atlas, subject_seed, synthesize_s
 from posereg.data.slices import SliceGeometry, SlicePoseDataset, half_space_rotation
 from posereg.models import ROTATION_HEADS
 from posereg.models.slice import SlicePoseNet, load_slice_network
-from posereg.training.loop import SLICE_INDEX, RigidPoseModule, TrainingResult, fit_pose_network
+from posereg.training.loop import (
+    SLICE_INDEX,
+    RigidPoseModule,
+    TrainingResult,
+    fit_pose_network,
+    read_model_file,
+)
 from posereg.training.schedules import salehi_schedule
 from posereg.training.slice_config import SliceTrainingConfig, slice_config_from_dict
 
@@ -72,14 +78,5 @@ def load_slice_model(path: str | Path) -> tuple[nn.Module, SliceTrainingConfig]:
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg slice model.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or "config" not in payload:
-        raise ValueError(f"{path}: not a posereg slice model (expected keys 'config', 'spec' and 'state_dict')")
-    try:
-        net = load_slice_network(payload)
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a posereg slice model ({exc})") from exc
-    return net, slice_config_from_dict(payload["config"])
+    net, config = read_model_file(path, "slice", load_slice_network)
+    return net, slice_config_from_dict(config)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posereg.training.config import AtlasConfig, OptimConfig, ScheduleConfig, parse_section
+from posereg.training.config import AtlasConfig, OptimConfig, ScheduleConfig, parse_section, read_yaml_mapping
 
 __all__ = ["SliceDataConfig", "SliceModelConfig", "SliceTrainingConfig", "load_slice_config", "slice_config_from_dict"]
 
@@ -117,12 +117,4 @@ def load_slice_config(path: str | Path) -> SliceTrainingConfig:
     Raises:
         FileNotFoundError: no such file. ValueError: not a YAML mapping, or bad keys/values.
     """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such configuration file")
-    values = yaml.safe_load(path.read_text())
-    if not isinstance(values, Mapping):
-        raise ValueError(f"{path}: expected a YAML mapping of sections, got {type(values).__name__}")
-    return slice_config_from_dict(values)
+    return slice_config_from_dict(read_yaml_mapping(path))

@@ -28,7 +28,13 @@ from posereg.data import (
 from posereg.geometry import random_euler_rotation, random_rotation_with_angle
 from posereg.models import load_volume_network, volume_network_from_spec
 from posereg.training.config import NetworkKind, VolumeTrainingConfig, volume_config_from_dict
-from posereg.training.loop import TRANSLATION, RigidPoseModule, TrainingResult, fit_pose_network
+from posereg.training.loop import (
+    TRANSLATION,
+    RigidPoseModule,
+    TrainingResult,
+    fit_pose_network,
+    read_model_file,
+)
 from posereg.training.schedules import salehi_schedule
 
 __all__ = ["RigidPoseModule", "TrainingResult", "build_network", "load_volume_model", "train_volume"]
@@ -116,14 +122,5 @@ def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg volume model.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or "config" not in payload:
-        raise ValueError(f"{path}: not a posereg volume model (expected keys 'config', 'spec' and 'state_dict')")
-    try:
-        net = load_volume_network(payload)
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a posereg volume model ({exc})") from exc
-    return net, volume_config_from_dict(payload["config"])
+    net, config = read_model_file(path, "volume", load_volume_network)
+    return net, volume_config_from_dict(config)
