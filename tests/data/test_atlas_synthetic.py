@@ -106,3 +106,11 @@ def test_principal_axes_are_exact_on_the_atlas_but_not_on_subjects(small_atlas):
         synthetic.append(math.degrees(g.geodesic_distance(R_hat, R)))
     assert max(exact) < 3.0, exact
     assert sorted(synthetic)[len(synthetic) // 2] > 5.0, synthetic
+
+
+def test_rician_noise_on_background_is_rayleigh_distributed():
+    from posereg.data import rician_noise
+
+    noisy = rician_noise(torch.zeros(200_000, dtype=torch.float64), 0.05, torch.Generator().manual_seed(0))
+    assert abs(float(noisy.mean()) - 0.05 * math.sqrt(math.pi / 2)) < 5e-4  # Rayleigh mean sigma sqrt(pi/2)
+    assert float(noisy.min()) >= 0.0

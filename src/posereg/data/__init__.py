@@ -20,6 +20,7 @@ from posereg.data.synthetic import (
     ScannerVariation,
     Split,
     SubjectVariation,
+    rician_noise,
     scanner_effects,
     subject_seed,
     synthesize_subject,
@@ -37,7 +38,7 @@ from posereg.data.volume import (
 __all__ = [
     "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation",
     "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity", "scan_intensity_range",
-    "scanner_effects", "subject_seed", "synthesize_subject",
+    "rician_noise", "scanner_effects", "subject_seed", "synthesize_subject",
     "Volume", "antialiased", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
     "rigid_resample", "robust_range", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
 ]  # fmt: skip

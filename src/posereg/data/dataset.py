@@ -29,7 +29,7 @@ from posereg.data.volume import Volume, normalize_intensity, robust_range, thres
 from posereg.geometry import matrix_to_rotvec, random_rotation
 
 __all__ = [
-    "EpochSampler", "RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity", "scan_intensity_range",
+    "EpochDataset", "EpochSampler", "RigidPoseDataset", "item_generator", "move_volume", "preprocess_intensity", "scan_intensity_range",
 ]  # fmt: skip
 
 RotationSampler = Callable[[torch.Generator], Tensor]
@@ -114,7 +114,37 @@ class EpochSampler(Sampler):
         return self.length
 
 
-class RigidPoseDataset(Dataset):
+class EpochDataset(Dataset):
+    """Base of posereg's on-the-fly datasets: ``length`` items per epoch, new items each epoch.
+
+    Subclasses draw item ``i`` of epoch ``e`` from generators seeded by ``(seed, i, e)``
+    (``item_generator``) and index with ``resolve`` (a plain index, or the ``(epoch, index)``
+    pairs of ``EpochSampler``).
+    """
+
+    def __init__(self, length: int, seed: int) -> None:
+        if length < 1:
+            raise ValueError(f"length: expected a positive number of items, got {length}")
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the items of ``epoch`` (epoch 0 by default)."""
+        if epoch < 0:
+            raise ValueError(f"epoch: expected a non-negative int, got {epoch}")
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def resolve(self, index: int | tuple[int, int]) -> tuple[int, int]:
+        """``(epoch, index)`` of an item request; IndexError outside ``range(length)``."""
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
+        return epoch, index
+
+
+class RigidPoseDataset(EpochDataset):
     """Random rigid motions of subjects, generated on the fly.
 
     Args:
@@ -149,34 +179,20 @@ class RigidPoseDataset(Dataset):
         shapes = {s.shape for s in subjects}
         if len(shapes) != 1 or any(not torch.equal(s.affine, subjects[0].affine) for s in subjects):
             raise ValueError(f"subjects: expected volumes on one grid, got shapes {sorted(shapes)}")
-        if length < 1:
-            raise ValueError(f"length: expected a positive number of items, got {length}")
+        super().__init__(length, seed)
         if not max_translation_mm >= 0:
             raise ValueError(f"max_translation_mm: expected >= 0, got {max_translation_mm}")
         self.subjects = list(subjects)
-        self.length, self.seed = length, seed
         self.max_translation_mm = float(max_translation_mm)
         self.rotation_sampler = rotation_sampler or (lambda gen: random_rotation((), generator=gen, dtype=torch.float64))
         self.scanner = scanner
         if reference is not None and (reference.shape != subjects[0].shape or not torch.equal(reference.affine, subjects[0].affine)):
             raise ValueError("reference: expected a volume on the subjects' grid")
         self.reference = reference
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the items of ``epoch`` (fresh motions each epoch; epoch 0 by default)."""
-        if epoch < 0:
-            raise ValueError(f"epoch: expected a non-negative int, got {epoch}")
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor | int]:
         """Item ``index`` of the current epoch, or ``(epoch, index)`` (what ``EpochSampler`` yields)."""
-        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
+        epoch, index = self.resolve(index)
         gen = item_generator(self.seed, index, epoch)
         subject = int(torch.randint(len(self.subjects), (), generator=gen))
         R = self.rotation_sampler(gen).to(torch.float64)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from posereg.data.dataset import item_generator, preprocess_intensity, scan_intensity_range
+from posereg.data.dataset import EpochDataset, item_generator, preprocess_intensity, scan_intensity_range
 from posereg.data.resample import sample_at_points
+from posereg.data.synthetic import rician_noise
 from posereg.data.volume import Volume
 from posereg.geometry import matrix_to_rotvec, random_euler_rotation
 
@@ -58,6 +58,13 @@ class SliceGeometry:
     def offset_mm(self, index: Tensor | float) -> Tensor | float:
         """Height ``d_k`` (mm) of slice ``index`` above the centre, along the slice normal."""
         return (index - (self.stack - 1) / 2) * self.spacing
+
+    def middle_indices(self, fraction: float) -> tuple[int, int]:
+        """``[low, high)``: the slice indices of the central ``fraction`` of the stack."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"middle_fraction: expected a fraction in (0, 1], got {fraction}")
+        margin = round(self.stack * (1 - fraction) / 2)
+        return margin, self.stack - margin
 
     def index_of(self, offset_mm: Tensor | float) -> Tensor | float:
         """The (fractional) slice index at height ``offset_mm`` (the inverse of ``offset_mm``)."""
@@ -135,7 +142,7 @@ def half_space_rotation(
 RotationSampler = Callable[[torch.Generator], Tensor]
 
 
-class SlicePoseDataset(Dataset):
+class SlicePoseDataset(EpochDataset):
     """Slices of randomly rotated subjects with their rotation and slice index, on the fly.
 
     Items come in groups of ``slices_per_volume``: group ``g`` is one subject rotated by one
@@ -171,42 +178,21 @@ class SlicePoseDataset(Dataset):
     ) -> None:
         if not subjects:
             raise ValueError("subjects: expected at least one subject volume")
-        if length < 1:
-            raise ValueError(f"length: expected a positive number of items, got {length}")
-        if not 0 < middle_fraction <= 1:
-            raise ValueError(f"middle_fraction: expected a fraction in (0, 1], got {middle_fraction}")
-        low, high = self._middle(geometry, middle_fraction)
+        super().__init__(length, seed)
+        low, high = geometry.middle_indices(middle_fraction)
         if not 1 <= slices_per_volume <= high - low:
             raise ValueError(f"slices_per_volume: expected 1..{high - low} (the middle of the stack), got {slices_per_volume}")
         if noise < 0:
             raise ValueError(f"noise: expected >= 0, got {noise}")
         self.subjects = list(subjects)
-        self.length, self.seed, self.geometry = length, seed, geometry
+        self.geometry = geometry
         self.rotation_sampler = rotation_sampler or half_space_rotation
         self.slices_per_volume, self.noise = slices_per_volume, noise
         self.index_range = (low, high)
-        self.epoch = 0
-
-    @staticmethod
-    def _middle(geometry: SliceGeometry, fraction: float) -> tuple[int, int]:
-        """``[low, high)``: the slice indices of the central ``fraction`` of the stack."""
-        margin = round(geometry.stack * (1 - fraction) / 2)
-        return margin, geometry.stack - margin
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the items of ``epoch``."""
-        if epoch < 0:
-            raise ValueError(f"epoch: expected a non-negative int, got {epoch}")
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor | int]:
         """Item ``index`` of the current epoch, or ``(epoch, index)`` (``EpochSampler``)."""
-        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
+        epoch, index = self.resolve(index)
         group, member = divmod(index, self.slices_per_volume)
         gen = item_generator(self.seed, group, epoch)
         subject = int(torch.randint(len(self.subjects), (), generator=gen))
@@ -216,10 +202,7 @@ class SlicePoseDataset(Dataset):
         volume = self.subjects[subject]
         image = cut_slices(volume, R, torch.tensor(float(k)), self.geometry)
         if self.noise > 0:
-            noise_gen = item_generator(self.seed, index, epoch)
-            n1 = self.noise * torch.randn(image.shape, generator=noise_gen, dtype=image.dtype)
-            n2 = self.noise * torch.randn(image.shape, generator=noise_gen, dtype=image.dtype)
-            image = torch.sqrt((image + n1) ** 2 + n2**2)
+            image = rician_noise(image, self.noise, item_generator(self.seed, index, epoch))
         return {
             "image": preprocess_slice(image)[None].to(torch.float32),
             "rotation": R.to(torch.float32),

@@ -27,7 +27,9 @@ from posereg.data.resample import sample_at_points
 from posereg.data.volume import Volume
 from posereg.geometry import project_to_so3, random_rotation
 
-__all__ = ["ScannerVariation", "Split", "SubjectVariation", "scanner_effects", "subject_seed", "synthesize_subject"]
+__all__ = [
+    "ScannerVariation", "Split", "SubjectVariation", "rician_noise", "scanner_effects", "subject_seed", "synthesize_subject",
+]  # fmt: skip
 
 
 class Split(enum.Enum):
@@ -164,6 +166,17 @@ def scanner_effects(data: Tensor, generator: torch.Generator, variation: Scanner
         index = [slice(None)] * 3
         index[axis] = slice(n - cut, n) if high else slice(0, cut)
         out[tuple(index)] = 0.0
-    n1 = variation.noise * torch.randn(out.shape, generator=generator, dtype=out.dtype)
-    n2 = variation.noise * torch.randn(out.shape, generator=generator, dtype=out.dtype)
-    return torch.sqrt((out + n1) ** 2 + n2**2)
+    return rician_noise(out, variation.noise, generator)
+
+
+def rician_noise(data: Tensor, level: float, generator: torch.Generator) -> Tensor:
+    """Magnitude-MRI noise ``|x + n1 + i n2|``, ``n1, n2`` Gaussian of std ``level`` (any shape).
+
+    Args:
+        data: intensities (``[0, 1]`` scale for ``level`` to be relative to it).
+        level: the standard deviation of each Gaussian component.
+        generator: draws ``n1`` then ``n2``.
+    """
+    n1 = level * torch.randn(data.shape, generator=generator, dtype=data.dtype)
+    n2 = level * torch.randn(data.shape, generator=generator, dtype=data.dtype)
+    return torch.sqrt((data + n1) ** 2 + n2**2)

@@ -16,6 +16,7 @@ from posereg.data import (
     Volume,
     move_volume,
     preprocess_intensity,
+    rician_noise,
     scanner_effects,
     subject_seed,
     synthesize_subject,
@@ -123,16 +124,14 @@ def synthetic_slice_cases(
     if subjects < 1 or rotations < 1:
         raise ValueError(f"subjects, rotations: expected positive counts, got {subjects}, {rotations}")
     geometry = geometry or SliceGeometry(atlas.image.shape[0], float(atlas.image.spacing[0]), atlas.image.shape[2])
-    margin = round(geometry.stack * (1 - middle_fraction) / 2)
+    low, high = geometry.middle_indices(middle_fraction)
     cases = []
     for s in range(subjects):
         subject = synthesize_subject(atlas, torch.Generator().manual_seed(subject_seed(Split.TEST, s)))
         for k in range(rotations):
             gen = torch.Generator().manual_seed(seed * 100_003 + s * 1_000 + k)
             R = half_space_rotation(gen)
-            index = float(torch.randint(margin, geometry.stack - margin, (), generator=gen))
-            image = cut_slices(subject, R, torch.tensor(index), geometry)
-            n1, n2 = (noise * torch.randn(image.shape, generator=gen, dtype=image.dtype) for _ in range(2))
-            image = torch.sqrt((image + n1) ** 2 + n2**2)
+            index = float(torch.randint(low, high, (), generator=gen))
+            image = rician_noise(cut_slices(subject, R, torch.tensor(index), geometry), noise, gen)
             cases.append(SliceCase(preprocess_slice(image), R, index, s))
     return cases
