@@ -63,19 +63,15 @@ def _cmd_geometry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_volume(args: argparse.Namespace) -> int:
-    """Train the volume Pose-Net or Correction-Net of a YAML configuration."""
-    from posereg.training.config import load_volume_config
-
+def _run_training(args: argparse.Namespace, command: str, load_config, train) -> int:  # type: ignore[no-untyped-def]
+    """Load a YAML configuration, train, and print where the run's outputs are."""
     try:
-        config = load_volume_config(args.config)
+        config = load_config(args.config)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"posereg train volume: {exc}", file=sys.stderr)
+        print(f"posereg {command}: {exc}", file=sys.stderr)
         return 2
-    from posereg.training.volume import train_volume
-
-    result = train_volume(config, args.output, accelerator=args.accelerator, progress=not args.quiet)
-    print(f"trained {config.network.value} network in {result.seconds:.0f} s")
+    result = train(config, args.output, accelerator=args.accelerator, progress=not args.quiet)
+    print(f"trained {config.to_dict()['network']} network in {result.seconds:.0f} s")
     print(f"  model:       {result.model_path}")
     print(f"  best:        {result.best_checkpoint}")
     print(f"  metrics:     {result.metrics_csv}")
@@ -83,23 +79,28 @@ def _cmd_train_volume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_volume(args: argparse.Namespace) -> int:
+    """Train the volume Pose-Net or Correction-Net of a YAML configuration."""
+    from posereg.training.config import load_volume_config
+    from posereg.training.volume import train_volume
+
+    return _run_training(args, "train volume", load_volume_config, train_volume)
+
+
 def _cmd_train_slice(args: argparse.Namespace) -> int:
     """Train the slice Pose-Net of a YAML configuration."""
+    from posereg.training.slice import train_slice
     from posereg.training.slice_config import load_slice_config
 
-    try:
-        config = load_slice_config(args.config)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"posereg train slice: {exc}", file=sys.stderr)
-        return 2
-    from posereg.training.slice import train_slice
+    return _run_training(args, "train slice", load_slice_config, train_slice)
 
-    result = train_slice(config, args.output, accelerator=args.accelerator, progress=not args.quiet)
-    print(f"trained slice network in {result.seconds:.0f} s")
-    print(f"  model:       {result.model_path}")
-    print(f"  best:        {result.best_checkpoint}")
-    print(f"  metrics:     {result.metrics_csv}")
-    return 0
+
+def _add_training_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    """The options every 'posereg train TASK' takes."""
+    p.add_argument("--config", required=True, help=f"YAML configuration (e.g. {example})")
+    p.add_argument("--output", required=True, help="run directory for checkpoints, logs and model.pt")
+    p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"), help="Lightning accelerator")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
 
 
 def _load_model_arg(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -348,10 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Two-stage training (rotation-vector MSE, then geodesic) with checkpoints, CSV and "
         "TensorBoard logs under --output, and the final weights in OUTPUT/model.pt.",
     )
-    p.add_argument("--config", required=True, help="YAML configuration (e.g. configs/volume_pose.yaml)")
-    p.add_argument("--output", required=True, help="run directory for checkpoints, logs and model.pt")
-    p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"), help="Lightning accelerator")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
+    _add_training_arguments(p, "configs/volume_pose.yaml")
     p.set_defaults(func=_cmd_train_volume)
     p = train_sub.add_parser(
         "slice",
@@ -359,10 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Two-stage training (rotation-vector MSE, then geodesic; squared slice-index error "
         "beside both) with checkpoints, CSV and TensorBoard logs under --output, and OUTPUT/model.pt.",
     )
-    p.add_argument("--config", required=True, help="YAML configuration (e.g. configs/slice_pose.yaml)")
-    p.add_argument("--output", required=True, help="run directory for checkpoints, logs and model.pt")
-    p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"), help="Lightning accelerator")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
+    _add_training_arguments(p, "configs/slice_pose.yaml")
     p.set_defaults(func=_cmd_train_slice)
 
     p = sub.add_parser(

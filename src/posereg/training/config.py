@@ -137,12 +137,28 @@ def parse_section(cls: type[T], values: object, name: str) -> T:
     return cls(**kwargs)
 
 
-def _check(config: VolumeTrainingConfig) -> VolumeTrainingConfig:
+def common_problems(atlas: AtlasConfig, rotation_head: str, schedule: ScheduleConfig, optim: OptimConfig) -> list[str]:
+    """What is wrong with the sections every pose-network configuration shares (empty if nothing)."""
     problems = []
-    if config.atlas.contrast not in ("t1", "t2"):
-        problems.append(f"atlas.contrast must be 't1' or 't2', got {config.atlas.contrast!r}")
-    if config.atlas.shape < 8 or config.atlas.spacing <= 0:
+    if atlas.contrast not in ("t1", "t2"):
+        problems.append(f"atlas.contrast must be 't1' or 't2', got {atlas.contrast!r}")
+    if atlas.shape < 8 or atlas.spacing <= 0:
         problems.append("atlas.shape must be >= 8 and atlas.spacing > 0")
+    if schedule.mse_epochs < 0 or schedule.geodesic_epochs < 0:
+        problems.append("schedule epochs must be >= 0")
+    if schedule.mse_epochs + schedule.geodesic_epochs < 1:
+        problems.append("schedule: at least one epoch in all")
+    if rotation_head not in ("rotvec", "quaternion", "sixd", "svd9d"):
+        problems.append(f"model.rotation_head must be rotvec, quaternion, sixd or svd9d, got {rotation_head!r}")
+    elif rotation_head != "rotvec" and schedule.mse_epochs > 0:
+        problems.append("schedule.mse_epochs must be 0 unless model.rotation_head is rotvec (the MSE stage regresses rotation vectors)")
+    if optim.lr <= 0 or optim.batch_size < 1 or optim.num_workers < 0:
+        problems.append("optim.lr must be > 0, optim.batch_size >= 1, optim.num_workers >= 0")
+    return problems
+
+
+def _check(config: VolumeTrainingConfig) -> VolumeTrainingConfig:
+    problems = common_problems(config.atlas, config.model.rotation_head, config.schedule, config.optim)
     for key in ("train_subjects", "val_subjects", "items_per_epoch", "val_items"):
         if getattr(config.data, key) < 1:
             problems.append(f"data.{key} must be >= 1")
@@ -153,16 +169,6 @@ def _check(config: VolumeTrainingConfig) -> VolumeTrainingConfig:
         problems.append(f"data.max_rotation_angle_deg must be in (0, 180], got {d.max_rotation_angle_deg}")
     if d.max_rotation_deg is not None and not 0 < d.max_rotation_deg <= 180:
         problems.append(f"data.max_rotation_deg must be in (0, 180], got {d.max_rotation_deg}")
-    if config.schedule.mse_epochs < 0 or config.schedule.geodesic_epochs < 0:
-        problems.append("schedule epochs must be >= 0")
-    if config.schedule.mse_epochs + config.schedule.geodesic_epochs < 1:
-        problems.append("schedule: at least one epoch in all")
-    if config.model.rotation_head not in ("rotvec", "quaternion", "sixd", "svd9d"):
-        problems.append(f"model.rotation_head must be rotvec, quaternion, sixd or svd9d, got {config.model.rotation_head!r}")
-    elif config.model.rotation_head != "rotvec" and config.schedule.mse_epochs > 0:
-        problems.append("schedule.mse_epochs must be 0 unless model.rotation_head is rotvec (the MSE stage regresses rotation vectors)")
-    if config.optim.lr <= 0 or config.optim.batch_size < 1 or config.optim.num_workers < 0:
-        problems.append("optim.lr must be > 0, optim.batch_size >= 1, optim.num_workers >= 0")
     if problems:
         raise ValueError("config: " + "; ".join(problems))
     return config

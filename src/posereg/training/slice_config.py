@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posereg.training.config import AtlasConfig, OptimConfig, ScheduleConfig, parse_section, read_yaml_mapping
+from posereg.training.config import (
+    AtlasConfig,
+    OptimConfig,
+    ScheduleConfig,
+    common_problems,
+    parse_section,
+    read_yaml_mapping,
+)
 
 __all__ = ["SliceDataConfig", "SliceModelConfig", "SliceTrainingConfig", "load_slice_config", "slice_config_from_dict"]
 
@@ -67,7 +74,7 @@ class SliceTrainingConfig:
 
 
 def _check(config: SliceTrainingConfig) -> SliceTrainingConfig:
-    problems = []
+    problems = common_problems(config.atlas, config.model.rotation_head, config.schedule, config.optim)
     d = config.data
     for key in ("train_subjects", "val_subjects", "items_per_epoch", "val_items", "slices_per_volume"):
         if getattr(d, key) < 1:
@@ -78,20 +85,8 @@ def _check(config: SliceTrainingConfig) -> SliceTrainingConfig:
         low_high = getattr(d, key)
         if len(low_high) != 2 or not -180 <= low_high[0] <= low_high[1] <= 180:
             problems.append(f"data.{key} must be [low, high] within [-180, 180], got {list(low_high)}")
-    if config.atlas.contrast not in ("t1", "t2"):
-        problems.append(f"atlas.contrast must be 't1' or 't2', got {config.atlas.contrast!r}")
-    if config.model.rotation_head not in ("rotvec", "quaternion", "sixd", "svd9d"):
-        problems.append(f"model.rotation_head must be rotvec, quaternion, sixd or svd9d, got {config.model.rotation_head!r}")
-    elif config.model.rotation_head != "rotvec" and config.schedule.mse_epochs > 0:
-        problems.append("schedule.mse_epochs must be 0 unless model.rotation_head is rotvec")
     if config.model.stem_stride not in (1, 2) or config.model.width <= 0:
         problems.append("model.stem_stride must be 1 or 2 and model.width > 0")
-    if config.schedule.mse_epochs < 0 or config.schedule.geodesic_epochs < 0:
-        problems.append("schedule epochs must be >= 0")
-    if config.schedule.mse_epochs + config.schedule.geodesic_epochs < 1:
-        problems.append("schedule: at least one epoch in all")
-    if config.optim.lr <= 0 or config.optim.batch_size < 1 or config.optim.num_workers < 0:
-        problems.append("optim.lr must be > 0, optim.batch_size >= 1, optim.num_workers >= 0")
     if problems:
         raise ValueError("config: " + "; ".join(problems))
     return config
