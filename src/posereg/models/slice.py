@@ -13,7 +13,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from posereg.models.heads import ROTATION_HEADS, RotationHead, RotvecHead, SliceIndexHead
+from posereg.models._payload import network_from_payload, rotation_head_class
+from posereg.models.heads import RotationHead, RotvecHead, SliceIndexHead
 
 __all__ = ["SlicePoseNet", "load_slice_network", "slice_network_from_spec"]
 
@@ -80,11 +81,9 @@ def slice_network_from_spec(spec: Mapping[str, Any]) -> SlicePoseNet:
     kwargs = dict(spec)
     if kwargs.pop("network", None) != "slice":
         raise ValueError(f"spec: expected a slice network, got {spec.get('network')!r}")
-    head = kwargs.pop("rotation_head", "rotvec")
-    if head not in ROTATION_HEADS:
-        raise ValueError(f"spec: rotation_head must be one of {sorted(ROTATION_HEADS)}, got {head!r}")
+    head = rotation_head_class(kwargs.pop("rotation_head", "rotvec"))
     try:
-        return SlicePoseNet(rotation_head=ROTATION_HEADS[head], **kwargs)
+        return SlicePoseNet(rotation_head=head, **kwargs)
     except TypeError as exc:
         raise ValueError(f"spec: bad arguments for a slice network ({exc})") from exc
 
@@ -95,11 +94,4 @@ def load_slice_network(payload: Mapping[str, Any]) -> SlicePoseNet:
     Raises:
         ValueError: missing keys, a bad spec, or weights that do not fit it.
     """
-    if not isinstance(payload, Mapping) or "spec" not in payload or "state_dict" not in payload:
-        raise ValueError("payload: expected a posereg slice network with keys 'spec' and 'state_dict'")
-    net = slice_network_from_spec(payload["spec"])
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"payload: the weights do not fit the spec ({exc})") from exc
-    return net.eval()
+    return network_from_payload(payload, slice_network_from_spec, "slice")  # type: ignore[return-value]

@@ -21,7 +21,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from posereg.models.heads import ROTATION_HEADS, RotationHead, RotvecHead, TranslationHead
+from posereg.models._payload import network_from_payload, rotation_head_class
+from posereg.models.heads import RotationHead, RotvecHead, TranslationHead
 
 __all__ = [
     "CorrectionNet", "VolumeEncoder", "VolumePoseNet", "fuse_batch_norm", "load_volume_network", "volume_network_from_spec",
@@ -191,10 +192,7 @@ def volume_network_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     builders = {"pose": VolumePoseNet, "correction": CorrectionNet}
     if kind not in builders:
         raise ValueError(f"spec: network must be one of {sorted(builders)}, got {kind!r}")
-    head = kwargs.pop("rotation_head", "rotvec")
-    if head not in ROTATION_HEADS:
-        raise ValueError(f"spec: rotation_head must be one of {sorted(ROTATION_HEADS)}, got {head!r}")
-    kwargs["rotation_head"] = ROTATION_HEADS[head]
+    kwargs["rotation_head"] = rotation_head_class(kwargs.pop("rotation_head", "rotvec"))
     try:
         return builders[kind](**kwargs)
     except TypeError as exc:
@@ -207,11 +205,4 @@ def load_volume_network(payload: Mapping[str, Any]) -> nn.Module:
     Raises:
         ValueError: missing keys, a bad spec, or weights that do not fit it.
     """
-    if not isinstance(payload, Mapping) or "spec" not in payload or "state_dict" not in payload:
-        raise ValueError("payload: expected a posereg volume network with keys 'spec' and 'state_dict'")
-    net = volume_network_from_spec(payload["spec"])
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"payload: the weights do not fit the spec ({exc})") from exc
-    return net.eval()
+    return network_from_payload(payload, volume_network_from_spec, "volume")
