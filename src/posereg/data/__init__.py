@@ -1,4 +1,8 @@
-"""Data: volumes with world frames (NIfTI), rigid resampling, atlases, synthetic subjects, datasets."""
+"""Data: volumes with world frames (NIfTI), rigid resampling, atlases, synthetic subjects, datasets.
+
+Relocalisation data lives in two submodules, imported on their own: ``posereg.data.relocalisation``
+(Cambridge Landmarks, 7-Scenes, NVM reconstructions, image transforms) and
+``posereg.data.synthetic_scene`` (rendered scenes with exact poses and visible points)."""
 
 from posereg.data.atlas import Atlas, Contrast, load_atlas, load_mni152
 from posereg.data.dataset import (
