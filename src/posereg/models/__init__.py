@@ -1,4 +1,5 @@
-"""Networks for pose regression: output heads, backbones and the papers' networks."""
+"""Networks for pose regression: output heads, backbones and the papers' networks (volume and
+slice Pose-Nets, Correction-Net, PoseNet for camera relocalisation)."""
 
 from posereg.models.heads import (
     ROTATION_HEADS,
@@ -10,6 +11,7 @@ from posereg.models.heads import (
     SVD9DHead,
     TranslationHead,
 )
+from posereg.models.posenet import PoseNet, load_backbone_weights, load_posenet, posenet_from_spec
 from posereg.models.volume import (
     CorrectionNet,
     VolumeEncoder,
@@ -20,6 +22,7 @@ from posereg.models.volume import (
 )
 
 __all__ = [
-    "ROTATION_HEADS", "CorrectionNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
-    "TranslationHead", "VolumeEncoder", "VolumePoseNet", "fuse_batch_norm", "load_volume_network", "volume_network_from_spec",
+    "ROTATION_HEADS", "CorrectionNet", "PoseNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
+    "TranslationHead", "VolumeEncoder", "VolumePoseNet", "fuse_batch_norm", "load_backbone_weights", "load_posenet", "load_volume_network",
+    "posenet_from_spec", "volume_network_from_spec",
 ]  # fmt: skip
