@@ -6,9 +6,20 @@ matplotlib only when called. Nothing here prints.
 
 from posereg.evaluation.bins import bin_indices, equal_count_edges
 from posereg.evaluation.cases import RegistrationCase, SliceCase, synthetic_cases, synthetic_slice_cases
-from posereg.evaluation.metrics import ErrorSummary, rotation_error_deg, summarise, translation_error_mm
+from posereg.evaluation.metrics import (
+    ErrorSummary,
+    position_error_m,
+    rotation_error_deg,
+    summarise,
+    translation_error_mm,
+)
+from posereg.evaluation.relocalisation import (
+    RelocalisationResult,
+    predict_camera_poses,
+    relocalisation_result,
+)
 
 __all__ = [
-    "ErrorSummary", "RegistrationCase", "SliceCase", "bin_indices", "equal_count_edges", "rotation_error_deg",
-    "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm",
+    "ErrorSummary", "RegistrationCase", "RelocalisationResult", "SliceCase", "bin_indices", "equal_count_edges",
+    "position_error_m", "predict_camera_poses", "relocalisation_result", "rotation_error_deg", "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from posereg.geometry import geodesic_distance
 
-__all__ = ["ErrorSummary", "rotation_error_deg", "summarise", "translation_error_mm"]
+__all__ = ["ErrorSummary", "position_error_m", "rotation_error_deg", "summarise", "translation_error_mm"]
 
 
 def rotation_error_deg(R_estimate: Tensor, R_true: Tensor) -> Tensor:
@@ -37,6 +37,18 @@ def translation_error_mm(t_estimate: Tensor, t_true: Tensor) -> Tensor:
         ``(...)`` distances, mm.
     """
     return torch.linalg.vector_norm(t_estimate - t_true, dim=-1)
+
+
+def position_error_m(c_estimate: Tensor, c_true: Tensor) -> Tensor:
+    """Distance between camera centres in metres (the relocalisation position error).
+
+    Args:
+        c_estimate, c_true: ``(..., 3)`` camera centres, world frame, metres.
+
+    Returns:
+        ``(...)`` distances, metres.
+    """
+    return torch.linalg.vector_norm(c_estimate - c_true, dim=-1)
 
 
 @dataclass(frozen=True)

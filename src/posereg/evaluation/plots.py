@@ -1,4 +1,5 @@
-"""Figures: per-bin box plots of errors (Salehi et al. Fig. 4) and registration slice panels.
+"""Figures: per-bin box plots of errors (Salehi et al. Fig. 4), registration slice panels and
+relocalisation camera positions (Kendall & Cipolla's predicted-vs-true maps).
 
 matplotlib is imported when a figure is drawn, with the non-interactive Agg backend.
 """
@@ -9,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from posereg.data import Volume
 
-__all__ = ["binned_boxplot", "registration_slices"]
+__all__ = ["binned_boxplot", "camera_positions", "registration_slices"]
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -106,3 +108,37 @@ def _central_slice(data: torch.Tensor, axis: int):  # type: ignore[no-untyped-de
     """The middle slice across ``axis`` of an ``(I, J, K)`` RAS-aligned volume, for ``imshow``."""
     index = data.shape[axis] // 2
     return data.select(axis, index).T.cpu().numpy()
+
+
+def camera_positions(path: str | Path, results: Mapping[str, Tensor], truth: Tensor, *, title: str = "") -> None:
+    """Top-down map of true and predicted camera centres, one panel per method (PNG).
+
+    Args:
+        path: output image.
+        results: ``{method: (N, 3) predicted centres}`` (metres, world frame, ``z`` up).
+        truth: ``(N, 3)`` true centres, aligned with every prediction.
+        title: figure title (e.g. the scene).
+
+    Each prediction is joined to its true position by a thin line, so that the error's
+    size and direction can be read off the map.
+    """
+    plt = _pyplot()
+    from matplotlib.collections import LineCollection
+
+    names = list(results)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.8), squeeze=False)
+    t = truth.detach().cpu().numpy()
+    for ax, name in zip(axes[0], names):
+        p = results[name].detach().cpu().numpy()
+        segments = [((a[0], a[1]), (b[0], b[1])) for a, b in zip(t, p)]
+        ax.add_collection(LineCollection(segments, colors="tab:red", linewidths=0.3, alpha=0.5))
+        ax.scatter(t[:, 0], t[:, 1], s=3, color="black", label="true")
+        ax.scatter(p[:, 0], p[:, 1], s=3, color="tab:orange", label="predicted")
+        ax.set(title=name, xlabel="x (m)", ylabel="y (m)", aspect="equal")
+    axes[0][0].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

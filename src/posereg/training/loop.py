@@ -211,6 +211,7 @@ def fit_pose_network(
     num_workers: int,
     accelerator: str = "cpu",
     progress: bool = True,
+    shuffle: bool = False,
 ) -> TrainingResult:
     """Train ``module`` on ``train`` (an epoch-aware dataset, see ``EpochSampler``) and write the run.
 
@@ -222,6 +223,8 @@ def fit_pose_network(
         batch_size, num_workers: data loading.
         accelerator: Lightning accelerator ('cpu', 'gpu', 'auto').
         progress: show the progress bar.
+        shuffle: visit the training items in a new seeded order each epoch (for fixed
+            datasets such as rendered frames; on-the-fly datasets draw new items anyway).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -232,7 +235,7 @@ def fit_pose_network(
     (output / "config.json").write_text(json.dumps(dict(config), indent=2))
     loader_args: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers,
                                    "persistent_workers": num_workers > 0}  # fmt: skip
-    train_loader = DataLoader(train, sampler=EpochSampler(len(train), shuffle=False), **loader_args)  # type: ignore[arg-type]
+    train_loader = DataLoader(train, sampler=EpochSampler(len(train), shuffle=shuffle), **loader_args)  # type: ignore[arg-type]
     val_loader = DataLoader(val, **loader_args)
     checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", monitor="val/rotation_error_deg", mode="min",
                                  save_last=True, filename="best-{epoch}")  # fmt: skip

@@ -1,0 +1,174 @@
+"""Typed configuration of ``posereg train reloc`` (camera relocalisation with PoseNet), from YAML.
+
+Sections: ``data`` (the synthetic scene and its sequences), ``model`` (the ``PoseNet``),
+``loss`` (one switch, ``loss.kind``, picks the paper: Kendall & Cipolla's ``beta`` or
+``homoscedastic`` weighting or the ``reprojection`` fine-tune, or Hou et al.'s ``se3``
+geodesic loss with data-derived weights) and ``optim``. Unknown keys are rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posereg.training.config import parse_section, read_yaml_mapping
+
+__all__ = [
+    "LossKind", "RelocDataConfig", "RelocLossConfig", "RelocModelConfig", "RelocOptimConfig", "RelocTrainingConfig",
+    "load_reloc_config", "reloc_config_from_dict",
+]  # fmt: skip
+
+
+class LossKind(enum.Enum):
+    """The training loss (``loss.kind``)."""
+
+    BETA = "beta"  # |p - p_hat|_g + beta |q - q_hat|_g (PoseNet, tuned beta)
+    HOMOSCEDASTIC = "homoscedastic"  # learned s_p, s_q (Kendall & Cipolla 2017)
+    REPROJECTION = "reprojection"  # L_g on the visible scene points (fine-tune; needs model.init_from)
+    SE3 = "se3"  # squared SE(3) geodesic distance under W from the training poses (Hou et al. 2018)
+
+
+SCENES = ("room", "street")
+
+
+@dataclass(frozen=True)
+class RelocDataConfig:
+    """The synthetic scene (``posereg.data.synthetic_scene``): ``scene`` is 'room' or 'street';
+    ``train_sequences`` and ``test_sequences`` paths of ``frames`` frames each (seeds
+    ``0 ..`` and ``1000 ..``), ``size`` x ``size`` pixels, at most ``points_per_image``
+    visible landmarks per frame; renders are cached under ``cache`` (None: no cache)."""
+
+    scene: str = "room"
+    train_sequences: int = 8
+    test_sequences: int = 3
+    frames: int = 250
+    size: int = 64
+    points_per_image: int = 64
+    cache: str | None = "runs/scenes"
+
+
+@dataclass(frozen=True)
+class RelocModelConfig:
+    """``PoseNet`` settings; ``init_from``: a ``model.pt`` whose weights start the run (the
+    reprojection fine-tune starts from a homoscedastic model)."""
+
+    width: float = 0.5
+    stem_stride: int = 2
+    dropout: float = 0.5
+    fc_features: int = 512
+    rotation_head: str = "quaternion"
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class RelocLossConfig:
+    """The loss switch. ``gamma``: norm of the position, quaternion and reprojection terms
+    (Kendall & Cipolla: 1); ``beta`` for 'beta'; ``init`` = initial ``(s_p, s_q)`` for
+    'homoscedastic'; ``clip`` (pixels) bounds reprojection residuals; ``metric_weights``: the
+    6 diagonal weights of ``W`` for 'se3', or None to estimate them from the spread of the
+    training poses (``estimate_metric_weights(pose_spread(...))``, training data only)."""
+
+    kind: LossKind = LossKind.HOMOSCEDASTIC
+    gamma: int = 1
+    beta: float = 100.0
+    init: tuple[float, float] = (0.0, -3.0)
+    clip: float | None = 100.0
+    metric_weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RelocOptimConfig:
+    """Adam settings and batching."""
+
+    epochs: int = 40
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    cosine_decay: bool = True
+    batch_size: int = 32
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class RelocTrainingConfig:
+    """Everything ``posereg train reloc`` needs."""
+
+    seed: int = 0
+    data: RelocDataConfig = field(default_factory=RelocDataConfig)
+    model: RelocModelConfig = field(default_factory=RelocModelConfig)
+    loss: RelocLossConfig = field(default_factory=RelocLossConfig)
+    optim: RelocOptimConfig = field(default_factory=RelocOptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for YAML and model files)."""
+        out = {"network": "reloc", **dataclasses.asdict(self)}
+        out["loss"]["kind"] = self.loss.kind.value
+        return out
+
+
+def _check(config: RelocTrainingConfig) -> RelocTrainingConfig:
+    d, m, loss, o = config.data, config.model, config.loss, config.optim
+    problems = []
+    if d.scene not in SCENES:
+        problems.append(f"data.scene must be one of {list(SCENES)}, got {d.scene!r}")
+    for key in ("train_sequences", "test_sequences", "points_per_image"):
+        if getattr(d, key) < 1:
+            problems.append(f"data.{key} must be >= 1")
+    if d.frames < 2 or d.size < 16:
+        problems.append("data.frames must be >= 2 and data.size >= 16")
+    if m.rotation_head not in ("rotvec", "quaternion", "sixd", "svd9d"):
+        problems.append(f"model.rotation_head must be rotvec, quaternion, sixd or svd9d, got {m.rotation_head!r}")
+    elif loss.kind in (LossKind.BETA, LossKind.HOMOSCEDASTIC) and m.rotation_head != "quaternion":
+        problems.append("model.rotation_head must be quaternion for the beta and homoscedastic losses (they compare quaternions)")
+    if m.width <= 0 or m.stem_stride not in (1, 2) or not 0 <= m.dropout < 1 or m.fc_features < 1:
+        problems.append("model: width > 0, stem_stride 1 or 2, dropout in [0, 1), fc_features >= 1")
+    if loss.gamma not in (1, 2):
+        problems.append(f"loss.gamma must be 1 or 2, got {loss.gamma}")
+    if loss.beta <= 0:
+        problems.append("loss.beta must be > 0")
+    if len(loss.init) != 2:
+        problems.append("loss.init must be [s_p, s_q]")
+    if loss.clip is not None and loss.clip <= 0:
+        problems.append("loss.clip must be > 0 or null")
+    if loss.metric_weights is not None and (len(loss.metric_weights) != 6 or min(loss.metric_weights) <= 0):
+        problems.append("loss.metric_weights must be 6 positive numbers or null")
+    if loss.kind is LossKind.REPROJECTION and m.init_from is None:
+        problems.append("loss.kind reprojection needs model.init_from (it diverges from random weights: "
+                        "fine-tune a homoscedastic model)")  # fmt: skip
+    if o.epochs < 1 or o.lr <= 0 or o.batch_size < 1 or o.num_workers < 0 or o.weight_decay < 0:
+        problems.append("optim: epochs >= 1, lr > 0, batch_size >= 1, num_workers >= 0, weight_decay >= 0")
+    if problems:
+        raise ValueError("config: " + "; ".join(problems))
+    return config
+
+
+def reloc_config_from_dict(values: Mapping[str, Any]) -> RelocTrainingConfig:
+    """Build and check a ``RelocTrainingConfig`` from nested mappings (e.g. parsed YAML)."""
+    sections = {"data": RelocDataConfig, "model": RelocModelConfig, "optim": RelocOptimConfig}
+    allowed = {"network", "seed", "loss", *sections}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValueError(f"config: unknown top-level keys {unknown}; expected some of {sorted(allowed)}")
+    if values.get("network", "reloc") != "reloc":
+        raise ValueError(f"config: network must be 'reloc' for posereg train reloc, got {values.get('network')!r}")
+    parsed = {name: parse_section(cls, values.get(name), name) for name, cls in sections.items()}
+    loss_values = dict(values.get("loss") or {})
+    kinds = {k.value: k for k in LossKind}
+    kind = loss_values.get("kind", LossKind.HOMOSCEDASTIC.value)
+    if kind not in kinds:
+        raise ValueError(f"config: loss.kind must be one of {sorted(kinds)}, got {kind!r}")
+    loss_values["kind"] = kinds[kind]
+    loss = parse_section(RelocLossConfig, loss_values, "loss")
+    return _check(RelocTrainingConfig(seed=int(values.get("seed", 0)), loss=loss, **parsed))  # type: ignore[arg-type]
+
+
+def load_reloc_config(path: str | Path) -> RelocTrainingConfig:
+    """Read a YAML relocalisation training configuration.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a YAML mapping, or bad keys/values.
+    """
+    return reloc_config_from_dict(read_yaml_mapping(path))

@@ -1,0 +1,221 @@
+"""posereg train reloc: configuration, the loss switch, metric weights, training and evaluation."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from posereg.evaluation.relocalisation import relocalisation_result
+from posereg.geometry import matrix_to_quaternion, rotvec_to_matrix
+from posereg.losses import HomoscedasticWeighting
+from posereg.training.reloc import (
+    PoseTermsLoss,
+    ReprojectionTermsLoss,
+    build_posenet,
+    evaluate_reloc_model,
+    load_reloc_model,
+    metric_from_training_poses,
+    reloc_loss,
+    rendered_splits,
+    train_reloc,
+)
+from posereg.training.reloc_config import LossKind, RelocTrainingConfig, reloc_config_from_dict
+
+
+def _config(tmp_path, **loss) -> RelocTrainingConfig:  # type: ignore[no-untyped-def]
+    return reloc_config_from_dict({
+        "seed": 0,
+        "data": {"scene": "room", "train_sequences": 2, "test_sequences": 1, "frames": 16, "size": 32,
+                 "points_per_image": 16, "cache": str(tmp_path / "cache")},
+        "model": {"width": 0.125, "fc_features": 32, "dropout": 0.0},
+        "loss": loss or {"kind": "homoscedastic"},
+        "optim": {"epochs": 1, "batch_size": 8, "lr": 0.003, "cosine_decay": False},
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("reloc")
+    config = _config(tmp)
+    train, test = rendered_splits(config.data)
+    return tmp, config, train, test
+
+
+def test_config_rejects_bad_values(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown keys"):
+        reloc_config_from_dict({"data": {"scene": "room", "frmaes": 3}})
+    with pytest.raises(ValueError, match="data.scene"):
+        reloc_config_from_dict({"data": {"scene": "moon"}})
+    with pytest.raises(ValueError, match="loss.kind"):
+        reloc_config_from_dict({"loss": {"kind": "l2"}})
+    with pytest.raises(ValueError, match="needs model.init_from"):
+        reloc_config_from_dict({"loss": {"kind": "reprojection"}})
+    with pytest.raises(ValueError, match="must be quaternion"):
+        reloc_config_from_dict({"loss": {"kind": "beta"}, "model": {"rotation_head": "rotvec"}})
+    with pytest.raises(ValueError, match="metric_weights"):
+        reloc_config_from_dict({"loss": {"kind": "se3", "metric_weights": [1, 1, 1]}})
+    with pytest.raises(ValueError, match="network must be 'reloc'"):
+        reloc_config_from_dict({"network": "slice"})
+    config = _config(tmp_path, kind="se3", metric_weights=[1, 1, 1, 2, 2, 2])
+    assert config.loss.kind is LossKind.SE3 and config.to_dict()["loss"]["kind"] == "se3"
+    assert reloc_config_from_dict(config.to_dict()) == config  # what model files store reads back
+
+
+def test_renders_are_cached_by_settings(tiny) -> None:
+    tmp, config, train, test = tiny
+    files = sorted((tmp / "cache").glob("*.pt"))
+    assert len(files) == 2
+    again, _ = rendered_splits(config.data)
+    assert torch.equal(again.images, train.images)
+    other = dataclasses.replace(config.data, frames=8)
+    small, _ = rendered_splits(other)
+    assert len(small) == 16 and len(sorted((tmp / "cache").glob("*.pt"))) == 4
+    assert (test.positions[:, None] - train.positions[None]).norm(dim=-1).min() > 1e-4  # other paths
+
+
+def test_metric_weights_follow_the_scene_scale(tiny) -> None:
+    from posereg.data.synthetic_scene import render_scene, street_scene
+
+    _, _, room, _ = tiny
+    street = render_scene(street_scene(), sequences=[0, 1], frames=16, size=16, points_per_image=4)
+    W_room, W_street = metric_from_training_poses(room), metric_from_training_poses(street)
+    for W in (W_room, W_street):
+        d = torch.diagonal(W)
+        assert torch.allclose(d[:3], d[:1].expand(3)) and torch.allclose(d[3:], d[3:4].expand(3))
+        assert d.norm().item() == pytest.approx(1.0, abs=1e-6)
+    # tens of metres of spread on the street: a metre there weighs less against a radian than in a
+    # room. Only about 5x less, not the 300x of the variances: w_t averages the per-axis
+    # precisions, and the tightest axis (camera height, similar in both scenes) dominates it.
+    ratio = lambda W: (W[3, 3] / W[0, 0]).item()  # noqa: E731
+    assert ratio(W_street) < ratio(W_room) / 3
+
+
+def _batch(train, n: int = 4) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    from posereg.data.synthetic_scene import SceneDataset
+
+    data = SceneDataset(train)
+    items = [data[i] for i in range(n)]
+    return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+
+
+def test_loss_switch_values(tiny) -> None:
+    tmp, config, train, _ = tiny
+    batch = _batch(train)
+    net = build_posenet(config, train)
+    # a known perturbation of the true poses: 0.2 rad about z and (0.3, 0, 0) m
+    dR = rotvec_to_matrix(torch.tensor([0.0, 0.0, 0.2]))
+    R_pred = batch["rotation"] @ dR
+    q_pred, c_pred = matrix_to_quaternion(R_pred), batch["position"] + torch.tensor([0.3, 0.0, 0.0])
+    q = batch["quaternion"]
+    beta = reloc_loss(dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.BETA, beta=50.0)), train)
+    expected = (0.3 + 50.0 * (q - q_pred).abs().sum(-1)).mean()
+    torch.testing.assert_close(beta(q_pred, c_pred, batch, net), expected)
+    homo = reloc_loss(config, train)
+    assert isinstance(homo, PoseTermsLoss)
+    assert [p.tolist() for p in homo.parameters()] == [[0.0, -3.0]]
+    expected = (0.3 * math.exp(0.0) + 0.0 + (q - q_pred).abs().sum(-1) * math.exp(3.0) - 3.0).mean()
+    torch.testing.assert_close(homo(q_pred, c_pred, batch, net), expected)
+    se3_config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.SE3))
+    se3 = reloc_loss(se3_config, train)
+    W = metric_from_training_poses(train)
+    torch.testing.assert_close(se3(q_pred, c_pred, batch, net), W[0, 0] * 0.2**2 + W[3, 3] * 0.3**2)
+    reproj_config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.REPROJECTION))
+    reproj = reloc_loss(reproj_config, train)
+    assert isinstance(reproj, ReprojectionTermsLoss)
+    assert reproj(batch["quaternion"], batch["position"], batch, net).item() == pytest.approx(0.0, abs=1e-4)
+    assert reproj(q_pred, c_pred, batch, net).item() > 1.0  # pixels
+
+
+def test_training_lowers_the_loss_and_the_fine_tune_chain_works(tiny) -> None:
+    tmp, config, train, _ = tiny
+    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=6))
+    result = train_reloc(config, tmp / "homo", progress=False)
+    rows = list(csv.DictReader(result.metrics_csv.open()))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < first - 0.5  # the homoscedastic loss falls (it may go negative)
+    s_p = [float(r["loss/s_p"]) for r in rows if r.get("loss/s_p")]
+    assert s_p[0] != s_p[-1]  # the weights are learned
+    net, loaded = load_reloc_model(result.model_path)
+    assert loaded == config and not net.training
+    # the reprojection fine-tune starts from that model
+    tuned = dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, init_from=str(result.model_path)),
+        loss=dataclasses.replace(config.loss, kind=LossKind.REPROJECTION),
+        optim=dataclasses.replace(config.optim, epochs=1, lr=1e-5),
+    )
+    fine = train_reloc(tuned, tmp / "reproj", progress=False)
+    summary = evaluate_reloc_model(fine.model_path)[0]
+    before = evaluate_reloc_model(result.model_path)[0]
+    assert summary.position_m.shape == before.position_m.shape == (16,)
+    # lr 1e-5 for one epoch: the fine-tune starts where the homoscedastic model ended
+    assert abs(summary.median_position_m - before.median_position_m) < 0.2 * before.median_position_m + 0.02
+
+
+def test_init_from_checks_the_network(tiny) -> None:
+    tmp, config, train, _ = tiny
+    net = build_posenet(config, train)
+    other = dataclasses.replace(config, model=dataclasses.replace(config.model, fc_features=8))
+    path = tmp / "other"
+    train_reloc(other, path, progress=False)
+    bad = dataclasses.replace(config, model=dataclasses.replace(config.model, init_from=str(path / "model.pt")))
+    with pytest.raises(ValueError, match="different network"):
+        train_reloc(bad, tmp / "bad", progress=False)
+    assert net.spec["fc_features"] == 32
+
+
+def test_relocalisation_result_units() -> None:
+    R = rotvec_to_matrix(torch.zeros(3, 3))
+    c = torch.zeros(3, 3)
+    R_pred = rotvec_to_matrix(torch.tensor([[0.0, 0.0, math.radians(10)], [0.0, math.radians(4), 0.0], [0.0, 0.0, 0.0]]))
+    c_pred = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    result = relocalisation_result(R_pred, c_pred, R, c)
+    torch.testing.assert_close(result.position_m, torch.tensor([5.0, 1.0, 0.0]))
+    torch.testing.assert_close(result.rotation_deg, torch.tensor([10.0, 4.0, 0.0]), atol=1e-3, rtol=0)
+    assert result.median_position_m == 1.0 and result.median_rotation_deg == pytest.approx(4.0, abs=1e-3)
+    assert result.cell() == "1.00 m, 4.0°"
+    with pytest.raises(ValueError, match="matching"):
+        relocalisation_result(R_pred[:2], c_pred, R, c)
+
+
+def test_homoscedastic_parameters_get_no_weight_decay(tiny) -> None:
+    from posereg.training.reloc import RelocalisationModule
+    from posereg.training.schedules import Stage, StageSchedule
+
+    _, config, train, _ = tiny
+    loss = reloc_loss(config, train)
+    module = RelocalisationModule(build_posenet(config, train), StageSchedule([Stage("h", 1, loss)]), weight_decay=0.1)
+    optimiser = module.configure_optimizers()["optimizer"]
+    groups = {id(p): g["weight_decay"] for g in optimiser.param_groups for p in g["params"]}
+    s = next(m for m in loss.modules() if isinstance(m, HomoscedasticWeighting)).log_variances
+    assert groups[id(s)] == 0.0
+    assert groups[id(module.net.backbone.conv1.weight)] == 0.1
+
+
+def test_cli_train_and_evaluate_reloc(tmp_path, capsys) -> None:
+    import yaml
+
+    from posereg.cli import main
+
+    config = _config(tmp_path, kind="beta", beta=30.0).to_dict()
+    path = tmp_path / "reloc.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert main(["train", "reloc", "--config", str(path), "--output", str(out), "--quiet"]) == 0
+    assert "trained reloc network" in capsys.readouterr().out
+    figure = tmp_path / "positions.png"
+    assert main(["evaluate", "reloc", "--model", str(out / "model.pt"), "--plot", str(figure), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    result, _ = evaluate_reloc_model(out / "model.pt")
+    assert f"median {result.median_position_m:.3f} m" in printed and "loss beta" in printed
+    assert figure.stat().st_size > 10_000
+    assert main(["evaluate", "reloc", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump({**config, "loss": {"kind": "se4"}}))
+    assert main(["train", "reloc", "--config", str(path), "--output", str(out)]) == 2
+    assert "loss.kind" in capsys.readouterr().err
