@@ -35,13 +35,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from posereg.data.synthetic_scene import SceneDataset
 from posereg.evaluation.plots import camera_positions
 from posereg.evaluation.relocalisation import RelocalisationResult
 from posereg.training.reloc import (
     evaluate_reloc_model,
     metric_from_training_poses,
-    rendered_splits,
+    relocalisation_data,
     train_reloc,
 )
 from posereg.training.reloc_config import LossKind, RelocTrainingConfig, load_reloc_config
@@ -92,8 +91,7 @@ def _train(run: Run, runs: Path, reuse: bool) -> Path:
 
 def _loading_share(config: RelocTrainingConfig, seconds_per_epoch: float) -> tuple[float, float]:
     """Seconds to load one epoch of batches (no network) and its share of a training epoch."""
-    train, _ = rendered_splits(config.data)
-    loader = DataLoader(SceneDataset(train), batch_size=config.optim.batch_size, shuffle=True,
+    loader = DataLoader(relocalisation_data(config.data).train, batch_size=config.optim.batch_size, shuffle=True,
                         num_workers=config.optim.num_workers)  # fmt: skip
     start = time.perf_counter()
     for _ in loader:
@@ -122,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         base = load_reloc_config(Path("configs") / f"reloc_{scene}.yaml")
         if args.epochs is not None:
             base = dataclasses.replace(base, optim=dataclasses.replace(base.optim, epochs=args.epochs))
-        train, test = rendered_splits(base.data, progress=True)
+        data = relocalisation_data(base.data, progress=True)
+        train, test = data.train_poses, data.test_poses
         W = torch.diagonal(metric_from_training_poses(train))
         notes[scene] = [
             f"{len(train)} training frames ({base.data.train_sequences} paths), {len(test)} test frames "

@@ -20,6 +20,7 @@ from posereg.training.reloc import (
     load_reloc_model,
     metric_from_training_poses,
     reloc_loss,
+    relocalisation_data,
     rendered_splits,
     train_reloc,
 )
@@ -41,8 +42,7 @@ def _config(tmp_path, **loss) -> RelocTrainingConfig:  # type: ignore[no-untyped
 def tiny(tmp_path_factory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("reloc")
     config = _config(tmp)
-    train, test = rendered_splits(config.data)
-    return tmp, config, train, test
+    return tmp, config, relocalisation_data(config.data)
 
 
 def test_config_rejects_bad_values(tmp_path) -> None:
@@ -66,9 +66,10 @@ def test_config_rejects_bad_values(tmp_path) -> None:
 
 
 def test_renders_are_cached_by_settings(tiny) -> None:
-    tmp, config, train, test = tiny
+    tmp, config, _ = tiny
     files = sorted((tmp / "cache").glob("*.pt"))
     assert len(files) == 2
+    train, test = rendered_splits(config.data)
     again, _ = rendered_splits(config.data)
     assert torch.equal(again.images, train.images)
     other = dataclasses.replace(config.data, frames=8)
@@ -77,12 +78,15 @@ def test_renders_are_cached_by_settings(tiny) -> None:
     assert (test.positions[:, None] - train.positions[None]).norm(dim=-1).min() > 1e-4  # other paths
 
 
-def test_metric_weights_follow_the_scene_scale(tiny) -> None:
-    from posereg.data.synthetic_scene import render_scene, street_scene
+def test_metric_weights_follow_the_scene_scale() -> None:
+    from posereg.data.relocalisation import CameraPoses
+    from posereg.data.synthetic_scene import camera_path_poses, room_scene, street_scene
 
-    _, _, room, _ = tiny
-    street = render_scene(street_scene(), sequences=[0, 1], frames=16, size=16, points_per_image=4)
-    W_room, W_street = metric_from_training_poses(room), metric_from_training_poses(street)
+    def poses(scene) -> CameraPoses:  # type: ignore[no-untyped-def]
+        R, c = (torch.cat(x) for x in zip(*[camera_path_poses(scene.path, 16, seed) for seed in (0, 1)]))
+        return CameraPoses(tuple(str(i) for i in range(32)), c, R)
+
+    W_room, W_street = metric_from_training_poses(poses(room_scene())), metric_from_training_poses(poses(street_scene()))
     for W in (W_room, W_street):
         d = torch.diagonal(W)
         assert torch.allclose(d[:3], d[:1].expand(3)) and torch.allclose(d[3:], d[3:4].expand(3))
@@ -94,18 +98,15 @@ def test_metric_weights_follow_the_scene_scale(tiny) -> None:
     assert ratio(W_street) < ratio(W_room) / 3
 
 
-def _batch(train, n: int = 4) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
-    from posereg.data.synthetic_scene import SceneDataset
-
-    data = SceneDataset(train)
+def _batch(data, n: int = 4) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
     items = [data[i] for i in range(n)]
     return {k: torch.stack([item[k] for item in items]) for k in items[0]}
 
 
 def test_loss_switch_values(tiny) -> None:
-    tmp, config, train, _ = tiny
-    batch = _batch(train)
-    net = build_posenet(config, train)
+    tmp, config, data = tiny
+    batch, train = _batch(data.train), data.train_poses
+    net = build_posenet(config, data)
     # a known perturbation of the true poses: 0.2 rad about z and (0.3, 0, 0) m
     dR = rotvec_to_matrix(torch.tensor([0.0, 0.0, 0.2]))
     R_pred = batch["rotation"] @ dR
@@ -131,7 +132,7 @@ def test_loss_switch_values(tiny) -> None:
 
 
 def test_training_lowers_the_loss_and_the_fine_tune_chain_works(tiny) -> None:
-    tmp, config, train, _ = tiny
+    tmp, config, _ = tiny
     config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=6))
     result = train_reloc(config, tmp / "homo", progress=False)
     rows = list(csv.DictReader(result.metrics_csv.open()))
@@ -158,8 +159,8 @@ def test_training_lowers_the_loss_and_the_fine_tune_chain_works(tiny) -> None:
 
 
 def test_init_from_checks_the_network(tiny) -> None:
-    tmp, config, train, _ = tiny
-    net = build_posenet(config, train)
+    tmp, config, data = tiny
+    net = build_posenet(config, data)
     other = dataclasses.replace(config, model=dataclasses.replace(config.model, fc_features=8))
     path = tmp / "other"
     train_reloc(other, path, progress=False)
@@ -187,9 +188,9 @@ def test_homoscedastic_parameters_get_no_weight_decay(tiny) -> None:
     from posereg.training.reloc import RelocalisationModule
     from posereg.training.schedules import Stage, StageSchedule
 
-    _, config, train, _ = tiny
-    loss = reloc_loss(config, train)
-    module = RelocalisationModule(build_posenet(config, train), StageSchedule([Stage("h", 1, loss)]), weight_decay=0.1)
+    _, config, data = tiny
+    loss = reloc_loss(config, data.train_poses)
+    module = RelocalisationModule(build_posenet(config, data), StageSchedule([Stage("h", 1, loss)]), weight_decay=0.1)
     optimiser = module.configure_optimizers()["optimizer"]
     groups = {id(p): g["weight_decay"] for g in optimiser.param_groups for p in g["params"]}
     s = next(m for m in loss.modules() if isinstance(m, HomoscedasticWeighting)).log_variances
@@ -219,3 +220,70 @@ def test_cli_train_and_evaluate_reloc(tmp_path, capsys) -> None:
     path.write_text(yaml.safe_dump({**config, "loss": {"kind": "se4"}}))
     assert main(["train", "reloc", "--config", str(path), "--output", str(out)]) == 2
     assert "loss.kind" in capsys.readouterr().err
+
+
+def _write_cambridge_scene(root, rendered, split: str, points_per_camera: int = 30) -> None:  # type: ignore[no-untyped-def]
+    """A rendered split in Cambridge Landmarks' layout: PNGs, dataset_<split>.txt (world-to-camera
+    quaternions) and reconstruction.nvm (cameras and the landmarks they see)."""
+    from PIL import Image
+
+    from posereg.data.synthetic_scene import room_scene, scene_points, visible_points
+
+    names = [f"seq{1 + int(s)}/frame{i:05d}.png" for i, s in enumerate(rendered.sequence.tolist())]
+    for name, image in zip(names, rendered.images):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(root / name)
+    w2c = matrix_to_quaternion(rendered.rotations.mT)
+    rows = [f"{n} " + " ".join(f"{v:.9f}" for v in (*c.tolist(), *q.tolist()))
+            for n, c, q in zip(names, rendered.positions, w2c)]  # fmt: skip
+    header = "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n\n"
+    (root / f"dataset_{split}.txt").write_text(header + "\n".join(rows) + "\n")
+    landmarks = scene_points(room_scene(), 400, seed=5)
+    seen = visible_points(room_scene(), rendered.rotations, rendered.positions, landmarks, rendered.images.shape[-1])
+    f = rendered.intrinsics[0, 0].item()
+    cams = [f"{n.replace('.png', '.jpg')} {f:.9f} " + " ".join(f"{v:.12f}" for v in (*q.tolist(), *c.tolist())) + " 0 0"
+            for n, c, q in zip(names, rendered.positions, w2c)]  # fmt: skip
+    pts = []
+    for j, g in enumerate(landmarks.tolist()):
+        cameras = seen[:, j].nonzero().flatten().tolist()[:points_per_camera]
+        meas = " ".join(f"{i} 0 0.0 0.0" for i in cameras)
+        pts.append(" ".join(f"{v:.12f}" for v in g) + f" 128 128 128 {len(cameras)} {meas}")
+    nvm = ["NVM_V3", "", str(len(cams)), *cams, "", str(len(pts)), *pts, "", "0", ""]
+    (root / "reconstruction.nvm").write_text("\n".join(nvm))
+
+
+def test_cambridge_layout_reads_back_and_trains(tmp_path) -> None:
+    """A rendered scene written in Cambridge's format reads back with the same poses, and the
+    reprojection loss of the true poses through the NVM intrinsics and points is zero."""
+    from posereg.data.synthetic_scene import render_scene, room_scene
+
+    root = tmp_path / "Synthetic"
+    rendered = render_scene(room_scene(), sequences=[0, 1], frames=8, size=40, points_per_image=8)
+    _write_cambridge_scene(root, rendered, "train")
+    (root / "dataset_test.txt").write_text((root / "dataset_train.txt").read_text())
+    config = reloc_config_from_dict({
+        "data": {"source": "cambridge", "root": str(root), "resize": 36, "crop": 32, "points_per_image": 20},
+        "model": {"width": 0.125, "fc_features": 16, "dropout": 0.0},
+        "loss": {"kind": "homoscedastic"}, "optim": {"epochs": 1, "batch_size": 4},
+    })  # fmt: skip
+    data = relocalisation_data(config.data)
+    assert data.has_points and len(data.train) == 16
+    torch.testing.assert_close(data.train_poses.positions, rendered.positions, atol=1e-8, rtol=0)
+    torch.testing.assert_close(data.train_poses.rotations, rendered.rotations, atol=1e-8, rtol=0)
+    batch = _batch(data.test, 8)
+    assert batch["image"].shape == (8, 3, 32, 32) and int(batch["points_mask"].sum()) > 8 * 5
+    # resize 40 -> 36 and centre crop 32: the intrinsics follow, and the true pose reprojects exactly
+    net = build_posenet(config, data)
+    reproj = reloc_loss(dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.REPROJECTION)),
+                        data.train_poses)  # fmt: skip
+    assert reproj(batch["quaternion"], batch["position"], batch, net).item() < 1e-3
+    expected = rendered.intrinsics[0, 0].item() * 36 / 40
+    assert batch["intrinsics"][0, 0, 0].item() == pytest.approx(expected, rel=1e-5)
+    result = train_reloc(config, tmp_path / "run", progress=False)
+    assert evaluate_reloc_model(result.model_path)[0].position_m.shape == (16,)
+    # without the reconstruction there are no points: the reprojection fine-tune refuses
+    (root / "reconstruction.nvm").unlink()
+    tuned = reloc_config_from_dict({**config.to_dict(), "loss": {"kind": "reprojection"},
+                                    "model": {**config.to_dict()["model"], "init_from": str(result.model_path)}})  # fmt: skip
+    with pytest.raises(ValueError, match="no scene points"):
+        train_reloc(tuned, tmp_path / "run2", progress=False)

@@ -486,7 +486,8 @@ class SceneDataset(EpochDataset):
 
     Items are dicts: ``image`` ``(3, H, W)`` float32 in [0, 1], ``position`` ``(3,)`` (metres),
     ``rotation`` ``(3, 3)`` and ``quaternion`` ``(4,)`` (camera-to-world, ``w >= 0``),
-    ``points`` ``(M, 3)`` and ``points_mask`` ``(M,)``; all float32 but the mask. Indices are
+    ``points`` ``(M, 3)``, ``points_mask`` ``(M,)`` and the pixel ``intrinsics`` ``(3, 3)``; all
+    float32 but the mask. Indices are
     plain ints or ``EpochSampler``'s ``(epoch, index)`` pairs.
     """
 
@@ -494,9 +495,11 @@ class SceneDataset(EpochDataset):
         super().__init__(len(rendered), seed=0)
         self.rendered = rendered
         self.quaternions = matrix_to_quaternion(rendered.rotations).float()
+        self.intrinsics = rendered.intrinsics.float()
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor]:
         _, i = self.resolve(index)
         r = self.rendered
         return {"image": r.images[i].float() / 255, "position": r.positions[i].float(), "rotation": r.rotations[i].float(),
-                "quaternion": self.quaternions[i], "points": r.points[i], "points_mask": r.points_mask[i]}  # fmt: skip
+                "quaternion": self.quaternions[i], "points": r.points[i], "points_mask": r.points_mask[i],
+                "intrinsics": self.intrinsics}  # fmt: skip

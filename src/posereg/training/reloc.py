@@ -20,13 +20,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
-from posereg.data.relocalisation import channel_statistics
+from posereg.data.relocalisation import (
+    CameraPoses,
+    ImageTransform,
+    RelocalisationDataset,
+    channel_statistics,
+    image_key,
+    load_rgb,
+    points_seen_by,
+    read_cambridge_poses,
+    read_nvm,
+    read_seven_scenes,
+    read_seven_scenes_split,
+    seven_scenes_intrinsics,
+)
 from posereg.data.synthetic_scene import (
     RenderedScene,
     SceneDataset,
@@ -47,10 +62,10 @@ from posereg.losses import (
     MetricWeighting,
     PoseLoss,
     QuaternionDistance,
-    ReprojectionLoss,
     TranslationDistance,
     estimate_metric_weights,
     pose_spread,
+    reprojection_loss,
 )
 from posereg.models import ROTATION_HEADS
 from posereg.models.posenet import PoseNet, load_posenet
@@ -65,7 +80,8 @@ from posereg.training.schedules import Stage, StageSchedule
 
 __all__ = [
     "PoseTermsLoss", "RelocalisationModule", "ReprojectionTermsLoss", "build_posenet", "evaluate_reloc_model", "load_reloc_model",
-    "metric_from_training_poses", "reloc_loss", "rendered_splits", "synthetic_scene", "train_reloc",
+    "RelocalisationData", "metric_from_training_poses", "relocalisation_data", "reloc_loss", "rendered_splits",
+    "synthetic_scene", "train_reloc",
 ]  # fmt: skip
 
 TEST_SEED_BASE = 1000  # test sequences use path seeds 1000, 1001, ...: never a training path
@@ -105,13 +121,96 @@ def rendered_splits(data: RelocDataConfig, *, progress: bool = False) -> tuple[R
     return out[0], out[1]
 
 
-def metric_from_training_poses(train: RenderedScene) -> Tensor:
+@dataclass(frozen=True)
+class RelocalisationData:
+    """Training and test frames with what the network and the losses need to know of them.
+
+    Attributes:
+        train, test: datasets of dict items (``image`` in [0, 1], ``position``, ``rotation``,
+            ``quaternion``, and when available ``points``, ``points_mask``, ``intrinsics``).
+        train_poses, test_poses: their camera-to-world poses (float64).
+        image_mean, image_std: per-channel statistics of the training images.
+        has_points: whether items carry scene points (the reprojection loss needs them).
+    """
+
+    train: Dataset
+    test: Dataset
+    train_poses: CameraPoses
+    test_poses: CameraPoses
+    image_mean: list[float]
+    image_std: list[float]
+    has_points: bool
+
+
+def _poses_of(rendered: RenderedScene) -> CameraPoses:
+    return CameraPoses(tuple(f"frame{i:06d}" for i in range(len(rendered))), rendered.positions, rendered.rotations)
+
+
+def _statistics(images) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
+    mean, std = channel_statistics(images)
+    return mean.tolist(), std.tolist()
+
+
+def _synthetic_data(data: RelocDataConfig, progress: bool) -> RelocalisationData:
+    train, test = rendered_splits(data, progress=progress)
+    mean, std = _statistics(image.float() / 255 for image in train.images)
+    return RelocalisationData(SceneDataset(train), SceneDataset(test), _poses_of(train), _poses_of(test), mean, std, True)
+
+
+def _real_data(data: RelocDataConfig) -> RelocalisationData:
+    assert data.root is not None
+    root = Path(data.root)
+    if data.source == "cambridge":
+        split = [read_cambridge_poses(root / f"dataset_{name}.txt", max_abs_position=data.max_abs_position)
+                 for name in ("train", "test")]  # fmt: skip
+    else:
+        split = [read_seven_scenes(root, read_seven_scenes_split(root / f"{name}Split.txt")) for name in ("Train", "Test")]
+    nvm = root / "reconstruction.nvm"
+    points: list[tuple[Tensor, Tensor] | None] = [None, None]
+    intrinsics: list[Tensor | None] = [None, None]
+    if data.source == "cambridge" and nvm.is_file():
+        reconstruction = read_nvm(nvm)
+        focal = {image_key(k): f for k, f in zip(reconstruction.files, reconstruction.focal_lengths.tolist())}
+        for i, poses in enumerate(split):
+            points[i] = points_seen_by(reconstruction, poses, data.points_per_image, allow_missing=True)
+            # NVM measurements are relative to the image centre: K has the centre as principal point
+            h, w = load_rgb(root / poses.files[0]).shape[-2:]
+            f = torch.tensor([focal.get(image_key(name), float("nan")) for name in poses.files], dtype=torch.float64)
+            K = torch.zeros(len(poses), 3, 3, dtype=torch.float64)
+            K[:, 0, 0] = K[:, 1, 1] = f
+            K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = (w - 1) / 2, (h - 1) / 2, 1.0
+            intrinsics[i] = K
+    elif data.source == "seven_scenes":
+        intrinsics = [seven_scenes_intrinsics(), seven_scenes_intrinsics()]
+    datasets = []
+    for i, poses in enumerate(split):
+        transform = ImageTransform(resize=data.resize, crop=data.crop, train=i == 0)
+        pts = points[i]
+        datasets.append(RelocalisationDataset(root, poses, transform, points=None if pts is None else pts[0],
+                                              points_mask=None if pts is None else pts[1], intrinsics=intrinsics[i]))  # fmt: skip
+    # statistics of up to 200 evenly spread training images, centre-cropped
+    probe = ImageTransform(resize=data.resize, crop=data.crop, train=False)
+    step = max(1, len(split[0]) // 200)
+    mean, std = _statistics(probe(load_rgb(root / f)) for f in split[0].files[::step])
+    return RelocalisationData(datasets[0], datasets[1], split[0], split[1], mean, std, points[0] is not None)
+
+
+def relocalisation_data(data: RelocDataConfig, *, progress: bool = False) -> RelocalisationData:
+    """The frames ``data`` describes: a rendered synthetic scene, Cambridge Landmarks or 7-Scenes.
+
+    Raises:
+        FileNotFoundError: missing dataset files. ValueError: malformed ones.
+    """
+    return _synthetic_data(data, progress) if data.source == "synthetic" else _real_data(data)
+
+
+def metric_from_training_poses(poses: CameraPoses) -> Tensor:
     """``W`` (6 x 6, block-isotropic, unit-length diagonal) from the spread of the training cameras.
 
     Hou et al.'s rule, ``w = diag(cov^-1)`` of SE(3) residuals normalised to unit length,
     applied to the training poses about their mean (``pose_spread``): training data only.
     """
-    return estimate_metric_weights(pose_spread(train.rotations, train.positions)).float()
+    return estimate_metric_weights(pose_spread(poses.rotations, poses.positions)).float()
 
 
 class PoseTermsLoss(nn.Module):
@@ -127,19 +226,30 @@ class PoseTermsLoss(nn.Module):
 
 
 class ReprojectionTermsLoss(nn.Module):
-    """Kendall & Cipolla's ``L_g`` on the batch's visible scene points (pixels of ``K``)."""
+    """Kendall & Cipolla's ``L_g`` on the batch's visible scene points, in pixels of each
+    image's ``intrinsics`` (the frame's own, after resizing and cropping).
 
-    def __init__(self, loss: ReprojectionLoss) -> None:
+    Args:
+        gamma: residual norm (the paper: 1).
+        clip: residual bound in pixels, or None.
+    """
+
+    def __init__(self, gamma: int = 1, clip: float | None = None) -> None:
         super().__init__()
-        self.loss = loss
+        self.gamma, self.clip = gamma, clip
 
     def forward(self, rotation: Tensor, position: Tensor, batch: dict[str, Tensor], net: nn.Module) -> Tensor:
-        return self.loss(net.to_matrix(rotation), position, batch["rotation"], batch["position"], batch["points"],
-                         batch["points_mask"])  # fmt: skip
+        missing = sorted({"points", "points_mask", "intrinsics"} - set(batch))
+        if missing:
+            raise ValueError(f"batch: the reprojection loss needs {missing} in every item")
+        return reprojection_loss(net.to_matrix(rotation), position, batch["rotation"], batch["position"],
+                                 batch["points"], batch["points_mask"], batch["intrinsics"], gamma=self.gamma,
+                                 clip=self.clip)  # fmt: skip
 
 
-def reloc_loss(config: RelocTrainingConfig, train: RenderedScene) -> nn.Module:
-    """The loss module ``loss.kind`` names (see the module docstring)."""
+def reloc_loss(config: RelocTrainingConfig, train: CameraPoses) -> nn.Module:
+    """The loss module ``loss.kind`` names (see the module docstring); ``train``: the training
+    cameras (for the SE(3) metric weights)."""
     c = config.loss
     distances = {"rotation": QuaternionDistance(c.gamma), "translation": TranslationDistance(c.gamma)}
     if c.kind is LossKind.BETA:
@@ -147,19 +257,19 @@ def reloc_loss(config: RelocTrainingConfig, train: RenderedScene) -> nn.Module:
     if c.kind is LossKind.HOMOSCEDASTIC:
         return PoseTermsLoss(PoseLoss(HomoscedasticWeighting(c.init, reduction="none"), **distances))
     if c.kind is LossKind.REPROJECTION:
-        return ReprojectionTermsLoss(ReprojectionLoss(train.intrinsics.float(), gamma=c.gamma, clip=c.clip))
+        return ReprojectionTermsLoss(c.gamma, c.clip)
     W = torch.diag(torch.tensor(c.metric_weights)) if c.metric_weights is not None else metric_from_training_poses(train)
     return PoseTermsLoss(PoseLoss(MetricWeighting(W.float(), ROTATION_HEADS[config.model.rotation_head].representation)))
 
 
-def build_posenet(config: RelocTrainingConfig, train: RenderedScene) -> PoseNet:
+def build_posenet(config: RelocTrainingConfig, data: RelocalisationData) -> PoseNet:
     """The ``PoseNet`` of ``config``, its position head centred on the training cameras
     and its input normalised by the training images' statistics."""
     m = config.model
-    mean, std = (v.tolist() for v in channel_statistics(image.float() / 255 for image in train.images))
-    spread = float(train.positions.std(0).mean().clamp_min(1e-3))
-    return PoseNet(m.width, m.stem_stride, m.dropout, m.fc_features, train.positions.mean(0).tolist(), spread,
-                   mean, std, ROTATION_HEADS[m.rotation_head])  # fmt: skip
+    positions = data.train_poses.positions
+    spread = float(positions.std(0).mean().clamp_min(1e-3))
+    return PoseNet(m.width, m.stem_stride, m.dropout, m.fc_features, positions.mean(0).tolist(), spread,
+                   data.image_mean, data.image_std, ROTATION_HEADS[m.rotation_head])  # fmt: skip
 
 
 class RelocalisationModule(L.LightningModule):
@@ -238,10 +348,13 @@ def train_reloc(
         FileNotFoundError: ``model.init_from`` names no file.
         ValueError: ``model.init_from`` is not a relocalisation model of the same network.
     """
-    train, test = rendered_splits(config.data, progress=progress)
+    data = relocalisation_data(config.data, progress=progress)
+    if config.loss.kind is LossKind.REPROJECTION and not data.has_points:
+        raise ValueError(f"loss.kind reprojection: the {config.data.source} data has no scene points "
+                         "(Cambridge: put reconstruction.nvm in data.root)")  # fmt: skip
     with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
         torch.manual_seed(config.seed)
-        net = build_posenet(config, train)
+        net = build_posenet(config, data)
     if config.model.init_from is not None:
         start, _ = load_reloc_model(config.model.init_from)
         if start.spec != net.spec:
@@ -249,9 +362,9 @@ def train_reloc(
                              f"({start.spec} vs {net.spec})")  # fmt: skip
         net.load_state_dict(start.state_dict())
     o = config.optim
-    schedule = StageSchedule([Stage(config.loss.kind.value, o.epochs, reloc_loss(config, train))])
+    schedule = StageSchedule([Stage(config.loss.kind.value, o.epochs, reloc_loss(config, data.train_poses))])
     module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay)
-    return fit_pose_network(module, SceneDataset(train), SceneDataset(test), config=config.to_dict(), output=output,
+    return fit_pose_network(module, data.train, data.test, config=config.to_dict(), output=output,
                             batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
                             progress=progress, shuffle=True)  # fmt: skip
 
@@ -268,12 +381,12 @@ def load_reloc_model(path: str | Path) -> tuple[PoseNet, RelocTrainingConfig]:
 
 
 def evaluate_reloc_model(path: str | Path, *, progress: bool = False) -> tuple[RelocalisationResult, RelocTrainingConfig]:
-    """Errors of a relocalisation ``model.pt`` on the test sequences of the scene it was trained on.
+    """Errors of a relocalisation ``model.pt`` on the test frames of the data it was trained on.
 
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg relocalisation model.
     """
     net, config = load_reloc_model(path)
-    _, test = rendered_splits(config.data, progress=progress)
-    R, c = predict_camera_poses(net, SceneDataset(test))
-    return relocalisation_result(R, c, test.rotations.float(), test.positions.float()), config
+    data = relocalisation_data(config.data, progress=progress)
+    R, c = predict_camera_poses(net, data.test)
+    return relocalisation_result(R, c, data.test_poses.rotations.float(), data.test_poses.positions.float()), config

@@ -33,22 +33,40 @@ class LossKind(enum.Enum):
 
 
 SCENES = ("room", "street")
+SOURCES = ("synthetic", "cambridge", "seven_scenes")
 
 
 @dataclass(frozen=True)
 class RelocDataConfig:
-    """The synthetic scene (``posereg.data.synthetic_scene``): ``scene`` is 'room' or 'street';
-    ``train_sequences`` and ``test_sequences`` paths of ``frames`` frames each (seeds
-    ``0 ..`` and ``1000 ..``), ``size`` x ``size`` pixels, at most ``points_per_image``
-    visible landmarks per frame; renders are cached under ``cache`` (None: no cache)."""
+    """Where the frames come from.
 
+    ``source``: 'synthetic' (posereg's rendered ``scene``, 'room' or 'street'), 'cambridge'
+    (a Cambridge Landmarks scene folder ``root`` with ``dataset_train.txt``,
+    ``dataset_test.txt`` and, for the reprojection loss, ``reconstruction.nvm``) or
+    'seven_scenes' (a 7-Scenes scene folder ``root`` with ``TrainSplit.txt``,
+    ``TestSplit.txt`` and ``seq-XX`` folders; no scene points, so no reprojection loss).
+
+    Synthetic: ``train_sequences`` and ``test_sequences`` paths of ``frames`` frames each
+    (seeds ``0 ..`` and ``1000 ..``), ``size`` x ``size`` pixels, renders cached under
+    ``cache`` (None: no cache). Real images: shorter side resized to ``resize``, then a
+    ``crop`` x ``crop`` crop (random for training, central for testing; PoseNet: 256, 224);
+    Cambridge rows with a coordinate beyond ``max_abs_position`` metres are dropped (one
+    Great Court frame lies at 3e9 m). Both: at most ``points_per_image`` scene points per
+    frame for the reprojection loss.
+    """
+
+    source: str = "synthetic"
     scene: str = "room"
+    root: str | None = None
     train_sequences: int = 8
     test_sequences: int = 3
     frames: int = 250
     size: int = 64
     points_per_image: int = 64
     cache: str | None = "runs/scenes"
+    resize: int = 256
+    crop: int = 224
+    max_abs_position: float | None = 1e4
 
 
 @dataclass(frozen=True)
@@ -112,8 +130,16 @@ class RelocTrainingConfig:
 def _check(config: RelocTrainingConfig) -> RelocTrainingConfig:
     d, m, loss, o = config.data, config.model, config.loss, config.optim
     problems = []
-    if d.scene not in SCENES:
+    if d.source not in SOURCES:
+        problems.append(f"data.source must be one of {list(SOURCES)}, got {d.source!r}")
+    elif d.source == "synthetic" and d.scene not in SCENES:
         problems.append(f"data.scene must be one of {list(SCENES)}, got {d.scene!r}")
+    elif d.source != "synthetic" and d.root is None:
+        problems.append(f"data.root must name the {d.source} scene folder")
+    if d.source == "seven_scenes" and loss.kind is LossKind.REPROJECTION:
+        problems.append("loss.kind reprojection needs scene points, which the 7-Scenes loader does not provide")
+    if d.crop < 16 or d.resize < d.crop:
+        problems.append("data.crop must be >= 16 and data.resize >= data.crop")
     for key in ("train_sequences", "test_sequences", "points_per_image"):
         if getattr(d, key) < 1:
             problems.append(f"data.{key} must be >= 1")
