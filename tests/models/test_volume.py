@@ -71,7 +71,7 @@ def test_spec_round_trip_and_errors():
     torch.testing.assert_close(rebuilt(x)[0], net(x)[0])
     with pytest.raises(ValueError, match="rotation_head must be one of"):
         volume_network_from_spec({**net.spec, "rotation_head": "euler"})
-    with pytest.raises(ValueError, match="network must be one of"):
+    with pytest.raises(ValueError, match="expected a correction or pose network"):
         volume_network_from_spec({**net.spec, "network": "slice"})
     with pytest.raises(ValueError, match="do not fit"):
         load_volume_network({"spec": {**net.spec, "fc": [8]}, "state_dict": net.state_dict()})

@@ -17,6 +17,29 @@ def rotation_head_class(name: str) -> type[RotationHead]:
     return ROTATION_HEADS[name]
 
 
+def network_from_spec(spec: Mapping[str, Any], builders: Mapping[str, Callable[..., nn.Module]],
+                      default_head: str) -> nn.Module:  # fmt: skip
+    """Build the network a ``net.spec`` mapping describes.
+
+    Args:
+        spec: ``{"network": kind, "rotation_head": name, **constructor arguments}``.
+        builders: the network classes by ``kind``.
+        default_head: the rotation head of specs that name none.
+
+    Raises:
+        ValueError: an unknown ``network`` or ``rotation_head``, or bad arguments.
+    """
+    kwargs = dict(spec)
+    kind = kwargs.pop("network", None)
+    if kind not in builders:
+        raise ValueError(f"spec: expected a {' or '.join(sorted(builders))} network, got {kind!r}")
+    kwargs["rotation_head"] = rotation_head_class(kwargs.pop("rotation_head", default_head))
+    try:
+        return builders[kind](**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"spec: bad arguments for a {kind} network ({exc})") from exc
+
+
 def network_from_payload(payload: Mapping[str, Any], build: Callable[[Mapping[str, Any]], nn.Module], kind: str) -> nn.Module:
     """``build(payload["spec"])`` with ``payload["state_dict"]`` loaded, in eval mode.
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from posereg.models._payload import network_from_payload, rotation_head_class
+from posereg.models._payload import network_from_payload, network_from_spec
 from posereg.models.heads import QuaternionHead, RotationHead, TranslationHead
 
 __all__ = ["PoseNet", "load_backbone_weights", "load_posenet", "posenet_from_spec"]
@@ -142,14 +142,7 @@ def posenet_from_spec(spec: Mapping[str, Any]) -> PoseNet:
     Raises:
         ValueError: not a PoseNet spec, an unknown rotation head or bad arguments.
     """
-    kwargs = dict(spec)
-    if kwargs.pop("network", None) != "posenet":
-        raise ValueError(f"spec: expected a posenet network, got {spec.get('network')!r}")
-    head = rotation_head_class(kwargs.pop("rotation_head", "quaternion"))
-    try:
-        return PoseNet(rotation_head=head, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"spec: bad arguments for a posenet network ({exc})") from exc
+    return network_from_spec(spec, {"posenet": PoseNet}, "quaternion")  # type: ignore[return-value]
 
 
 def load_posenet(payload: Mapping[str, Any]) -> PoseNet:

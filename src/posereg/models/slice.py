@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from posereg.models._payload import network_from_payload, rotation_head_class
+from posereg.models._payload import network_from_payload, network_from_spec
 from posereg.models.heads import RotationHead, RotvecHead, SliceIndexHead
 
 __all__ = ["SlicePoseNet", "load_slice_network", "slice_network_from_spec"]
@@ -78,14 +78,7 @@ def slice_network_from_spec(spec: Mapping[str, Any]) -> SlicePoseNet:
     Raises:
         ValueError: not a slice network, an unknown rotation head or bad arguments.
     """
-    kwargs = dict(spec)
-    if kwargs.pop("network", None) != "slice":
-        raise ValueError(f"spec: expected a slice network, got {spec.get('network')!r}")
-    head = rotation_head_class(kwargs.pop("rotation_head", "rotvec"))
-    try:
-        return SlicePoseNet(rotation_head=head, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"spec: bad arguments for a slice network ({exc})") from exc
+    return network_from_spec(spec, {"slice": SlicePoseNet}, "rotvec")  # type: ignore[return-value]
 
 
 def load_slice_network(payload: Mapping[str, Any]) -> SlicePoseNet:

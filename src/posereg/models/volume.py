@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from posereg.models._payload import network_from_payload, rotation_head_class
+from posereg.models._payload import network_from_payload, network_from_spec
 from posereg.models.heads import RotationHead, RotvecHead, TranslationHead
 
 __all__ = [
@@ -187,16 +187,7 @@ def volume_network_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     Raises:
         ValueError: an unknown ``network`` or ``rotation_head``, or unknown arguments.
     """
-    kwargs = dict(spec)
-    kind = kwargs.pop("network", None)
-    builders = {"pose": VolumePoseNet, "correction": CorrectionNet}
-    if kind not in builders:
-        raise ValueError(f"spec: network must be one of {sorted(builders)}, got {kind!r}")
-    kwargs["rotation_head"] = rotation_head_class(kwargs.pop("rotation_head", "rotvec"))
-    try:
-        return builders[kind](**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"spec: bad arguments for a {kind} network ({exc})") from exc
+    return network_from_spec(spec, {"pose": VolumePoseNet, "correction": CorrectionNet}, "rotvec")
 
 
 def load_volume_network(payload: Mapping[str, Any]) -> nn.Module:

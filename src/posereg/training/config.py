@@ -23,6 +23,7 @@ __all__ = [
     "ScheduleConfig",
     "VolumeTrainingConfig",
     "load_volume_config",
+    "parse_sections",
 ]
 
 T = TypeVar("T")
@@ -135,6 +136,31 @@ def parse_section(cls: type[T], values: object, name: str) -> T:
         raise ValueError(f"config: unknown keys {unknown} in section {name!r}; expected some of {sorted(known)}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return cls(**kwargs)
+
+
+def parse_sections(values: Mapping[str, Any], sections: Mapping[str, type], network: str,
+                   extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """Parse the ``sections`` of a one-network configuration (``network``, if given, must be ``network``).
+
+    Args:
+        values: the top-level mapping.
+        sections: the dataclass of each section.
+        network: the only value ``network`` may take.
+        extra_keys: other top-level keys the caller parses itself (besides ``network``, ``seed``).
+
+    Returns:
+        ``{section: parsed dataclass}``.
+
+    Raises:
+        ValueError: unknown top-level keys, another network, or a bad section.
+    """
+    allowed = {"network", "seed", *extra_keys, *sections}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValueError(f"config: unknown top-level keys {unknown}; expected some of {sorted(allowed)}")
+    if values.get("network", network) != network:
+        raise ValueError(f"config: network must be {network!r} for posereg train {network}, got {values.get('network')!r}")
+    return {name: parse_section(cls, values.get(name), name) for name, cls in sections.items()}
 
 
 def common_problems(atlas: AtlasConfig, rotation_head: str, schedule: ScheduleConfig, optim: OptimConfig) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posereg.training.config import parse_section, read_yaml_mapping
+from posereg.training.config import parse_section, parse_sections, read_yaml_mapping
 
 __all__ = [
     "LossKind", "RelocDataConfig", "RelocLossConfig", "RelocModelConfig", "RelocOptimConfig", "RelocTrainingConfig",
@@ -174,13 +174,7 @@ def _check(config: RelocTrainingConfig) -> RelocTrainingConfig:
 def reloc_config_from_dict(values: Mapping[str, Any]) -> RelocTrainingConfig:
     """Build and check a ``RelocTrainingConfig`` from nested mappings (e.g. parsed YAML)."""
     sections = {"data": RelocDataConfig, "model": RelocModelConfig, "optim": RelocOptimConfig}
-    allowed = {"network", "seed", "loss", *sections}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ValueError(f"config: unknown top-level keys {unknown}; expected some of {sorted(allowed)}")
-    if values.get("network", "reloc") != "reloc":
-        raise ValueError(f"config: network must be 'reloc' for posereg train reloc, got {values.get('network')!r}")
-    parsed = {name: parse_section(cls, values.get(name), name) for name, cls in sections.items()}
+    parsed = parse_sections(values, sections, "reloc", extra_keys=("loss",))
     loss_values = dict(values.get("loss") or {})
     kinds = {k.value: k for k in LossKind}
     kind = loss_values.get("kind", LossKind.HOMOSCEDASTIC.value)

@@ -17,7 +17,7 @@ from posereg.training.config import (
     OptimConfig,
     ScheduleConfig,
     common_problems,
-    parse_section,
+    parse_sections,
     read_yaml_mapping,
 )
 
@@ -96,13 +96,7 @@ def slice_config_from_dict(values: Mapping[str, Any]) -> SliceTrainingConfig:
     """Build and check a ``SliceTrainingConfig`` from nested mappings (e.g. parsed YAML)."""
     sections = {"atlas": AtlasConfig, "data": SliceDataConfig, "model": SliceModelConfig, "schedule": ScheduleConfig,
                 "optim": OptimConfig}  # fmt: skip
-    allowed = {"network", "seed", *sections}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ValueError(f"config: unknown top-level keys {unknown}; expected some of {sorted(allowed)}")
-    if values.get("network", "slice") != "slice":
-        raise ValueError(f"config: network must be 'slice' for posereg train slice, got {values.get('network')!r}")
-    parsed = {name: parse_section(cls, values.get(name), name) for name, cls in sections.items()}
+    parsed = parse_sections(values, sections, "slice")
     return _check(SliceTrainingConfig(seed=int(values.get("seed", 0)), **parsed))  # type: ignore[arg-type]
 
 
