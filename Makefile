@@ -9,7 +9,7 @@ CONSTRAINTS := $(VENV)/constraints.txt
 POSE_STEPS ?= 2
 CORRECTION_STEPS ?= 1
 
-.PHONY: demo test bench-geometry bench-losses bench-volume train-volume clean
+.PHONY: demo test bench-geometry bench-losses bench-volume bench-reloc train-volume clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ train-volume: $(VENV)/.installed
 bench-volume: $(VENV)/.installed
 	$(BIN)/python benchmarks/volume_registration.py --model $(WEIGHTS) --mse-model runs/pose/model_after_mse.pt \
 		--output docs/benchmarks/volume_registration.md
+
+# Kendall & Cipolla / Hou et al. loss comparison on the two synthetic scenes (about 45 min here).
+bench-reloc: $(VENV)/.installed
+	$(BIN)/python benchmarks/relocalisation.py --output docs/benchmarks/relocalisation.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

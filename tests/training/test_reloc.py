@@ -65,6 +65,16 @@ def test_config_rejects_bad_values(tmp_path) -> None:
     assert reloc_config_from_dict(config.to_dict()) == config  # what model files store reads back
 
 
+def test_shipped_configs_parse() -> None:
+    from posereg.training.reloc_config import load_reloc_config
+
+    room, street = load_reloc_config("configs/reloc_room.yaml"), load_reloc_config("configs/reloc_street.yaml")
+    assert (room.data.scene, street.data.scene) == ("room", "street")
+    assert room.model == street.model and room.optim == street.optim  # the scenes differ in data only
+    cambridge = load_reloc_config("configs/reloc_cambridge.yaml")
+    assert cambridge.data.source == "cambridge" and cambridge.data.crop == 224
+
+
 def test_renders_are_cached_by_settings(tiny) -> None:
     tmp, config, _ = tiny
     files = sorted((tmp / "cache").glob("*.pt"))
