@@ -108,6 +108,18 @@ def test_metric_weights_follow_the_scene_scale() -> None:
     assert ratio(W_street) < ratio(W_room) / 3
 
 
+def test_metric_from_training_residuals_is_a_unit_block_metric(tiny) -> None:
+    from posereg.training.reloc import metric_from_training_residuals
+
+    _, config, data = tiny
+    W = metric_from_training_residuals(build_posenet(config, data), data)
+    d = torch.diagonal(W)
+    assert W.shape == (6, 6) and torch.count_nonzero(W - torch.diag(d)) == 0
+    assert torch.allclose(d[:3], d[:1].expand(3)) and d.norm().item() == pytest.approx(1.0, abs=1e-6)
+    # an untrained network errs by far more than the spread of the poses in rotation: W differs from it
+    assert not torch.allclose(W, metric_from_training_poses(data.train_poses), atol=1e-3)
+
+
 def _batch(data, n: int = 4) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
     items = [data[i] for i in range(n)]
     return {k: torch.stack([item[k] for item in items]) for k in items[0]}

@@ -56,6 +56,7 @@ from posereg.evaluation.relocalisation import (
     predict_camera_poses,
     relocalisation_result,
 )
+from posereg.geometry import riemannian_log
 from posereg.losses import (
     FixedWeighting,
     HomoscedasticWeighting,
@@ -80,7 +81,7 @@ from posereg.training.schedules import Stage, StageSchedule
 
 __all__ = [
     "PoseTermsLoss", "RelocalisationModule", "ReprojectionTermsLoss", "build_posenet", "evaluate_reloc_model", "load_reloc_model",
-    "RelocalisationData", "metric_from_training_poses", "relocalisation_data", "reloc_loss", "rendered_splits",
+    "RelocalisationData", "metric_from_training_poses", "metric_from_training_residuals", "relocalisation_data", "reloc_loss", "rendered_splits",
     "synthetic_scene", "train_reloc",
 ]  # fmt: skip
 
@@ -211,6 +212,25 @@ def metric_from_training_poses(poses: CameraPoses) -> Tensor:
     applied to the training poses about their mean (``pose_spread``): training data only.
     """
     return estimate_metric_weights(pose_spread(poses.rotations, poses.positions)).float()
+
+
+def metric_from_training_residuals(net: nn.Module, data: RelocalisationData) -> Tensor:
+    """``W`` from the residuals of a trained network on the training frames (Hou et al.'s rule).
+
+    The authors trained once with ``W = I`` and took ``w = diag(cov^-1)`` of the residuals
+    ``Log_{y_true}(y_pred)``, computed on the test set; here on the training frames only.
+
+    Args:
+        net: a trained ``PoseNet`` (any loss).
+        data: the frames it was trained on.
+
+    Returns:
+        ``(6, 6)`` block-isotropic diagonal ``W`` with unit-length diagonal.
+    """
+    R, c = predict_camera_poses(net, data.train)
+    truth = data.train_poses
+    residuals = riemannian_log(truth.rotations.to(R.dtype), truth.positions.to(c.dtype), R, c)
+    return estimate_metric_weights(residuals).float()
 
 
 class PoseTermsLoss(nn.Module):
