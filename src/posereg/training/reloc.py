@@ -176,7 +176,10 @@ def _real_data(data: RelocDataConfig) -> RelocalisationData:
             points[i] = points_seen_by(reconstruction, poses, data.points_per_image, allow_missing=True)
             # NVM measurements are relative to the image centre: K has the centre as principal point
             h, w = load_rgb(root / poses.files[0]).shape[-2:]
-            f = torch.tensor([focal.get(image_key(name), float("nan")) for name in poses.files], dtype=torch.float64)
+            # frames the reconstruction lacks have no points (all-False mask); give them the median
+            # focal length so that no NaN enters the loss or its gradient
+            typical = float(reconstruction.focal_lengths.median())
+            f = torch.tensor([focal.get(image_key(name), typical) for name in poses.files], dtype=torch.float64)
             K = torch.zeros(len(poses), 3, 3, dtype=torch.float64)
             K[:, 0, 0] = K[:, 1, 1] = f
             K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = (w - 1) / 2, (h - 1) / 2, 1.0
