@@ -31,13 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from posereg.data import Contrast, load_atlas
 from posereg.data.slices import SliceGeometry
 from posereg.evaluation import SliceCase, bin_indices, equal_count_edges, rotation_error_deg, summarise
 from posereg.evaluation.cases import synthetic_slice_cases
 from posereg.evaluation.plots import binned_boxplot
+from posereg.evaluation.timing import run_timed, select_methods
 from posereg.registration.slice import SliceLocator, register_slice, slice_settings
 from posereg.training.slice import load_slice_model
 
@@ -89,21 +89,18 @@ def main(argv: list[str] | None = None) -> int:
         methods["Pose-Net (MSE)"] = located(SliceLocator(atlas, load_slice_model(args.mse_model)[0], geometry))
     methods["Pose-Net (geodesic)"] = located(SliceLocator(atlas, net, geometry))
     methods["SVR-Deep"] = located(SliceLocator(atlas, net, geometry, refine=slice_settings()))
-    if args.methods:
-        unknown = sorted(set(args.methods) - set(methods))
-        if unknown:
-            parser.error(f"unknown methods {unknown}; available: {sorted(methods)}")
-        methods = {k: v for k, v in methods.items() if k in args.methods}
+    try:
+        methods = select_methods(methods, args.methods)
+    except ValueError as exc:
+        parser.error(str(exc))
     errors: dict[str, list[float]] = {}
     position: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {}
-    for name, method in methods.items():
-        for case in tqdm(cases, desc=name, file=sys.stderr):
-            tick = time.perf_counter()
-            R_hat, index_hat = method(case)
-            times.setdefault(name, []).append(time.perf_counter() - tick)
-            errors.setdefault(name, []).append(float(rotation_error_deg(R_hat, case.R)))
-            position.setdefault(name, []).append(abs(index_hat - case.index) * geometry.spacing)  # mm along the normal
+    for name, (outputs, seconds) in run_timed(methods, cases).items():
+        times[name] = seconds
+        errors[name] = [float(rotation_error_deg(R_hat, case.R)) for (R_hat, _), case in zip(outputs, cases)]
+        # slice position error: mm along the normal
+        position[name] = [abs(index_hat - case.index) * geometry.spacing for (_, index_hat), case in zip(outputs, cases)]
     report = _report(args, geometry, edges, bins, errors, position, times, time.perf_counter() - start)
     print(report)
     if args.output is not None:

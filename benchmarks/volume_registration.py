@@ -35,7 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from posereg.data import Atlas, load_atlas
 from posereg.evaluation import (
@@ -48,6 +47,7 @@ from posereg.evaluation import (
     translation_error_mm,
 )
 from posereg.evaluation.plots import binned_boxplot
+from posereg.evaluation.timing import run_timed, select_methods
 from posereg.models import load_volume_network
 from posereg.registration import (
     DeepRegistration,
@@ -137,22 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     truth_angles = [float(rotation_error_deg(c.R, torch.eye(3, dtype=F64))) for c in cases]
     edges = equal_count_edges(truth_angles, bins=6)
     bins = bin_indices(truth_angles, edges)
-    methods = _methods(atlas, args)
-    if args.methods:
-        unknown = sorted(set(args.methods) - set(methods))
-        if unknown:
-            parser.error(f"unknown methods {unknown}; available: {sorted(methods)}")
-        methods = {k: v for k, v in methods.items() if k in args.methods}
+    try:
+        methods = select_methods(_methods(atlas, args), args.methods)
+    except ValueError as exc:
+        parser.error(str(exc))
     errors: dict[str, list[float]] = {}
     t_errors: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {}
-    for name, method in methods.items():
-        for case in tqdm(cases, desc=name, file=sys.stderr):
-            tick = time.perf_counter()
-            R_hat, t_hat = method(case)
-            times.setdefault(name, []).append(time.perf_counter() - tick)
-            errors.setdefault(name, []).append(float(rotation_error_deg(R_hat, case.R)))
-            t_errors.setdefault(name, []).append(float(translation_error_mm(t_hat, case.t)))
+    for name, (outputs, seconds) in run_timed(methods, cases).items():
+        times[name] = seconds
+        errors[name] = [float(rotation_error_deg(R_hat, case.R)) for (R_hat, _), case in zip(outputs, cases)]
+        t_errors[name] = [float(translation_error_mm(t_hat, case.t)) for (_, t_hat), case in zip(outputs, cases)]
     report = _report(args, edges, bins, errors, t_errors, times, time.perf_counter() - start)
     print(report)
     if args.output is not None:
