@@ -309,3 +309,4 @@ def test_cambridge_layout_reads_back_and_trains(tmp_path) -> None:
                                     "model": {**config.to_dict()["model"], "init_from": str(result.model_path)}})  # fmt: skip
     with pytest.raises(ValueError, match="no scene points"):
         train_reloc(tuned, tmp_path / "run2", progress=False)
+

@@ -27,7 +27,7 @@ from posereg.training.schedules import StageSchedule
 
 __all__ = [
     "SLICE_INDEX", "TRANSLATION", "AuxiliaryTarget", "RigidPoseModule", "TrainingResult", "fit_pose_network",
-    "read_model_file",
+    "read_model_file", "seeded_network",
 ]  # fmt: skip
 
 
@@ -175,6 +175,14 @@ class _StageEndSaver(L.Callback):
         name = self.ends.get(trainer.current_epoch)
         if name is not None:
             _save_model(self.output / f"model_after_{name}.pt", self.config, module.net)
+
+
+def seeded_network(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` with torch's RNG seeded by ``seed`` (reproducible initial weights), restoring the
+    caller's RNG state afterwards."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build()
 
 
 def read_model_file(path: str | Path, kind: str, load: Callable[[Mapping[str, Any]], nn.Module]) -> tuple[nn.Module, Mapping[str, Any]]:

@@ -70,7 +70,7 @@ from posereg.losses import (
 )
 from posereg.models import ROTATION_HEADS
 from posereg.models.posenet import PoseNet, load_posenet
-from posereg.training.loop import TrainingResult, fit_pose_network, read_model_file
+from posereg.training.loop import TrainingResult, fit_pose_network, read_model_file, seeded_network
 from posereg.training.reloc_config import (
     LossKind,
     RelocDataConfig,
@@ -375,9 +375,7 @@ def train_reloc(
     if config.loss.kind is LossKind.REPROJECTION and not data.has_points:
         raise ValueError(f"loss.kind reprojection: the {config.data.source} data has no scene points "
                          "(Cambridge: put reconstruction.nvm in data.root)")  # fmt: skip
-    with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
-        torch.manual_seed(config.seed)
-        net = build_posenet(config, data)
+    net = seeded_network(config.seed, lambda: build_posenet(config, data))
     if config.model.init_from is not None:
         start, _ = load_reloc_model(config.model.init_from)
         if start.spec != net.spec:

@@ -23,6 +23,7 @@ from posereg.training.loop import (
     TrainingResult,
     fit_pose_network,
     read_model_file,
+    seeded_network,
 )
 from posereg.training.schedules import salehi_schedule
 from posereg.training.slice_config import SliceTrainingConfig, slice_config_from_dict
@@ -61,9 +62,7 @@ def train_slice(
 ) -> TrainingResult:
     """Train the slice network of ``config``; write checkpoints, logs and ``model.pt`` under ``output``."""
     train, val = slice_datasets(config)
-    with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
-        torch.manual_seed(config.seed)
-        net = build_slice_network(config)
+    net = seeded_network(config.seed, lambda: build_slice_network(config))
     s, o = config.schedule, config.optim
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
                                translation_weight=s.translation_weight)  # fmt: skip

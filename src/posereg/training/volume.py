@@ -34,6 +34,7 @@ from posereg.training.loop import (
     TrainingResult,
     fit_pose_network,
     read_model_file,
+    seeded_network,
 )
 from posereg.training.schedules import salehi_schedule
 
@@ -103,9 +104,7 @@ def train_volume(
     a = config.atlas
     atlas = load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm)
     train, val = _datasets(config, atlas)
-    with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
-        torch.manual_seed(config.seed)
-        net = build_network(config)
+    net = seeded_network(config.seed, lambda: build_network(config))
     s = config.schedule
     correction = config.network is NetworkKind.CORRECTION
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
