@@ -120,6 +120,16 @@ def test_metric_from_training_residuals_is_a_unit_block_metric(tiny) -> None:
     assert not torch.allclose(W, metric_from_training_poses(data.train_poses), atol=1e-3)
 
 
+def test_posenet_normalises_with_the_training_images_statistics(tiny) -> None:
+    _, config, data = tiny
+    train, _ = rendered_splits(config.data)
+    pixels = train.images.double().div(255).transpose(0, 1).reshape(3, -1)
+    net = build_posenet(config, data)
+    torch.testing.assert_close(torch.tensor(net.spec["image_mean"], dtype=torch.float64), pixels.mean(1))
+    torch.testing.assert_close(torch.tensor(net.spec["image_std"], dtype=torch.float64), pixels.std(1, correction=0))
+    torch.testing.assert_close(torch.tensor(net.spec["position_offset"], dtype=torch.float64), train.positions.mean(0))
+
+
 def _batch(data, n: int = 4) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
     items = [data[i] for i in range(n)]
     return {k: torch.stack([item[k] for item in items]) for k in items[0]}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,32 +131,32 @@ class RelocalisationData:
         train, test: datasets of dict items (``image`` in [0, 1], ``position``, ``rotation``,
             ``quaternion``, and when available ``points``, ``points_mask``, ``intrinsics``).
         train_poses, test_poses: their camera-to-world poses (float64).
-        image_mean, image_std: per-channel statistics of the training images.
         has_points: whether items carry scene points (the reprojection loss needs them).
+        statistics_images: yields the ``(3, H, W)`` images in [0, 1] that ``image_statistics``
+            summarises (read only when a new network needs them, not for evaluation).
     """
 
     train: Dataset
     test: Dataset
     train_poses: CameraPoses
     test_poses: CameraPoses
-    image_mean: list[float]
-    image_std: list[float]
     has_points: bool
+    statistics_images: Callable[[], Iterable[Tensor]]
+
+    def image_statistics(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and standard deviation of the training images (``channel_statistics``)."""
+        mean, std = channel_statistics(self.statistics_images())
+        return mean.tolist(), std.tolist()
 
 
 def _poses_of(rendered: RenderedScene) -> CameraPoses:
     return CameraPoses(tuple(f"frame{i:06d}" for i in range(len(rendered))), rendered.positions, rendered.rotations)
 
 
-def _statistics(images) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
-    mean, std = channel_statistics(images)
-    return mean.tolist(), std.tolist()
-
-
 def _synthetic_data(data: RelocDataConfig, progress: bool) -> RelocalisationData:
     train, test = rendered_splits(data, progress=progress)
-    mean, std = _statistics(image.float() / 255 for image in train.images)
-    return RelocalisationData(SceneDataset(train), SceneDataset(test), _poses_of(train), _poses_of(test), mean, std, True)
+    return RelocalisationData(SceneDataset(train), SceneDataset(test), _poses_of(train), _poses_of(test), True,
+                              lambda: (image.float() / 255 for image in train.images))  # fmt: skip
 
 
 def _real_data(data: RelocDataConfig) -> RelocalisationData:
@@ -195,8 +196,8 @@ def _real_data(data: RelocDataConfig) -> RelocalisationData:
     # statistics of up to 200 evenly spread training images, centre-cropped
     probe = ImageTransform(resize=data.resize, crop=data.crop, train=False)
     step = max(1, len(split[0]) // 200)
-    mean, std = _statistics(probe(load_rgb(root / f)) for f in split[0].files[::step])
-    return RelocalisationData(datasets[0], datasets[1], split[0], split[1], mean, std, points[0] is not None)
+    return RelocalisationData(datasets[0], datasets[1], split[0], split[1], points[0] is not None,
+                              lambda: (probe(load_rgb(root / f)) for f in split[0].files[::step]))  # fmt: skip
 
 
 def relocalisation_data(data: RelocDataConfig, *, progress: bool = False) -> RelocalisationData:
@@ -291,8 +292,9 @@ def build_posenet(config: RelocTrainingConfig, data: RelocalisationData) -> Pose
     m = config.model
     positions = data.train_poses.positions
     spread = float(positions.std(0).mean().clamp_min(1e-3))
+    mean, std = data.image_statistics()
     return PoseNet(m.width, m.stem_stride, m.dropout, m.fc_features, positions.mean(0).tolist(), spread,
-                   data.image_mean, data.image_std, ROTATION_HEADS[m.rotation_head])  # fmt: skip
+                   mean, std, ROTATION_HEADS[m.rotation_head])  # fmt: skip
 
 
 class RelocalisationModule(L.LightningModule):
