@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from posereg.evaluation.plots import camera_positions
 from posereg.evaluation.relocalisation import RelocalisationResult
@@ -102,9 +102,9 @@ def _train(run: Run, runs: Path, reuse: bool) -> Path:
     return out
 
 
-def _loading_share(config: RelocTrainingConfig, seconds_per_epoch: float) -> tuple[float, float]:
+def _loading_share(train: Dataset, config: RelocTrainingConfig, seconds_per_epoch: float) -> tuple[float, float]:
     """Seconds to load one epoch of batches (no network) and its share of a training epoch."""
-    loader = DataLoader(relocalisation_data(config.data).train, batch_size=config.optim.batch_size, shuffle=True,
+    loader = DataLoader(train, batch_size=config.optim.batch_size, shuffle=True,
                         num_workers=config.optim.num_workers)  # fmt: skip
     start = time.perf_counter()
     for _ in loader:
@@ -170,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
                 extra.result, _ = evaluate_reloc_model(extra_out / "model.pt")
                 extra.images_per_s = len(train) * extra.config.optim.epochs / extra.seconds
                 all_runs.append(extra)
-        loading, share = _loading_share(base, homo.seconds / homo.config.optim.epochs)
+        loading, share = _loading_share(data.train, base, homo.seconds / homo.config.optim.epochs)
         notes[scene].append(f"data loading: {loading:.2f} s per epoch, {100 * share:.1f}% of a training epoch "
                             f"(num_workers {base.optim.num_workers})")  # fmt: skip
+        p_scale, r_scale = _typical_errors(all_runs, scene)
         best_beta = min((r for r in all_runs if r.scene == scene and r.name.startswith("beta")),
-                        key=lambda r: r.result.median_position_m / max(1e-9, _scale(all_runs, scene, "p"))
-                        + r.result.median_rotation_deg / max(1e-9, _scale(all_runs, scene, "r")))  # fmt: skip
+                        key=lambda r: r.result.median_position_m / p_scale + r.result.median_rotation_deg / r_scale)  # fmt: skip
         plotted = {f"best {best_beta.name}": best_beta}
         plotted.update({LABELS.get(r.name, r.name): r for r in all_runs
                         if r.scene == scene and r.name in ("homoscedastic", "reprojection", "se3")})  # fmt: skip
@@ -190,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _scale(runs: list[Run], scene: str, which: str) -> float:
-    """The median over this scene's runs of their median errors (to rank the beta sweep on both errors)."""
-    values = [r.result.median_position_m if which == "p" else r.result.median_rotation_deg
-              for r in runs if r.scene == scene and r.result is not None]  # fmt: skip
-    return float(torch.tensor(values).median()) if values else 1.0
+def _typical_errors(runs: list[Run], scene: str) -> tuple[float, float]:
+    """The medians over this scene's runs of their median position and orientation errors
+    (the units in which the beta sweep is ranked on both errors at once)."""
+    results = [r.result for r in runs if r.scene == scene and r.result is not None]
+    p = torch.tensor([r.median_position_m for r in results]).median().item()
+    q = torch.tensor([r.median_rotation_deg for r in results]).median().item()
+    return max(p, 1e-9), max(q, 1e-9)
 
 
 def _report(args, runs: list[Run], notes: dict[str, list[str]], elapsed: float, argv) -> str:  # type: ignore[no-untyped-def]
