@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from posereg.evaluation.plots import camera_positions
 from posereg.evaluation.relocalisation import RelocalisationResult
+from posereg.evaluation.report import markdown_table
 from posereg.training.reloc import (
     evaluate_reloc_model,
     load_reloc_model,
@@ -214,21 +215,19 @@ def _report(args, runs: list[Run], notes: dict[str, list[str]], elapsed: float, 
         "",
         "Median test errors (position, orientation), one training run each:",
         "",
-        "| loss | " + " | ".join(scenes) + " |",
-        "|---|" + "---|" * len(scenes),
     ]
-    for name in names:
-        cells = [by[(s, name)].result.cell() if (s, name) in by else "-" for s in scenes]
-        lines.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
-    lines += ["", "Training:", "", "| scene | loss | epochs | time | images/s | note |", "|---|---|---|---|---|---|"]
-    for r in runs:
-        lines.append(f"| {r.scene} | {LABELS.get(r.name, r.name)} | {r.config.optim.epochs} | {r.seconds:.0f} s | {r.images_per_s:.0f} | {r.extra} |")
+    lines += markdown_table(["loss", *scenes], [[LABELS.get(name, name), *[by[(s, name)].result.cell() if (s, name) in by
+                                                                            else "-" for s in scenes]] for name in names])  # fmt: skip
+    lines += ["", "Training:", ""]
+    lines += markdown_table(["scene", "loss", "epochs", "time", "images/s", "note"],
+                            [[r.scene, LABELS.get(r.name, r.name), str(r.config.optim.epochs), f"{r.seconds:.0f} s",
+                              f"{r.images_per_s:.0f}", r.extra] for r in runs])  # fmt: skip
     lines += ["", "Scenes:", ""]
     for scene, items in notes.items():
         lines += [f"- **{scene}**: " + "; ".join(items)]
     lines += ["", "Published (Kendall & Cipolla 2017, real images at 224 px with a GoogLeNet; for reference, "
-              "not comparable in scale):", "", "| scene | method | median |", "|---|---|---|"]  # fmt: skip
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED]
+              "not comparable in scale):", ""]  # fmt: skip
+    lines += markdown_table(["scene", "method", "median"], PUBLISHED)
     lines += ["", *[f"![{s}]({args.output.stem}_{s}.png)" for s in scenes], ""]
     return "\n".join(lines)
 

@@ -22,8 +22,6 @@ along the normal), median time per case; plus a box plot like the paper's Fig. 3
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import statistics
 import sys
 import time
@@ -37,6 +35,7 @@ from posereg.data.slices import SliceGeometry
 from posereg.evaluation import SliceCase, bin_indices, equal_count_edges, rotation_error_deg, summarise
 from posereg.evaluation.cases import synthetic_slice_cases
 from posereg.evaluation.plots import binned_boxplot
+from posereg.evaluation.report import binned_cells, machine_line, markdown_table
 from posereg.evaluation.timing import run_timed, select_methods
 from posereg.registration.slice import SliceLocator, register_slice, slice_settings
 from posereg.training.slice import load_slice_model
@@ -116,19 +115,17 @@ def _report(args, geometry, edges, bins, errors, position, times, elapsed) -> st
               "slice position mm (mean +- std (median))", "median time ms"]  # fmt: skip
     rows = []
     for name, errs in errors.items():
-        per_bin = [summarise([e for e, b in zip(errs, bins, strict=True) if b == k]).cell() for k in range(n_bins)]
+        per_bin = binned_cells(errs, bins, n_bins)
         rows.append([name, *per_bin, summarise(errs).cell(), summarise(position[name]).cell(),
                      f"{1000 * statistics.median(times[name]):.1f}"])  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-    paper = ["| method | Salehi et al. 2018, Table 1 (mean degrees per bin) |", "|---|---|"]
-    paper += [f"| {k} | {v} |" for k, v in PAPER_TABLE1.items()]
+    lines = markdown_table(header, rows)
+    paper = markdown_table(["method", "Salehi et al. 2018, Table 1 (mean degrees per bin)"], list(PAPER_TABLE1.items()))
     command = " ".join(["python benchmarks/slice_to_volume.py", *sys.argv[1:]]) if args.output else ""
     return "\n".join([
         "# Slice-to-volume pose (benchmarks/slice_to_volume.py)",
         "",
         f"Command: `{command}`" if command else "",
-        f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, torch "
-        f"{torch.__version__}, {args.threads} threads; {datetime.date.today().isoformat()}; {elapsed:.0f} s in all.",
+        machine_line(args.threads, elapsed),
         "",
         f"{args.subjects} unseen test subjects x {args.rotations} half-space rotations (seed {args.seed}), one slice "
         f"each from the middle 66% of the stack, Rician noise; {geometry.size}^2 pixels of {geometry.spacing:g} mm; "

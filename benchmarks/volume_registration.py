@@ -26,8 +26,6 @@ translation error (mm), median time per case; plus a box plot like the paper's F
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import statistics
 import sys
 import time
@@ -47,6 +45,7 @@ from posereg.evaluation import (
     translation_error_mm,
 )
 from posereg.evaluation.plots import binned_boxplot
+from posereg.evaluation.report import binned_cells, machine_line, markdown_table
 from posereg.evaluation.timing import run_timed, select_methods
 from posereg.models import load_volume_network
 from posereg.registration import (
@@ -163,27 +162,25 @@ def _report(args, edges, bins, errors, t_errors, times, elapsed) -> str:  # type
               "translation mm (median)", "median time s"]  # fmt: skip
     rows = []
     for name, errs in errors.items():
-        per_bin = [summarise([e for e, b in zip(errs, bins, strict=True) if b == k]).cell() for k in range(n_bins)]
+        per_bin = binned_cells(errs, bins, n_bins)
         overall = summarise(errs)
         rows.append([name, *per_bin, overall.cell(), f"{100 * overall.success_rate:.0f}%",
                      f"{statistics.median(t_errors[name]):.1f}",
                      f"{statistics.median(times[name]):.3f}"])  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    lines = markdown_table(header, rows)
     median = {name: statistics.median(t) for name, t in times.items()}
     ratios = [f"{slow} / {fast}: {median[slow] / median[fast]:.1f}x" for slow, fast in (
         ("VVR-GC", "Correction-Net"), ("VVR-GC", next((m for m in median if m.startswith("posereg pipeline")), "")),
         ("VVR-Search", "VVR-Deep")) if slow in median and fast in median]  # fmt: skip
     if ratios:
         lines += ["", "Median time ratios in this run: " + "; ".join(ratios) + "."]
-    paper = ["| method | Salehi et al. 2018, Table 2 (mean degrees per bin) |", "|---|---|"]
-    paper += [f"| {k} | {v} |" for k, v in PAPER_TABLE2.items()]
+    paper = markdown_table(["method", "Salehi et al. 2018, Table 2 (mean degrees per bin)"], list(PAPER_TABLE2.items()))
     command = " ".join(["python benchmarks/volume_registration.py", *sys.argv[1:]]) if args.output else ""
     return "\n".join([
         "# Volume-to-atlas rigid registration (benchmarks/volume_registration.py)",
         "",
         f"Command: `{command}`" if command else "",
-        f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, torch "
-        f"{torch.__version__}, {args.threads} threads; {datetime.date.today().isoformat()}; {elapsed:.0f} s in all.",
+        machine_line(args.threads, elapsed),
         "",
         f"{args.subjects} unseen test subjects x {args.rotations} Haar-uniform rotations (seed {args.seed}), "
         "translations uniform in +-10 mm, FOV cropping and Rician noise; 64^3 voxels of 3 mm; MNI152 2009a atlas.",
