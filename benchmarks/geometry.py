@@ -2,7 +2,7 @@
 
 Rows: rotation vector -> matrix, matrix -> rotation vector, quaternion -> matrix, geodesic
 distance between two batches, forward + backward of the mean geodesic distance. Columns:
-posereg (eager), posereg.geometry.fused (torch.compile), RoMa, kornia, PyPose, theseus'
+posereg (eager), posereg.geometry.fused (compact C kernels), RoMa, kornia, PyPose, theseus'
 torchlie, geomstats (PyTorch backend) and scipy (float64 NumPy, no autograd: reference
 only). All torch libraries get the same float32 tensors; timings are medians of repeated
 round-robin samples (one sample per library in turn), so drifts of a shared machine hit
@@ -97,6 +97,8 @@ def _libraries():  # type: ignore[no-untyped-def]
         },
         "posereg.fused": {
             OPS[0]: lambda x: lambda: fused.rotvec_to_matrix(x["v"]),
+            OPS[1]: lambda x: lambda: fused.matrix_to_rotvec(x["R1"]),
+            OPS[2]: lambda x: lambda: fused.quaternion_to_matrix(x["q_wxyz"]),
             OPS[3]: lambda x: lambda: fused.geodesic_distance(x["R1"], x["R2"]),
             OPS[4]: fb(fused.geodesic_distance),
         },
@@ -173,7 +175,7 @@ def _time_round_robin(fns: dict[str, Callable[[], object]], repeats: int, budget
     """Median seconds per call for each callable, sampled in turn."""
     inner = {}
     for name, fn in fns.items():
-        fn()  # warm up (and compile, for the fused path)
+        fn()  # warm up (and build the kernels, for the fused path)
         one = _sample(fn, 1)
         inner[name] = max(1, min(1000, int(2e-3 / max(one, 1e-7))))
     samples: dict[str, list[float]] = {name: [] for name in fns}
@@ -321,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     libs = _libraries()
+    from posereg.geometry import _native
+
+    kernels = _native.kernels()
+    fused_build = ("not built: posereg.fused runs the eager formulas" if kernels is None else
+                   f"`{' '.join(kernels.flags)}`" + (" (libmvec SIMD sin/atan2)" if kernels.simd_math else ""))
     sizes = [int(s) for s in args.sizes]
     versions = ", ".join(
         f"{p} {version(p)}" for p in ("torch", "numpy", "scipy", "roma", "kornia", "pypose", "torchlie", "geomstats")
@@ -332,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Date: {datetime.date.today()}  ",
         f"Machine: {_machine()}  ",
         f"Versions: posereg {version('posereg')}, {versions}  ",
+        f"posereg.fused kernels: {fused_build}  ",
         "Allocator: " + ("glibc defaults" if args.system_malloc else ", ".join(f"{k}={v}" for k, v in _TUNED.items())) + "  ",
         "Inputs: float32, rotation vectors with uniform axes and angles uniform in [0, pi), Haar-random second rotations; "
         "scipy gets the same values in float64 NumPy (no autograd: reference only). "

@@ -1,73 +1,131 @@
-"""Optional fused kernels (``torch.compile``) for the two hottest operations.
+"""Fused CPU kernels for the hottest conversions and the geodesic distance (optional).
 
-``rotvec_to_matrix`` and ``geodesic_distance`` here compute the same values as their
-namesakes in ``posereg.geometry.so3`` (same formulas, tested to agree), but run as three
-compiled stages: a transpose of the ``(N, 3)`` / ``(N, 3, 3)`` input to component-major
-rows, the element-wise formula on contiguous rows (which inductor vectorises, sin/cos/atan2
-included), and for matrices a transpose back to ``(N, 3, 3)``. Fusing the whole formula
-into one kernel is slower: inductor does not vectorise the strided loads and stores of
-the interleaved layout and falls back to scalar ``std::sin``/``std::atan2`` (17 ms for
-rotvec -> matrix and 28 ms for the distance at 1e6 on one core). Staged, the vectorised
-math takes 1.6 / 2.3 ms at 1e6, but the transposes (7-15 ms at 1e6, once the data no
-longer fits in cache) dominate; at 1e5 the staged kernels are 2-3x faster than eager.
-See docs/benchmarks/geometry.md for the measured rows.
+``rotvec_to_matrix``, ``quaternion_to_matrix``, ``matrix_to_rotvec`` and
+``geodesic_distance`` here take the same arguments and give the same values and gradients
+as their namesakes in ``posereg.geometry`` (same formulas, branch for branch; tested to
+agree to a few ulp), but each runs as one compact C loop over the batch
+(``_kernels.c``): one pass over memory instead of 10-40 tensor kernels with temporaries,
+with vectorised ``sin``/``atan2``. Batches of at least ``2 * 32768`` elements are split
+over ``torch.get_num_threads()`` threads. See docs/benchmarks/geometry.md for the numbers.
 
-The first call for a dtype/device compiles (seconds; cached on disk by torch). Shapes are
-dynamic, so batch sizes do not recompile. If compilation fails (no C++ compiler, an
-unsupported platform), each function warns once and falls back to the eager version, so
-callers can use this module unconditionally. Gradients flow through all stages.
+When the kernels do not apply, each function calls the eager version, so callers can use
+this module unconditionally: CUDA tensors, dtypes other than float32/float64, a machine
+without a C compiler (one warning), and inputs with NaN or inf (the eager function then
+raises its ``ValueError``). The first call builds the kernels (about a second; cached on
+disk, see ``posereg.geometry._native``).
+
+Gradients: the geodesic distance has a fused backward kernel (the derivative of
+``atan2(|u|, c)`` in closed form, see ``_kernels.c``); the three conversions compute their
+backward pass with the eager formula (one extra forward), so only their forward is fused.
+All are differentiable once (``torch.autograd.function.once_differentiable``).
 """
 
 from __future__ import annotations
 
-import functools
-import warnings
+import math
+import threading
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from posereg.geometry import so3
+from posereg.geometry import quaternion, so3
 from posereg.geometry._checks import check_tensor
-from posereg.geometry._safe import safe_sqrt
+from posereg.geometry._native import Kernels, kernels
 
-__all__ = ["geodesic_distance", "rotvec_to_matrix"]
+__all__ = ["available", "geodesic_distance", "matrix_to_rotvec", "quaternion_to_matrix", "rotvec_to_matrix"]
 
-
-def _transpose(x: Tensor) -> Tensor:
-    return x.t().contiguous()
-
-
-def _rotvec_rows(rows: Tensor) -> Tensor:
-    x, y, z = rows
-    theta = safe_sqrt(x * x + y * y + z * z)  # gradient 0 at 0
-    return torch.stack(so3.rotvec_matrix_entries(x, y, z, theta), dim=0)
+#: Elements per thread below which splitting a batch over threads does not pay.
+MIN_PER_THREAD = 1 << 15
+_DTYPES = (torch.float32, torch.float64)
+_ALIGN = 4096  # a multiple of BLOCK in _kernels.c
 
 
-def _geodesic_rows(a: Tensor, b: Tensor) -> Tensor:
-    # The formula of so3.geodesic_distance on component rows: u = sum_k a_k x b_k.
-    ux = sum(a[3 * k + 1] * b[3 * k + 2] - a[3 * k + 2] * b[3 * k + 1] for k in range(3))
-    uy = sum(a[3 * k + 2] * b[3 * k] - a[3 * k] * b[3 * k + 2] for k in range(3))
-    uz = sum(a[3 * k] * b[3 * k + 1] - a[3 * k + 1] * b[3 * k] for k in range(3))
-    c = sum(a[i] * b[i] for i in range(9)) - 1.0
-    return torch.atan2(safe_sqrt(ux * ux + uy * uy + uz * uz), c)
+def available() -> bool:
+    """Whether the C kernels are built and loaded (CPU float32/float64 inputs use them)."""
+    return kernels() is not None
 
 
-@functools.cache
-def _compiled(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    return torch.compile(fn, dynamic=True)
+def _kernels_for(*tensors: Tensor) -> Kernels | None:
+    x = tensors[0]
+    if x.device.type != "cpu" or x.dtype not in _DTYPES or any(t.dtype != x.dtype for t in tensors):
+        return None
+    return kernels()
 
 
-def _run(stages: Callable[[], Tensor], fallback: Callable[[], Tensor], name: str) -> Tensor:
-    try:
-        return stages()
-    except Exception as err:  # compilation or codegen failure: use the eager formula
-        warnings.warn(f"posereg.geometry.fused.{name}: torch.compile failed ({err!r:.200}); using eager", stacklevel=3)
-        return fallback()
+def _split(call: Callable[[int, int], float], n: int) -> float:
+    """``call(lo, hi)`` over ``[0, n)`` in contiguous chunks, one per thread; the sum of results.
+
+    ctypes releases the GIL, so the chunks run in parallel; the caller's thread takes the
+    first chunk. Chunk bounds are multiples of ``_ALIGN`` (a multiple of the kernels'
+    block), so every element lands in the same place of the same block whatever the thread
+    count: results do not depend on it, bit for bit.
+    """
+    threads = min(torch.get_num_threads(), n // MIN_PER_THREAD)
+    if threads <= 1:
+        return call(0, n)
+    bounds = [min(n, (n * i // threads) // _ALIGN * _ALIGN) for i in range(threads)] + [n]
+    results = [0.0] * threads
+
+    def work(i: int) -> None:
+        results[i] = call(bounds[i], bounds[i + 1])
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(1, threads)]
+    for worker in workers:
+        worker.start()
+    work(0)
+    for worker in workers:
+        worker.join()
+    return sum(results)
+
+
+def _map(k: Kernels, name: str, x: Tensor, size_in: int, trailing_out: tuple[int, ...], batch: torch.Size) -> Tensor | None:
+    """Run the element-wise kernel ``name``; None when its checksum is not finite."""
+    x = x.contiguous()
+    out = torch.empty((*batch, *trailing_out), dtype=x.dtype)
+    n, size_out, es = math.prod(batch), math.prod(trailing_out), x.element_size()
+    fn, src, dst = k.fn(name, x.dtype), x.data_ptr(), out.data_ptr()
+    check = _split(lambda lo, hi: fn(src + lo * size_in * es, dst + lo * size_out * es, hi - lo), n)
+    return out if math.isfinite(check) else None
+
+
+class _FusedMap(torch.autograd.Function):
+    """A fused conversion whose backward pass differentiates the eager formula."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, k: Kernels, name: str, trailing_in: tuple[int, ...],  # type: ignore[override]
+                trailing_out: tuple[int, ...], eager: Callable[[Tensor], Tensor]) -> Tensor:  # fmt: skip
+        ctx.save_for_backward(x)
+        ctx.eager = eager
+        batch = x.shape[: x.dim() - len(trailing_in)]
+        out = _map(k, name, x, math.prod(trailing_in), trailing_out, batch)
+        return eager(x) if out is None else out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        with torch.enable_grad():
+            x = x.detach().requires_grad_()
+            (grad_x,) = torch.autograd.grad(ctx.eager(x), x, grad)
+        return grad_x, None, None, None, None, None
+
+
+def _convert(x: Tensor, name: str, arg: str, trailing_in: tuple[int, ...], trailing_out: tuple[int, ...],
+             eager: Callable[[Tensor], Tensor]) -> Tensor:  # fmt: skip
+    check_tensor(x, trailing_in, arg, finite=False)
+    k = _kernels_for(x)
+    if k is None:
+        return eager(x)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FusedMap.apply(x, k, name, trailing_in, trailing_out, eager)
+    out = _map(k, name, x, math.prod(trailing_in), trailing_out, x.shape[: x.dim() - len(trailing_in)])
+    return eager(x) if out is None else out  # non-finite checksum: eager validates or handles it
 
 
 def rotvec_to_matrix(rotvec: Tensor) -> Tensor:
-    """Fused ``so3.rotvec_to_matrix``: same arguments, values and gradients.
+    """Fused ``posereg.geometry.rotvec_to_matrix`` (Rodrigues through the half-angle quaternion).
 
     Args:
         rotvec: ``(..., 3)`` rotation vectors, radians.
@@ -75,19 +133,72 @@ def rotvec_to_matrix(rotvec: Tensor) -> Tensor:
     Returns:
         ``(..., 3, 3)`` rotation matrices.
     """
-    check_tensor(rotvec, (3,), "rotvec")
-    batch = rotvec.shape[:-1]
+    return _convert(rotvec, "rotvec_to_matrix", "rotvec", (3,), (3, 3), so3.rotvec_to_matrix)
 
-    def stages() -> Tensor:
-        rows = _compiled(_transpose)(rotvec.reshape(-1, 3))
-        entries = _compiled(_rotvec_rows)(rows)
-        return _compiled(_transpose)(entries).reshape(*batch, 3, 3)
 
-    return _run(stages, lambda: so3.rotvec_to_matrix(rotvec), "rotvec_to_matrix")
+def quaternion_to_matrix(q: Tensor) -> Tensor:
+    """Fused ``posereg.geometry.quaternion_to_matrix``.
+
+    Args:
+        q: ``(..., 4)`` non-zero quaternions ``(w, x, y, z)`` (normalised inside).
+
+    Returns:
+        ``(..., 3, 3)`` rotation matrices.
+    """
+    return _convert(q, "quaternion_to_matrix", "q", (4,), (3, 3), quaternion.quaternion_to_matrix)
+
+
+def matrix_to_rotvec(R: Tensor) -> Tensor:
+    """Fused ``posereg.geometry.matrix_to_rotvec`` (log map through the Markley quaternion).
+
+    Args:
+        R: ``(..., 3, 3)`` rotation matrices.
+
+    Returns:
+        ``(..., 3)`` rotation vectors, radians, norm in ``[0, pi]``.
+    """
+    return _convert(R, "matrix_to_rotvec", "R", (3, 3), (3,), so3.matrix_to_rotvec)
+
+
+def _geodesic(k: Kernels, R1: Tensor, R2: Tensor) -> Tensor | None:
+    n = math.prod(R1.shape[:-2])
+    out = torch.empty(R1.shape[:-2], dtype=R1.dtype)
+    fn, es = k.fn("geodesic_distance", R1.dtype), R1.element_size()
+    a, b, dst = R1.data_ptr(), R2.data_ptr(), out.data_ptr()
+    check = _split(lambda lo, hi: fn(a + 9 * lo * es, b + 9 * lo * es, dst + lo * es, hi - lo), n)
+    return out if math.isfinite(check) else None
+
+
+class _FusedGeodesic(torch.autograd.Function):
+    """The geodesic distance with the fused backward kernel."""
+
+    @staticmethod
+    def forward(ctx, R1: Tensor, R2: Tensor, k: Kernels) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(R1, R2)
+        ctx.kernels = k
+        out = _geodesic(k, R1, R2)
+        return so3.geodesic_distance(R1, R2) if out is None else out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        R1, R2 = ctx.saved_tensors
+        grad = grad.contiguous()
+        g1, g2 = torch.empty_like(R1), torch.empty_like(R2)
+        fn, es = ctx.kernels.fn("geodesic_distance_backward", R1.dtype), R1.element_size()
+        ptrs = (R1.data_ptr(), R2.data_ptr(), grad.data_ptr(), g1.data_ptr(), g2.data_ptr())
+        scale = (9 * es, 9 * es, es, 9 * es, 9 * es)
+
+        def call(lo: int, hi: int) -> float:
+            fn(*(p + lo * s for p, s in zip(ptrs, scale, strict=True)), hi - lo)
+            return 0.0
+
+        _split(call, grad.numel())
+        return (g1 if ctx.needs_input_grad[0] else None), (g2 if ctx.needs_input_grad[1] else None), None
 
 
 def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
-    """Fused ``so3.geodesic_distance``: same arguments, values and gradients.
+    """Fused ``posereg.geometry.geodesic_distance``: ``atan2(|sum_k R1[k] x R2[k]|, <R1, R2>_F - 1)``.
 
     Args:
         R1: ``(..., 3, 3)`` rotation matrices.
@@ -96,15 +207,15 @@ def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
     Returns:
         ``(...)`` angles in radians, in ``[0, pi]``.
     """
-    check_tensor(R1, (3, 3), "R1")
-    check_tensor(R2, (3, 3), "R2")
+    check_tensor(R1, (3, 3), "R1", finite=False)
+    check_tensor(R2, (3, 3), "R2", finite=False)
+    k = _kernels_for(R1, R2)
+    if k is None or R1.device != R2.device:
+        return so3.geodesic_distance(R1, R2)
     if R1.shape != R2.shape:
-        R1, R2 = torch.broadcast_tensors(R1, R2)
-    batch = R1.shape[:-2]
-
-    def stages() -> Tensor:
-        a = _compiled(_transpose)(R1.reshape(-1, 9))
-        b = _compiled(_transpose)(R2.reshape(-1, 9))
-        return _compiled(_geodesic_rows)(a, b).reshape(batch)
-
-    return _run(stages, lambda: so3.geodesic_distance(R1, R2), "geodesic_distance")
+        R1, R2 = torch.broadcast_tensors(R1, R2)  # differentiable: gradients are summed back
+    R1, R2 = R1.contiguous(), R2.contiguous()
+    if torch.is_grad_enabled() and (R1.requires_grad or R2.requires_grad):
+        return _FusedGeodesic.apply(R1, R2, k)
+    out = _geodesic(k, R1, R2)
+    return so3.geodesic_distance(R1, R2) if out is None else out
