@@ -59,6 +59,18 @@ def test_homoscedastic_weighting_learns_and_is_a_parameter():
     torch.testing.assert_close(loss(v1, t1, v2, t2), expected)
 
 
+def test_unsquared_metric_weighting_is_the_distance_with_a_finite_gradient_at_zero():
+    (R1, t1), (R2, t2) = _batch(6), _batch(7)
+    W = torch.diag(torch.tensor([2.0, 2.0, 2.0, 0.5, 0.5, 0.5], dtype=F64))
+    v1, v2 = g.matrix_to_rotvec(R1), g.matrix_to_rotvec(R2)
+    squared, distance = MetricWeighting(W), MetricWeighting(W, squared=False)
+    torch.testing.assert_close(distance(v1, t1, v2, t2), squared(v1, t1, v2, t2).sqrt())
+    v, t = v2.clone().requires_grad_(), t2.clone().requires_grad_()
+    distance(v, t, v2, t2).sum().backward()  # d_W = 0: the subgradient 0, not NaN
+    assert torch.equal(v.grad, torch.zeros_like(v)) and torch.equal(t.grad, torch.zeros_like(t))
+    assert "squared=False" in repr(distance)
+
+
 def test_metric_weighting_is_the_se3_loss_even_for_a_general_w():
     (R1, t1), (R2, t2) = _batch(6), _batch(7)
     A = torch.randn(6, 6, generator=torch.Generator().manual_seed(8), dtype=F64)

@@ -156,6 +156,8 @@ def test_loss_switch_values(tiny) -> None:
     se3 = reloc_loss(se3_config, train)
     W = metric_from_training_poses(train)
     torch.testing.assert_close(se3(q_pred, c_pred, batch, net), W[0, 0] * 0.2**2 + W[3, 3] * 0.3**2)
+    unsquared = reloc_loss(dataclasses.replace(se3_config, loss=dataclasses.replace(se3_config.loss, se3_squared=False)), train)
+    torch.testing.assert_close(unsquared(q_pred, c_pred, batch, net), (W[0, 0] * 0.2**2 + W[3, 3] * 0.3**2).sqrt())
     reproj_config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.REPROJECTION))
     reproj = reloc_loss(reproj_config, train)
     assert isinstance(reproj, ReprojectionTermsLoss)
@@ -228,6 +230,9 @@ def test_homoscedastic_parameters_get_no_weight_decay(tiny) -> None:
     s = next(m for m in loss.modules() if isinstance(m, HomoscedasticWeighting)).log_variances
     assert groups[id(s)] == 0.0
     assert groups[id(module.net.backbone.conv1.weight)] == 0.1
+    assert type(optimiser) is torch.optim.Adam
+    decoupled = RelocalisationModule(module.net, module.schedule, weight_decay=0.1, decoupled_weight_decay=True)
+    assert type(decoupled.configure_optimizers()["optimizer"]) is torch.optim.AdamW
 
 
 def test_cli_train_and_evaluate_reloc(tmp_path, capsys) -> None:

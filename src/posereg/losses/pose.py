@@ -29,6 +29,7 @@ from posereg.geometry import (
     RotationRepresentation,
     squared_geodesic_distance,
 )
+from posereg.geometry._safe import safe_sqrt
 from posereg.geometry.se3 import _check_metric
 from posereg.losses._checks import check_pair
 from posereg.losses._norms import check_gamma, gamma_norm
@@ -107,29 +108,35 @@ class FixedWeighting(nn.Module):
 
 
 class MetricWeighting(nn.Module):
-    """The squared SE(3) geodesic distance under ``W`` (Hou et al. 2018) on poses.
+    """The SE(3) geodesic distance under ``W`` (Hou et al. 2018) on poses, squared by default.
 
     Args:
         W: ``(6, 6)`` SPD metric at the identity, coordinates ``(omega, t)``.
         representation: how the predicted and true rotations are parameterised.
+        squared: ``d_W^2`` (Hou et al.'s loss) if True; the distance ``d_W`` itself if False,
+            whose gradient keeps a constant size as the error shrinks, like the unsquared
+            norms of Kendall & Cipolla's losses (gradient 0 at ``d_W = 0``).
     """
 
-    def __init__(self, W: Tensor, representation: RotationRepresentation = ROTVEC) -> None:
+    def __init__(self, W: Tensor, representation: RotationRepresentation = ROTVEC, squared: bool = True) -> None:
         super().__init__()
         _check_metric(W)
         self.register_buffer("W", W.detach().clone())
         self.representation = representation
+        self.squared = squared
 
     def forward(self, rotation_pred: Tensor, translation_pred: Tensor, rotation_target: Tensor, translation_target: Tensor) -> Tensor:
-        """Per-sample ``d_W^2`` between ``(R_hat, t_hat)`` and ``(R, t)``."""
+        """Per-sample ``d_W^2`` (or ``d_W``) between ``(R_hat, t_hat)`` and ``(R, t)``."""
         to_matrix = self.representation.to_matrix
-        return squared_geodesic_distance(
+        d2 = squared_geodesic_distance(
             to_matrix(rotation_pred), translation_pred, to_matrix(rotation_target), translation_target,
             self.W.to(translation_pred.dtype),
         )  # fmt: skip
+        return d2 if self.squared else safe_sqrt(d2)
 
     def extra_repr(self) -> str:
-        return f"diag(W)={[round(v, 4) for v in torch.diagonal(self.W).tolist()]}, representation={self.representation.name}"
+        diag = [round(v, 4) for v in torch.diagonal(self.W).tolist()]
+        return f"diag(W)={diag}, representation={self.representation.name}, squared={self.squared}"
 
 
 class PoseLoss(nn.Module):

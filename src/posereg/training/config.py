@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,51 @@ def parse_section(cls: type[T], values: object, name: str) -> T:
     if unknown:
         raise ValueError(f"config: unknown keys {unknown} in section {name!r}; expected some of {sorted(known)}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    hints = typing.get_type_hints(cls)
+    for key, value in kwargs.items():
+        kwargs[key] = _checked_scalar(hints[key], value, f"{name}.{key}")
     return cls(**kwargs)
+
+
+_SCALARS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _checked_scalar(hint: object, value: object, where: str) -> object:
+    """``value`` for a field typed ``hint``, checked when the field is a plain scalar
+    (``bool``/``int``/``float``/``str``, optionally ``| None``); other fields pass through.
+
+    YAML's ``no`` is ``False`` but ``'no'`` is a string, which ``bool`` would read as true:
+    such slips are errors here, not silent settings. A number field also takes a numeric
+    string, because PyYAML reads ``1e-3`` (no dot) as one.
+
+    Raises:
+        ValueError: naming the field and the expected type.
+    """
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        if value is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else hint
+    if hint not in _SCALARS:
+        return value
+    if hint is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ValueError(f"config: {where} must be {_SCALARS[hint]}{' or null' if optional else ''}, got {value!r}")  # type: ignore[index]
+    return value
 
 
 def parse_sections(values: Mapping[str, Any], sections: Mapping[str, type], network: str,

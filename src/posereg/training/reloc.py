@@ -283,7 +283,8 @@ def reloc_loss(config: RelocTrainingConfig, train: CameraPoses) -> nn.Module:
     if c.kind is LossKind.REPROJECTION:
         return ReprojectionTermsLoss(c.gamma, c.clip)
     W = torch.diag(torch.tensor(c.metric_weights)) if c.metric_weights is not None else metric_from_training_poses(train)
-    return PoseTermsLoss(PoseLoss(MetricWeighting(W.float(), ROTATION_HEADS[config.model.rotation_head].representation)))
+    representation = ROTATION_HEADS[config.model.rotation_head].representation
+    return PoseTermsLoss(PoseLoss(MetricWeighting(W.float(), representation, squared=c.se3_squared)))
 
 
 def build_posenet(config: RelocTrainingConfig, data: RelocalisationData) -> PoseNet:
@@ -310,11 +311,12 @@ class RelocalisationModule(L.LightningModule):
     """
 
     def __init__(self, net: PoseNet, schedule: StageSchedule, lr: float = 1e-3, weight_decay: float = 0.0,
-                 cosine_decay: bool = True) -> None:  # fmt: skip
+                 cosine_decay: bool = True, decoupled_weight_decay: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.net, self.schedule = net, schedule
         self.losses = nn.ModuleList([stage.loss for stage in schedule])
         self.lr, self.weight_decay, self.cosine_decay = lr, weight_decay, cosine_decay
+        self.decoupled_weight_decay = decoupled_weight_decay
         self._val: list[tuple[Tensor, Tensor]] = []
 
     def _errors(self, rotation: Tensor, position: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -356,7 +358,8 @@ class RelocalisationModule(L.LightningModule):
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         groups = [{"params": list(self.net.parameters()), "weight_decay": self.weight_decay},
                   {"params": list(self.losses.parameters()), "weight_decay": 0.0}]  # fmt: skip
-        optimiser = torch.optim.Adam([g for g in groups if g["params"]], lr=self.lr)
+        adam = torch.optim.AdamW if self.decoupled_weight_decay else torch.optim.Adam
+        optimiser = adam([g for g in groups if g["params"]], lr=self.lr)
         if not self.cosine_decay:
             return optimiser
         decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=self.schedule.total_epochs,
@@ -386,7 +389,7 @@ def train_reloc(
         net.load_state_dict(start.state_dict())
     o = config.optim
     schedule = StageSchedule([Stage(config.loss.kind.value, o.epochs, reloc_loss(config, data.train_poses))])
-    module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay)
+    module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, o.decoupled_weight_decay)
     return fit_pose_network(module, data.train, data.test, config=config.to_dict(), output=output,
                             batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
                             progress=progress, shuffle=True)  # fmt: skip

@@ -88,7 +88,8 @@ class RelocLossConfig:
     (Kendall & Cipolla: 1); ``beta`` for 'beta'; ``init`` = initial ``(s_p, s_q)`` for
     'homoscedastic'; ``clip`` (pixels) bounds reprojection residuals; ``metric_weights``: the
     6 diagonal weights of ``W`` for 'se3', or None to estimate them from the spread of the
-    training poses (``estimate_metric_weights(pose_spread(...))``, training data only)."""
+    training poses (``estimate_metric_weights(pose_spread(...))``, training data only);
+    ``se3_squared``: Hou et al.'s ``d_W^2`` (True) or the distance ``d_W`` (False)."""
 
     kind: LossKind = LossKind.HOMOSCEDASTIC
     gamma: int = 1
@@ -96,15 +97,19 @@ class RelocLossConfig:
     init: tuple[float, float] = (0.0, -3.0)
     clip: float | None = 100.0
     metric_weights: tuple[float, ...] | None = None
+    se3_squared: bool = True
 
 
 @dataclass(frozen=True)
 class RelocOptimConfig:
-    """Adam settings and batching."""
+    """Adam settings and batching. ``decoupled_weight_decay``: AdamW (Loshchilov & Hutter
+    2019), whose decay does not grow relative to the loss gradient when a loss is small in
+    scale (as the SE(3) loss under data-derived weights is); False: Adam with L2 decay."""
 
     epochs: int = 40
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    decoupled_weight_decay: bool = False
     cosine_decay: bool = True
     batch_size: int = 32
     num_workers: int = 0
