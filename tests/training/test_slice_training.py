@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from posereg.cli import main
-from posereg.training.loop import SLICE_INDEX, RigidPoseModule
+from posereg.training.loop import SLICE_INDEX, RigidPoseModule, training_loader
 from posereg.training.schedules import salehi_schedule
 from posereg.training.slice import build_slice_network, load_slice_model, slice_datasets
 from posereg.training.slice_config import load_slice_config, slice_config_from_dict
@@ -81,3 +81,20 @@ def test_the_loss_falls_on_a_tiny_problem():
 def test_cli_reports_a_missing_slice_config(tmp_path, capsys):
     assert main(["train", "slice", "--config", str(tmp_path / "nope.yaml"), "--output", str(tmp_path)]) == 2
     assert "no such configuration file" in capsys.readouterr().err
+
+
+def test_training_batches_mix_rotated_subjects():
+    """Slices come in groups of one rotated subject; the training loader must mix the groups,
+    or a batch holds a single rotation (the bug that kept session 3's network from learning)."""
+    config = slice_config_from_dict({**TINY, "data": {**TINY["data"], "items_per_epoch": 64, "slices_per_volume": 8}})
+    train, _ = slice_datasets(config)
+    ordered = next(iter(training_loader(train, 8, 0, shuffle=False)))
+    assert len(torch.unique(ordered["rotation"], dim=0)) == 1  # one group: what shuffling must avoid
+    epochs = []
+    for epoch in (0, 1):
+        loader = training_loader(train, 8, 0)
+        loader.sampler.set_epoch(epoch)
+        batch = next(iter(loader))
+        assert len(torch.unique(batch["rotation"], dim=0)) >= 4
+        epochs.append(batch["rotation"])
+    assert not torch.equal(epochs[0], epochs[1])  # a new order (and new items) each epoch

@@ -392,7 +392,7 @@ def train_reloc(
     module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, o.decoupled_weight_decay)
     return fit_pose_network(module, data.train, data.test, config=config.to_dict(), output=output,
                             batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
-                            progress=progress, shuffle=True)  # fmt: skip
+                            progress=progress)  # fmt: skip
 
 
 def load_reloc_model(path: str | Path) -> tuple[PoseNet, RelocTrainingConfig]:

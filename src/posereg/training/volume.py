@@ -111,8 +111,11 @@ def train_volume(
                                translation_weight=s.translation_weight if correction else None)  # fmt: skip
     o = config.optim
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, TRANSLATION if correction else None)
+    # Volume items are independent draws, so order does not matter; kept in index order so that
+    # the committed volume runs (docs/benchmarks/volume_training.md) reproduce exactly.
     return fit_pose_network(module, train, val, config=config.to_dict(), output=output, batch_size=o.batch_size,
-                            num_workers=o.num_workers, accelerator=accelerator, progress=progress)  # fmt: skip
+                            num_workers=o.num_workers, accelerator=accelerator, progress=progress,
+                            shuffle=False)  # fmt: skip
 
 
 def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig]:
