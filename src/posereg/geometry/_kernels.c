@@ -51,6 +51,13 @@ float atan2f(float, float) __attribute__((const));
 #define CAT(a, b) CAT_(a, b)
 #define NAME(f) CAT(f, SUFFIX)
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+/* Interleaved rows <-> component arrays: element i of `m` has `w` entries at src[w i + j]. */
+#define GATHER(comp, src, w, m)                                                           \
+    for (int64_t i_ = 0; i_ < (m); i_++)                                                  \
+        for (int j_ = 0; j_ < (w); j_++) (comp)[j_][i_] = (src)[(w) * i_ + j_]
+#define SCATTER(dst, comp, w, m)                                                          \
+    for (int64_t i_ = 0; i_ < (m); i_++)                                                  \
+        for (int j_ = 0; j_ < (w); j_++) (dst)[(w) * i_ + j_] = (comp)[j_][i_]
 
 #define POSEREG_TEMPLATE
 #define real float
@@ -93,8 +100,7 @@ double NAME(rotvec_to_matrix)(const real *restrict in, real *restrict out, int64
         const real *src = in + 3 * start;
         real *dst = out + 9 * start;
         real v[3][BLOCK], e[9][BLOCK];
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 3; j++) v[j][i] = src[3 * i + j];
+        GATHER(v, src, 3, m);
         SIMD_CHECK for (int64_t i = 0; i < m; i++) {
             const real x = v[0][i], y = v[1][i], z = v[2][i];
             const real t2 = x * x + y * y + z * z;
@@ -109,8 +115,7 @@ double NAME(rotvec_to_matrix)(const real *restrict in, real *restrict out, int64
             QUATERNION_ENTRIES(e, i, w, k * x, k * y, k * z, (real)2);
             check += t2;
         }
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 9; j++) dst[9 * i + j] = e[j][i];
+        SCATTER(dst, e, 9, m);
     }
     return (double)check;
 }
@@ -122,16 +127,14 @@ double NAME(quaternion_to_matrix)(const real *restrict in, real *restrict out, i
         const real *src = in + 4 * start;
         real *dst = out + 9 * start;
         real q[4][BLOCK], e[9][BLOCK];
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 4; j++) q[j][i] = src[4 * i + j];
+        GATHER(q, src, 4, m);
         SIMD_CHECK for (int64_t i = 0; i < m; i++) {
             const real w = q[0][i], x = q[1][i], y = q[2][i], z = q[3][i];
             const real s = 2 / (w * w + x * x + y * y + z * z); /* inf for q = 0 */
             QUATERNION_ENTRIES(e, i, w, x, y, z, s);
             check += s;
         }
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 9; j++) dst[9 * i + j] = e[j][i];
+        SCATTER(dst, e, 9, m);
     }
     return (double)check;
 }
@@ -143,8 +146,7 @@ double NAME(matrix_to_rotvec)(const real *restrict in, real *restrict out, int64
         const real *src = in + 9 * start;
         real *dst = out + 3 * start;
         real r[9][BLOCK], v[3][BLOCK];
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 9; j++) r[j][i] = src[9 * i + j];
+        GATHER(r, src, 9, m);
         SIMD_CHECK for (int64_t i = 0; i < m; i++) {
             const real r00 = r[0][i], r01 = r[1][i], r02 = r[2][i];
             const real r10 = r[3][i], r11 = r[4][i], r12 = r[5][i];
@@ -174,8 +176,7 @@ double NAME(matrix_to_rotvec)(const real *restrict in, real *restrict out, int64
             v[0][i] = f * x; v[1][i] = f * y; v[2][i] = f * z;
             check += tr + ax + ay + az + sxy + sxz + syz;
         }
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 3; j++) dst[3 * i + j] = v[j][i];
+        SCATTER(dst, v, 3, m);
     }
     return (double)check;
 }
@@ -197,11 +198,8 @@ double NAME(geodesic_distance)(const real *restrict in1, const real *restrict in
         const int64_t m = MIN(n - start, BLOCK);
         const real *s1 = in1 + 9 * start, *s2 = in2 + 9 * start;
         real a[9][BLOCK], b[9][BLOCK];
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 9; j++) {
-                a[j][i] = s1[9 * i + j];
-                b[j][i] = s2[9 * i + j];
-            }
+        GATHER(a, s1, 9, m);
+        GATHER(b, s2, 9, m);
         SIMD_CHECK for (int64_t i = 0; i < m; i++) {
             GEODESIC_TERMS(a, b, i, ux, uy, uz, c)
             out[start + i] = ATAN2_(SQRT_(ux * ux + uy * uy + uz * uz), c);
@@ -221,11 +219,8 @@ void NAME(geodesic_distance_backward)(const real *restrict in1, const real *rest
         const int64_t m = MIN(n - start, BLOCK);
         const real *s1 = in1 + 9 * start, *s2 = in2 + 9 * start;
         real a[9][BLOCK], b[9][BLOCK], ga[9][BLOCK], gb[9][BLOCK];
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 9; j++) {
-                a[j][i] = s1[9 * i + j];
-                b[j][i] = s2[9 * i + j];
-            }
+        GATHER(a, s1, 9, m);
+        GATHER(b, s2, 9, m);
         SIMD for (int64_t i = 0; i < m; i++) {
             GEODESIC_TERMS(a, b, i, ux, uy, uz, c)
             const real s2u = ux * ux + uy * uy + uz * uz;
@@ -247,11 +242,8 @@ void NAME(geodesic_distance_backward)(const real *restrict in1, const real *rest
             }
         }
         real *d1 = g1 + 9 * start, *d2 = g2 + 9 * start;
-        for (int64_t i = 0; i < m; i++)
-            for (int j = 0; j < 9; j++) {
-                d1[9 * i + j] = ga[j][i];
-                d2[9 * i + j] = gb[j][i];
-            }
+        SCATTER(d1, ga, 9, m);
+        SCATTER(d2, gb, 9, m);
     }
 }
 

@@ -80,14 +80,26 @@ def _split(call: Callable[[int, int], float], n: int) -> float:
     return sum(results)
 
 
-def _map(k: Kernels, name: str, x: Tensor, size_in: int, trailing_out: tuple[int, ...], batch: torch.Size) -> Tensor | None:
-    """Run the element-wise kernel ``name``; None when its checksum is not finite."""
-    x = x.contiguous()
+def _launch(fn: Callable[..., float | None], operands: list[tuple[Tensor, int]], n: int) -> float:
+    """Run kernel ``fn`` over ``n`` batch elements, split over threads; the summed checksum.
+
+    ``operands``: the kernel's array arguments in order, as contiguous tensors with the number
+    of entries each batch element has in them (e.g. ``(R, 9)``, ``(angle, 1)``).
+    """
+    es = operands[0][0].element_size()
+    pointers = [(t.data_ptr(), width * es) for t, width in operands]
+    return _split(lambda lo, hi: fn(*(p + lo * step for p, step in pointers), hi - lo) or 0.0, n)
+
+
+def _map(k: Kernels, name: str, x: Tensor, trailing_in: tuple[int, ...], trailing_out: tuple[int, ...],
+         eager: Callable[[Tensor], Tensor]) -> Tensor:  # fmt: skip
+    """The element-wise kernel ``name`` on ``x``; ``eager(x)`` when its checksum is not finite
+    (the eager function then validates the input and raises, or handles an overflow)."""
+    batch = x.shape[: x.dim() - len(trailing_in)]
     out = torch.empty((*batch, *trailing_out), dtype=x.dtype)
-    n, size_out, es = math.prod(batch), math.prod(trailing_out), x.element_size()
-    fn, src, dst = k.fn(name, x.dtype), x.data_ptr(), out.data_ptr()
-    check = _split(lambda lo, hi: fn(src + lo * size_in * es, dst + lo * size_out * es, hi - lo), n)
-    return out if math.isfinite(check) else None
+    operands = [(x.contiguous(), math.prod(trailing_in)), (out, math.prod(trailing_out))]
+    check = _launch(k.fn(name, x.dtype), operands, math.prod(batch))
+    return out if math.isfinite(check) else eager(x)
 
 
 class _FusedMap(torch.autograd.Function):
@@ -98,9 +110,7 @@ class _FusedMap(torch.autograd.Function):
                 trailing_out: tuple[int, ...], eager: Callable[[Tensor], Tensor]) -> Tensor:  # fmt: skip
         ctx.save_for_backward(x)
         ctx.eager = eager
-        batch = x.shape[: x.dim() - len(trailing_in)]
-        out = _map(k, name, x, math.prod(trailing_in), trailing_out, batch)
-        return eager(x) if out is None else out
+        return _map(k, name, x, trailing_in, trailing_out, eager)
 
     @staticmethod
     @once_differentiable
@@ -120,8 +130,7 @@ def _convert(x: Tensor, name: str, arg: str, trailing_in: tuple[int, ...], trail
         return eager(x)
     if torch.is_grad_enabled() and x.requires_grad:
         return _FusedMap.apply(x, k, name, trailing_in, trailing_out, eager)
-    out = _map(k, name, x, math.prod(trailing_in), trailing_out, x.shape[: x.dim() - len(trailing_in)])
-    return eager(x) if out is None else out  # non-finite checksum: eager validates or handles it
+    return _map(k, name, x, trailing_in, trailing_out, eager)
 
 
 def rotvec_to_matrix(rotvec: Tensor) -> Tensor:
@@ -160,13 +169,12 @@ def matrix_to_rotvec(R: Tensor) -> Tensor:
     return _convert(R, "matrix_to_rotvec", "R", (3, 3), (3,), so3.matrix_to_rotvec)
 
 
-def _geodesic(k: Kernels, R1: Tensor, R2: Tensor) -> Tensor | None:
-    n = math.prod(R1.shape[:-2])
+def _geodesic(k: Kernels, R1: Tensor, R2: Tensor) -> Tensor:
+    """The distance kernel on contiguous, equally shaped ``R1``, ``R2``; the eager function
+    when its checksum is not finite."""
     out = torch.empty(R1.shape[:-2], dtype=R1.dtype)
-    fn, es = k.fn("geodesic_distance", R1.dtype), R1.element_size()
-    a, b, dst = R1.data_ptr(), R2.data_ptr(), out.data_ptr()
-    check = _split(lambda lo, hi: fn(a + 9 * lo * es, b + 9 * lo * es, dst + lo * es, hi - lo), n)
-    return out if math.isfinite(check) else None
+    check = _launch(k.fn("geodesic_distance", R1.dtype), [(R1, 9), (R2, 9), (out, 1)], out.numel())
+    return out if math.isfinite(check) else so3.geodesic_distance(R1, R2)
 
 
 class _FusedGeodesic(torch.autograd.Function):
@@ -176,8 +184,7 @@ class _FusedGeodesic(torch.autograd.Function):
     def forward(ctx, R1: Tensor, R2: Tensor, k: Kernels) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(R1, R2)
         ctx.kernels = k
-        out = _geodesic(k, R1, R2)
-        return so3.geodesic_distance(R1, R2) if out is None else out
+        return _geodesic(k, R1, R2)
 
     @staticmethod
     @once_differentiable
@@ -185,15 +192,8 @@ class _FusedGeodesic(torch.autograd.Function):
         R1, R2 = ctx.saved_tensors
         grad = grad.contiguous()
         g1, g2 = torch.empty_like(R1), torch.empty_like(R2)
-        fn, es = ctx.kernels.fn("geodesic_distance_backward", R1.dtype), R1.element_size()
-        ptrs = (R1.data_ptr(), R2.data_ptr(), grad.data_ptr(), g1.data_ptr(), g2.data_ptr())
-        scale = (9 * es, 9 * es, es, 9 * es, 9 * es)
-
-        def call(lo: int, hi: int) -> float:
-            fn(*(p + lo * s for p, s in zip(ptrs, scale, strict=True)), hi - lo)
-            return 0.0
-
-        _split(call, grad.numel())
+        fn = ctx.kernels.fn("geodesic_distance_backward", R1.dtype)
+        _launch(fn, [(R1, 9), (R2, 9), (grad, 1), (g1, 9), (g2, 9)], grad.numel())
         return (g1 if ctx.needs_input_grad[0] else None), (g2 if ctx.needs_input_grad[1] else None), None
 
 
@@ -217,5 +217,4 @@ def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
     R1, R2 = R1.contiguous(), R2.contiguous()
     if torch.is_grad_enabled() and (R1.requires_grad or R2.requires_grad):
         return _FusedGeodesic.apply(R1, R2, k)
-    out = _geodesic(k, R1, R2)
-    return so3.geodesic_distance(R1, R2) if out is None else out
+    return _geodesic(k, R1, R2)
