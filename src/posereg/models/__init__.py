@@ -1,6 +1,7 @@
 """Networks for pose regression: output heads, backbones and the papers' networks (volume and
 slice Pose-Nets, Correction-Net, PoseNet for camera relocalisation)."""
 
+from posereg.models.fusion import fuse_batch_norm
 from posereg.models.heads import (
     ROTATION_HEADS,
     QuaternionHead,
@@ -16,7 +17,6 @@ from posereg.models.volume import (
     CorrectionNet,
     VolumeEncoder,
     VolumePoseNet,
-    fuse_batch_norm,
     load_volume_network,
     volume_network_from_spec,
 )

@@ -25,7 +25,7 @@ from posereg.models._payload import network_from_payload, network_from_spec
 from posereg.models.heads import RotationHead, RotvecHead, TranslationHead
 
 __all__ = [
-    "CorrectionNet", "VolumeEncoder", "VolumePoseNet", "fuse_batch_norm", "load_volume_network", "volume_network_from_spec",
+    "CorrectionNet", "VolumeEncoder", "VolumePoseNet", "load_volume_network", "volume_network_from_spec",
 ]  # fmt: skip
 
 
@@ -154,31 +154,6 @@ class CorrectionNet(nn.Module):
     def to_matrix(self, rotation: Tensor) -> Tensor:
         """Rotation output -> ``(N, 3, 3)``."""
         return self.rotation.to_matrix(rotation)
-
-
-def fuse_batch_norm(net: nn.Module) -> nn.Module:
-    """An inference copy of ``net`` with each batch norm folded into the layer before it.
-
-    ``Conv3d -> BatchNorm3d`` and ``Linear -> BatchNorm1d`` pairs inside ``nn.Sequential``
-    blocks become one layer with the normalisation in its weights and bias
-    (``torch.nn.utils.fusion``): the same outputs in eval mode (to float rounding), without
-    an elementwise pass over every feature map. ``net`` itself is unchanged.
-    """
-    import copy
-
-    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
-
-    fused = copy.deepcopy(net).eval()
-    for block in fused.modules():
-        if not isinstance(block, nn.Sequential):
-            continue
-        for i in range(len(block) - 1):
-            layer, norm = block[i], block[i + 1]
-            if isinstance(layer, nn.Conv3d) and isinstance(norm, nn.BatchNorm3d):
-                block[i], block[i + 1] = fuse_conv_bn_eval(layer, norm), nn.Identity()
-            elif isinstance(layer, nn.Linear) and isinstance(norm, nn.BatchNorm1d):
-                block[i], block[i + 1] = fuse_linear_bn_eval(layer, norm), nn.Identity()
-    return fused
 
 
 def volume_network_from_spec(spec: Mapping[str, Any]) -> nn.Module:

@@ -1,0 +1,73 @@
+"""Inference-time folding of batch normalisation into the layer that feeds it.
+
+In eval mode a batch norm is an affine map per channel, ``y = g (x - mu) / sqrt(var + eps) + b``;
+after a convolution or linear layer it folds into that layer's weights and bias
+(``torch.nn.utils.fusion``), which saves one elementwise pass over every feature map (about
+10% of a CPU forward pass of the 2D ResNet-18 of the slice Pose-Net).
+
+Which layer feeds which norm is read from the data flow (a ``torch.fx`` trace), not from the
+order in which modules were registered: MONAI's ``ResNetBlock`` registers ``conv1, bn1, act,
+conv2, bn2`` as attributes, not as an ``nn.Sequential``. Modules whose ``forward`` cannot be
+traced (control flow on the input) are searched child by child. The layers are swapped in place
+in a copy of the network, so its class, attributes and methods (``to_matrix``, ``spec``...) stay.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+__all__ = ["fuse_batch_norm"]
+
+# (layer, norm) pairs that fold: a norm over the channels the layer writes.
+_FOLDABLE = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d), (nn.Linear, nn.BatchNorm1d))
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def fuse_batch_norm(net: nn.Module) -> nn.Module:
+    """An inference copy of ``net`` with each batch norm folded into the layer before it.
+
+    Every ``ConvNd -> BatchNormNd`` and ``Linear -> BatchNorm1d`` pair where the layer's output
+    goes to the norm alone becomes one layer with the normalisation in its weights and bias; the
+    norm becomes ``nn.Identity``. Outputs are the same as ``net``'s in eval mode (to float
+    rounding). ``net`` itself is unchanged; the copy is in eval mode and is for inference only
+    (its layers no longer normalise by batch statistics when trained).
+    """
+    fused = copy.deepcopy(net).eval()
+    for layer_name, norm_name in _norm_pairs(fused, ""):
+        layer, norm = fused.get_submodule(layer_name), fused.get_submodule(norm_name)
+        fold = fuse_linear_bn_eval if isinstance(layer, nn.Linear) else fuse_conv_bn_eval
+        fused.set_submodule(layer_name, fold(layer, norm))
+        fused.set_submodule(norm_name, nn.Identity())
+    return fused
+
+
+def _norm_pairs(module: nn.Module, prefix: str) -> list[tuple[str, str]]:
+    """Qualified names ``(layer, norm)`` of the foldable pairs in ``module``'s data flow."""
+    if not any(isinstance(m, _NORMS) for m in module.modules()):
+        return []
+    try:
+        graph = fx.symbolic_trace(module).graph
+    except Exception:  # noqa: BLE001 - any untraceable forward (branches on the input, ...): search the children
+        return [pair for name, child in module.named_children() for pair in _norm_pairs(child, f"{prefix}{name}.")]
+    modules = dict(module.named_modules())
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or not node.args or not isinstance(node.args[0], fx.Node):
+            continue
+        source, norm = node.args[0], modules[node.target]
+        if not isinstance(norm, _NORMS) or source.op != "call_module" or len(source.users) != 1:
+            continue
+        layer = modules[source.target]
+        # A module called twice (shared weights) could not be folded for one of its uses only.
+        once = calls[source.target] == 1 and calls[node.target] == 1
+        if once and norm.track_running_stats and any(isinstance(layer, a) and type(norm) is b for a, b in _FOLDABLE):
+            pairs.append((prefix + source.target, prefix + node.target))
+    return pairs
+

@@ -1,0 +1,104 @@
+"""Batch-norm folding for inference: same outputs, no norms left where the data flow allows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from posereg.models import SixDHead, fuse_batch_norm, volume_network_from_spec
+from posereg.models.slice import SlicePoseNet
+
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _count_norms(net: nn.Module) -> int:
+    return sum(isinstance(m, NORMS) for m in net.modules())
+
+
+def _with_running_statistics(net: nn.Module, x: torch.Tensor) -> nn.Module:
+    """Non-trivial running means and variances (fresh norms are the identity map)."""
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(x * 3 + 1)
+    return net.eval()
+
+
+def _assert_same_outputs(a, b) -> None:
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["pose", "correction"])
+def test_volume_networks_fold_every_norm_and_keep_their_outputs(kind):
+    torch.manual_seed(0)
+    spec = {"network": kind, "channels": [4, 8, 8], "pool_before": [0, 1], "fc": [32, 16], "pooled_size": 2}
+    x = torch.rand(4, 1 if kind == "pose" else 2, 16, 16, 16)
+    net = _with_running_statistics(volume_network_from_spec(spec), x)
+    fused = fuse_batch_norm(net)
+    assert _count_norms(fused) == 0 and _count_norms(net) > 0  # the original is left alone
+    with torch.no_grad():
+        _assert_same_outputs(net(x), fused(x))
+
+
+def test_slice_network_folds_the_resnet_blocks_behind_an_untraceable_forward():
+    # SlicePoseNet.forward checks the input's shape (untraceable); MONAI's ResNetBlock keeps
+    # conv1/bn1/conv2/bn2 as attributes, not in a Sequential: the pairs come from the data flow.
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 32, 32)
+    net = _with_running_statistics(SlicePoseNet(width=0.25, stem_stride=2, index_scale=32.0, rotation_head=SixDHead), x)
+    assert _count_norms(net) == 20
+    fused = fuse_batch_norm(net)
+    assert _count_norms(fused) == 0
+    assert type(fused) is SlicePoseNet and fused.spec == net.spec  # class, methods and attributes kept
+    with torch.no_grad():
+        rotation, index = fused(x)
+        _assert_same_outputs(net(x), (rotation, index))
+    torch.testing.assert_close(fused.to_matrix(rotation), net.to_matrix(rotation))
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):  # the input check still runs
+        fused(torch.rand(1, 2, 32, 32))
+
+
+class _SharedConv(nn.Module):
+    """One convolution used twice, once before a norm: folding it would change the other use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x)) + self.conv(x)
+
+
+class _BranchingConv(nn.Module):
+    """A convolution whose output feeds a norm and a skip connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.norm, self.last = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Linear(4, 3)
+        self.last_norm = nn.BatchNorm1d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        z = (self.norm(y) + y).mean(dim=(2, 3))
+        return self.last_norm(self.last(torch.cat([z, z], dim=1)))
+
+
+@pytest.mark.parametrize(("module", "left"), [(_SharedConv, 1), (_BranchingConv, 1)])
+def test_norms_are_kept_where_folding_would_change_another_use(module, left):
+    torch.manual_seed(0)
+    x = torch.rand(5, 2, 8, 8)
+    net = _with_running_statistics(module(), x)
+    fused = fuse_batch_norm(net)
+    assert _count_norms(fused) == left  # _BranchingConv: Linear -> BatchNorm1d folds, the 2D pair does not
+    with torch.no_grad():
+        _assert_same_outputs(net(x), fused(x))
+
+
+def test_norms_without_running_statistics_are_kept():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)).eval()
+    assert _count_norms(fuse_batch_norm(net)) == 1
