@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from posereg import geometry as g
+from posereg.evaluation.report import write_report
 from posereg.losses import quaternion_distance, rotvec_mse_loss, se3_geodesic_loss, so3_geodesic_loss
 
 BIN_EDGES_DEG = (0, 30, 60, 90, 120, 150, 180)
@@ -215,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     report += "\n\n" + _findings(bins, iteration_medians, noisy_errors, reached)
     print(report)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report + "\n")
+        if write_report(args.output, report):
+            print(f"kept the hand-written reading of {args.output}: check it against the new numbers", file=sys.stderr)
         _plot(args.output.with_suffix(".png"), bin_names, iteration_medians, noisy_errors, bins, args)
     return 0
 

@@ -1,16 +1,21 @@
-"""Plain-text pieces of the benchmark reports: Markdown tables, per-bin cells, the machine line."""
+"""Plain-text pieces of the benchmark reports: Markdown tables, per-bin cells, the machine line,
+and writing a report without losing its hand-written reading."""
 
 from __future__ import annotations
 
 import datetime
 import platform
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from posereg.evaluation.metrics import summarise
 
-__all__ = ["binned_cells", "machine_line", "markdown_table"]
+__all__ = ["READING_HEADING", "binned_cells", "machine_line", "markdown_table", "write_report"]
+
+#: Heading prefix of the hand-written part of a report, which reruns keep (``write_report``).
+READING_HEADING = "## Reading"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -34,3 +39,28 @@ def machine_line(threads: int, elapsed_s: float) -> str:
     """``Machine: ...`` with the platform, Python, torch, threads, today's date and the run's duration."""
     return (f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, torch "
             f"{torch.__version__}, {threads} threads; {datetime.date.today().isoformat()}; {elapsed_s:.0f} s in all.")  # fmt: skip
+
+
+def write_report(path: str | Path, text: str) -> bool:
+    """Write a generated Markdown report to ``path``, keeping the hand-written reading of the old one.
+
+    Benchmark reports end with a section written by hand (a line starting with
+    ``READING_HEADING``, to the end of the file). A rerun regenerates the tables above it; the
+    old reading is appended to the new text instead of being lost, to be checked against the new
+    numbers. ``text`` itself must not contain a reading section.
+
+    Returns:
+        Whether a reading section was kept.
+
+    Raises:
+        ValueError: ``text`` already has a reading section.
+    """
+    if any(line.startswith(READING_HEADING) for line in text.splitlines()):
+        raise ValueError(f"text: expected a generated report without a '{READING_HEADING}' section")
+    path = Path(path)
+    old = path.read_text().splitlines() if path.is_file() else []
+    start = next((i for i, line in enumerate(old) if line.startswith(READING_HEADING)), None)
+    kept = [] if start is None else ["", *old[start:]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip("\n") + "\n" + ("\n".join(kept) + "\n" if kept else ""))
+    return start is not None
