@@ -102,3 +102,23 @@ def test_norms_without_running_statistics_are_kept():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)).eval()
     assert _count_norms(fuse_batch_norm(net)) == 1
+
+
+def test_inference_copy_folds_norms_and_stores_2d_weights_channels_last():
+    from posereg.models import inference_copy
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 32, 32)
+    net = _with_running_statistics(SlicePoseNet(width=0.25, stem_stride=2, index_scale=32.0), x)
+    copy = inference_copy(net)
+    convs = [m.weight for m in copy.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert all(not w.is_contiguous(memory_format=torch.channels_last)
+               for w in (m.weight for m in net.modules() if isinstance(m, nn.Conv2d)) if w.shape[1] > 1 and w.shape[-1] > 1)  # fmt: skip
+    assert _count_norms(copy) == 0 and not copy.training
+    with torch.no_grad():
+        _assert_same_outputs(net(x), copy(x))
+    plain = inference_copy(net, channels_last=False)
+    assert all(m.weight.is_contiguous() for m in plain.modules() if isinstance(m, nn.Conv2d))
+    volume = volume_network_from_spec({"network": "pose", "channels": [4, 8], "pool_before": [0], "fc": [16], "pooled_size": 2})
+    assert all(m.weight.is_contiguous() for m in inference_copy(volume).modules() if isinstance(m, nn.Conv3d))

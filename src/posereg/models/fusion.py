@@ -1,4 +1,4 @@
-"""Inference-time folding of batch normalisation into the layer that feeds it.
+"""Inference copies of networks: batch norms folded, convolution weights in channels-last order.
 
 In eval mode a batch norm is an affine map per channel, ``y = g (x - mu) / sqrt(var + eps) + b``;
 after a convolution or linear layer it folds into that layer's weights and bias
@@ -10,16 +10,22 @@ order in which modules were registered: MONAI's ``ResNetBlock`` registers ``conv
 conv2, bn2`` as attributes, not as an ``nn.Sequential``. Modules whose ``forward`` cannot be
 traced (control flow on the input) are searched child by child. The layers are swapped in place
 in a copy of the network, so its class, attributes and methods (``to_matrix``, ``spec``...) stay.
+
+``inference_copy`` also stores 2-D convolution weights channels-last (NHWC), the layout
+oneDNN's CPU convolutions work in: without it each convolution reorders its weights and
+activations on every call. The slice ResNet-18 then runs a 64x64 slice in 1.4 ms instead of
+3.3 ms on one core of this machine (measured in session 6; see docs/benchmarks/slice_to_volume.md).
 """
 
 from __future__ import annotations
 
 import copy
 
+import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-__all__ = ["fuse_batch_norm"]
+__all__ = ["fuse_batch_norm", "inference_copy"]
 
 # (layer, norm) pairs that fold: a norm over the channels the layer writes.
 _FOLDABLE = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d), (nn.Linear, nn.BatchNorm1d))
@@ -41,6 +47,22 @@ def fuse_batch_norm(net: nn.Module) -> nn.Module:
         fold = fuse_linear_bn_eval if isinstance(layer, nn.Linear) else fuse_conv_bn_eval
         fused.set_submodule(layer_name, fold(layer, norm))
         fused.set_submodule(norm_name, nn.Identity())
+    return fused
+
+
+def inference_copy(net: nn.Module, *, channels_last: bool = True) -> nn.Module:
+    """An eval-mode copy of ``net`` for inference: ``fuse_batch_norm``, then (by default) every 4-D
+    weight (2-D convolutions) in ``torch.channels_last`` order.
+
+    Values are unchanged (to float rounding); inputs need no particular layout. ``net`` itself is
+    unchanged. 5-D weights (3-D convolutions) are left as they are: ``channels_last_3d`` made the
+    volume Pose-Net no faster here (5.2 ms against 5.3 ms for a 64^3 volume, 2 threads).
+    """
+    fused = fuse_batch_norm(net)
+    if channels_last:
+        for param in fused.parameters():
+            if param.dim() == 4:
+                param.data = param.data.contiguous(memory_format=torch.channels_last)
     return fused
 
 
