@@ -87,6 +87,37 @@ def test_the_locator_reports_the_network_and_refines_it(setup):
         SliceLocator(atlas, OracleSliceNet(R, index), geometry)(torch.rand(10, 10))
 
 
+def test_stack_search_finds_the_slice_index_at_the_true_rotation(setup):
+    from posereg.registration.slice import search_stack
+
+    atlas, geometry, R, index, image = setup
+    found = search_stack(atlas, image, R, geometry)
+    assert found.index == index and found.indices.shape == found.ncc.shape == (geometry.stack,)
+    assert float(found.ncc.max()) > 0.99 and float(found.ncc.min()) >= -1.0
+    # A neighbouring slice scores less; a range that excludes the answer returns its best edge.
+    assert float(found.ncc[int(index)]) > float(found.ncc[int(index) + 3])
+    assert search_stack(atlas, image, R, geometry, (0, 15)).index == 14.0
+    # Still close under a 6-degree rotation error (the network's typical error).
+    near = g.rotvec_to_matrix(torch.tensor([0.06, -0.06, 0.05], dtype=F64)) @ R
+    assert abs(search_stack(atlas, image, near, geometry).index - index) <= 1.0
+    with pytest.raises(ValueError, match="indices"):
+        search_stack(atlas, image, R, geometry, (10, 10))
+    with pytest.raises(ValueError, match="expected shapes"):
+        search_stack(atlas, image[:-1], R, geometry)
+
+
+def test_the_locator_replaces_a_wrong_network_index_by_the_stack_search(setup):
+    from posereg.registration.slice import SliceLocator
+
+    atlas, geometry, R, index, image = setup
+    located = SliceLocator(atlas, OracleSliceNet(R, index + 8.0), geometry, search=(5, 35))(image)
+    assert set(located.stages) == {"pose-net", "stack search"} and set(located.seconds) == set(located.stages)
+    assert located.stages["pose-net"][1] == pytest.approx(index + 8.0)
+    assert located.index == index
+    with pytest.raises(ValueError, match="search"):
+        SliceLocator(atlas, OracleSliceNet(R, index), geometry, search=(0, geometry.stack + 1))
+
+
 def test_slice_test_cases_are_cut_at_their_labels(small_atlas):
     from posereg.data import Split, subject_seed, synthesize_subject
     from posereg.data.slices import preprocess_slice

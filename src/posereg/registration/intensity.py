@@ -44,13 +44,15 @@ class IntensitySettings:
     Attributes:
         metric: the similarity metric.
         histogram_bins: Mattes MI histogram bins.
-        sampling: fraction of fixed voxels sampled per iteration (random, seeded).
+        sampling: fraction of fixed voxels sampled per iteration (random, seeded); 1 uses every
+            voxel, in order (no sampling).
         shrink_factors: pyramid shrink factors, coarse to fine.
         smoothing_mm: Gaussian smoothing per level, mm.
         learning_rate: the optimiser's largest step (in the physical-shift scaling, ~mm).
         min_step: stop when the step falls below this.
         iterations: at most this many iterations per level.
-        seed: the sampling seed.
+        seed: the sampling seed, >= 1. SimpleITK reads 0 as "seed from the wall clock", which
+            made runs with seed 0 differ from call to call; posereg refuses it.
     """
 
     metric: Metric = Metric.MATTES_MI
@@ -61,7 +63,13 @@ class IntensitySettings:
     learning_rate: float = 2.0
     min_step: float = 1e-3
     iterations: int = 200
-    seed: int = 0
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.seed, int) and self.seed >= 1):
+            raise ValueError(f"seed: expected an integer >= 1 (SimpleITK reads 0 as the wall clock), got {self.seed!r}")
+        if not 0 < self.sampling <= 1:
+            raise ValueError(f"sampling: expected a fraction in (0, 1], got {self.sampling}")
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,11 @@ def register_rigid(
         method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
     else:
         method.SetMetricAsCorrelation()
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(settings.sampling, settings.seed)
+    if settings.sampling < 1:
+        method.SetMetricSamplingStrategy(method.RANDOM)
+        method.SetMetricSamplingPercentage(settings.sampling, settings.seed)
+    else:  # every voxel once (RANDOM at 100% would draw with replacement)
+        method.SetMetricSamplingStrategy(method.NONE)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=settings.learning_rate, minStep=settings.min_step, numberOfIterations=settings.iterations,

@@ -11,6 +11,11 @@ in-plane shift as well, which the network's labels do not have). Back from ``T``
 - SVR-GC: started from the geometric centre (``A = I``, ``b = c``: an axial slice through the
   atlas centre).
 - SVR-Deep: started from the slice Pose-Net's ``(R, k)``.
+- Stack search (``search_stack``, optional before SVR-Deep): keep the network's rotation and
+  replace its slice index by the index whose atlas slice at that rotation correlates best with
+  the input (NCC over a range of the stack). The index head is the network's weaker output
+  (tens of millimetres off on some slices), and SVR does not recover from a start that far
+  along the normal; cutting 44 atlas slices and correlating them takes a few milliseconds.
 
 Settings (``slice_settings``): normalised cross-correlation on every pixel, a 3-level
 pyramid (shrink 4/2/1; ITK leaves the one-voxel axis at one voxel), regular-step gradient
@@ -27,12 +32,13 @@ import torch
 from torch import Tensor
 
 from posereg.data import Atlas, Volume
-from posereg.data.slices import SliceGeometry
+from posereg.data.slices import SliceGeometry, cut_slices
 from posereg.models import inference_copy
 from posereg.registration.intensity import IntensitySettings, Metric, register_rigid
 
 __all__ = [
-    "SliceLocation", "SliceLocator", "SliceRegistrationResult", "register_slice", "slice_as_volume", "slice_settings",
+    "SliceLocation", "SliceLocator", "SliceRegistrationResult", "StackSearch", "register_slice", "search_stack", "slice_as_volume",
+    "slice_settings",
 ]  # fmt: skip
 
 
@@ -114,6 +120,54 @@ def register_slice(
 
 
 @dataclass(frozen=True)
+class StackSearch:
+    """The result of ``search_stack``.
+
+    Attributes:
+        index: the slice index with the highest NCC.
+        indices: ``(K,)`` the indices searched; ncc: ``(K,)`` their normalised cross-correlation
+            with the input slice, in ``[-1, 1]`` (0 for a constant atlas slice).
+    """
+
+    index: float
+    indices: Tensor
+    ncc: Tensor
+
+
+def search_stack(
+    atlas: Atlas, image: Tensor, R: Tensor, geometry: SliceGeometry, indices: tuple[int, int] | None = None
+) -> StackSearch:
+    """The slice index along the normal of ``R`` whose atlas slice matches ``image`` best (NCC).
+
+    Cuts the atlas, rotated by ``R`` about its centre, at every integer index of
+    ``indices = [low, high)`` (default the whole stack; e.g. ``geometry.middle_indices(0.66)``
+    for slices known to come from the middle of the stack) and correlates each slice with
+    ``image`` over all pixels.
+
+    Args:
+        atlas: the atlas. image: ``(size, size)`` the slice. R: ``(3, 3)`` rotation (the
+        network's). geometry: the slice grid. indices: the range of slice indices to search.
+
+    Raises:
+        ValueError: a wrongly shaped image or rotation, or an empty or out-of-stack range.
+    """
+    expected = (geometry.size, geometry.size)
+    if tuple(image.shape) != expected or tuple(R.shape) != (3, 3):
+        raise ValueError(f"image, R: expected shapes {expected} and (3, 3), got {tuple(image.shape)} and {tuple(R.shape)}")
+    low, high = indices if indices is not None else (0, geometry.stack)
+    if not 0 <= low < high <= geometry.stack:
+        raise ValueError(f"indices: expected 0 <= low < high <= {geometry.stack}, got {indices}")
+    ks = torch.arange(low, high, dtype=torch.float64)
+    stack = cut_slices(atlas.image, R.to(torch.float64), ks, geometry).flatten(1).to(torch.float64)
+    stack = stack - stack.mean(1, keepdim=True)
+    x = image.flatten().to(torch.float64)
+    x = x - x.mean()
+    # NCC = <a - mean a, b - mean b> / (|a - mean a| |b - mean b|); a constant slice scores 0.
+    ncc = (stack @ x) / (stack.norm(dim=1) * x.norm()).clamp_min(torch.finfo(torch.float64).tiny)
+    return StackSearch(float(ks[ncc.argmax()]), ks, ncc)
+
+
+@dataclass(frozen=True)
 class SliceLocation:
     """Where a slice lies in the atlas: the slice Pose-Net's answer, optionally refined by SVR.
 
@@ -121,7 +175,7 @@ class SliceLocation:
         R: ``(3, 3)`` rotation of the slice's volume; the plane normal is ``R[2]`` (atlas RAS).
         index: (fractional) slice index of the geometry; offset_mm: its height ``d`` above the
             atlas centre along the normal.
-        stages: ``{name: (R, index)}`` after 'pose-net' and (with refinement) 'svr'.
+        stages: ``{name: (R, index)}`` after 'pose-net', then (when enabled) 'stack search' and 'svr'.
         seconds: ``{name: seconds}`` of each stage.
     """
 
@@ -146,11 +200,23 @@ class SliceLocator:
             keeps an eval-mode copy for inference (``posereg.models.inference_copy``).
         geometry: the slice grid the network was trained on.
         refine: SVR settings (e.g. ``slice_settings()``), or None for the network alone.
+        search: ``[low, high)`` slice indices for ``search_stack`` to replace the network's index
+            (before SVR), or None to keep the network's index.
     """
 
-    def __init__(self, atlas: Atlas, net: torch.nn.Module, geometry: SliceGeometry, refine: IntensitySettings | None = None) -> None:
+    def __init__(
+        self,
+        atlas: Atlas,
+        net: torch.nn.Module,
+        geometry: SliceGeometry,
+        refine: IntensitySettings | None = None,
+        search: tuple[int, int] | None = None,
+    ) -> None:
+        if search is not None and not 0 <= search[0] < search[1] <= geometry.stack:
+            raise ValueError(f"search: expected slice indices 0 <= low < high <= {geometry.stack}, got {search}")
         # Batch norms folded, weights channels-last: the same outputs, 3.3 -> 1.4 ms per slice on one core.
         self.atlas, self.net, self.geometry, self.refine = atlas, inference_copy(net), geometry, refine
+        self.search = search
 
     def __call__(self, image: Tensor) -> SliceLocation:
         """Locate a ``(size, size)`` slice on the geometry's grid, normalised by ``preprocess_slice``."""
@@ -164,6 +230,11 @@ class SliceLocator:
         k = float(index[0])
         stages = {"pose-net": (R, k)}
         seconds = {"pose-net": time.perf_counter() - start}
+        if self.search is not None:
+            start = time.perf_counter()
+            k = search_stack(self.atlas, image, R, self.geometry, self.search).index
+            stages["stack search"] = (R, k)
+            seconds["stack search"] = time.perf_counter() - start
         if self.refine is not None:
             start = time.perf_counter()
             result = register_slice(self.atlas, image, self.geometry, initial=(R, k), settings=self.refine)
