@@ -12,6 +12,9 @@ seeded. Methods, each on every case:
 - Pose-Net (geodesic, rotation-vector head): the paper's own head after both stages
   (``--rotvec-model``), when the main model uses another head;
 - SVR-Deep: SVR started from the Pose-Net (geodesic).
+- Pose-Net (geodesic) + stack search, and SVR-Deep + stack search: the network's rotation with
+  the slice index of the best-correlated atlas slice along its normal, searched over the middle
+  of the stack that the test slices come from (``posereg.registration.slice.search_stack``).
 
 Reported per method and per rotation-magnitude bin (six bins with equal counts; the edges
 are printed): mean +- std and median rotation error (degrees), slice position error (mm,
@@ -45,7 +48,7 @@ from posereg.training.slice import load_slice_model
 
 F64 = torch.float64
 PAPER_TABLE1 = {  # Salehi et al. 2018, Table 1: mean rotation error (degrees) per bin, small to large
-    "SVR-GC": "see REFERENCE.md (fails beyond the smallest bin)",
+    "SVR-GC": "21.4 ... 147.7",
     "Pose-Net (geodesic)": "15.1 ... 36.5",
     "SVR-Deep": "10.2 ... 26.9",
 }
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         rotvec_net = load_slice_model(args.rotvec_model)[0]
         methods["Pose-Net (geodesic, rotation-vector head)"] = located(SliceLocator(atlas, rotvec_net, geometry))
     methods["SVR-Deep"] = located(SliceLocator(atlas, net, geometry, refine=slice_settings()))
+    middle = geometry.middle_indices(config.data.middle_fraction)
+    methods["Pose-Net (geodesic) + stack search"] = located(SliceLocator(atlas, net, geometry, search=middle))
+    methods["SVR-Deep + stack search"] = located(SliceLocator(atlas, net, geometry, refine=slice_settings(), search=middle))
     try:
         methods = select_methods(methods, args.methods)
     except ValueError as exc:
@@ -131,6 +137,7 @@ def _report(args, geometry, edges, bins, errors, position, times, elapsed) -> st
         reference = statistics.median(times["SVR-GC"])
         speed = [f"- {name}: {1000 * statistics.median(t):.2f} ms, {reference / statistics.median(t):.0f}x faster than "
                  f"SVR-GC ({1000 * reference:.0f} ms)" for name, t in times.items() if name.startswith("Pose-Net")]  # fmt: skip
+        speed += [f"- {name}: {1000 * statistics.median(t):.0f} ms" for name, t in times.items() if name.startswith("SVR-Deep")]
     paper = markdown_table(["method", "Salehi et al. 2018, Table 1 (mean degrees per bin)"], list(PAPER_TABLE1.items()))
     command = " ".join(["python benchmarks/slice_to_volume.py", *sys.argv[1:]]) if args.output else ""
     return "\n".join([
