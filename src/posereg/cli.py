@@ -251,7 +251,8 @@ def _cmd_locate_slice(args: argparse.Namespace) -> int:
         return 2
     geometry = SliceGeometry(a.shape, a.spacing, a.shape)
     view = preprocess_slice(slice_to_grid(image, spacing, geometry))
-    location = SliceLocator(atlas, net, geometry, slice_settings() if args.refine else None)(view)
+    search = geometry.middle_indices(config.data.middle_fraction) if args.search_stack else None
+    location = SliceLocator(atlas, net, geometry, slice_settings() if args.refine else None, search)(view)
     n = location.normal.tolist()
     euler = torch.rad2deg(matrix_to_euler(location.R, "xyz")).tolist()
     print(f"plane normal:  ({n[0]:+.3f}, {n[1]:+.3f}, {n[2]:+.3f}) (atlas RAS)")
@@ -436,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         "locate-slice",
         help="predict where a single 2D MRI slice lies in the atlas (slice Pose-Net, optional SVR)",
         description="Resamples the slice to the network's grid, predicts the orientation of its volume and its "
-        "position along the plane normal (Salehi et al.'s 2D->3D Pose-Net), optionally refines them by "
-        "slice-to-volume intensity registration (--refine, SVR-Deep), prints the plane and writes the transform "
+        "position along the plane normal (Salehi et al.'s 2D->3D Pose-Net), optionally searches the stack for the "
+        "best-matching position (--search-stack) and refines them by slice-to-volume intensity registration "
+        "(--refine, SVR-Deep), prints the plane and writes the transform "
         "and the matching atlas slice.",
     )
     p.add_argument("slice", help="the slice (2D NIfTI, or 3D with one axis of size 1)")
@@ -445,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atlas", help="atlas NIfTI (default: the bundled MNI152 2009a template)")
     p.add_argument("--atlas-contrast", default="t1", choices=("t1", "t2"), help="contrast of the atlas (default t1)")
     p.add_argument("--refine", action="store_true", help="refine with slice-to-volume registration (SVR-Deep)")
+    p.add_argument("--search-stack", action="store_true",
+                   help="replace the network's slice position by the best-correlated atlas slice along its normal, "
+                        "searched over the part of the stack the model was trained on (a few ms; before --refine)")  # fmt: skip
     p.add_argument("--out-transform", help="output ITK transform (.tfm): slice frame -> atlas")
     p.add_argument("--out-input", help="output: the input slice on the network's grid (NIfTI, slice frame)")
     p.add_argument("--out-slice", help="output: the atlas slice at the predicted plane (NIfTI, slice frame)")

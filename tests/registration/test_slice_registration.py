@@ -169,4 +169,7 @@ def test_locate_slice_cli_writes_a_transform_that_maps_like_the_locator(tmp_path
         mapped = np.asarray(transform.TransformPoint((p.numpy() * flip).tolist())) * flip
         np.testing.assert_allclose(mapped, expected.numpy(), atol=1e-3)
     assert nib.load(str(tmp_path / "atlas_slice.nii.gz")).shape[:2] == (40, 40)
+    assert "stack search" not in out
+    assert main([*argv[:4], "--search-stack"]) == 0
+    assert "stack search" in capsys.readouterr().out
     assert main(["locate-slice", str(tmp_path / "none.nii.gz"), "--model", str(tmp_path / "slice.pt")]) == 2
