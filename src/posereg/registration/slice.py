@@ -15,7 +15,7 @@ in-plane shift as well, which the network's labels do not have). Back from ``T``
   replace its slice index by the index whose atlas slice at that rotation correlates best with
   the input (NCC over a range of the stack). The index head is the network's weaker output
   (tens of millimetres off on some slices), and SVR does not recover from a start that far
-  along the normal; cutting 44 atlas slices and correlating them takes a few milliseconds.
+  along the normal; cutting ~40 atlas slices and correlating them takes a few milliseconds.
 
 Settings (``slice_settings``): normalised cross-correlation on every pixel, a 3-level
 pyramid (shrink 4/2/1; ITK leaves the one-voxel axis at one voxel), regular-step gradient
