@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(std per axis) {', '.join(f'{v:.2f}' for v in train.positions.std(0).tolist())} m",
             f"SE(3) weights from the training poses: w_r = {W[0]:.3f}, w_t = {W[3]:.3f} (w_t / w_r = {W[3] / W[0]:.3g})",
         ]
+
         def run_and_evaluate(run: Run) -> Path:
             print(f"[{run.scene}] {run.name}", flush=True)
             out = _train(run, args.runs, args.reuse)
