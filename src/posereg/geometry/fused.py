@@ -5,8 +5,8 @@
 as their namesakes in ``posereg.geometry`` (same formulas, branch for branch; tested to
 agree to a few ulp), but each runs as one compact C loop over the batch
 (``_kernels.c``): one pass over memory instead of 10-40 tensor kernels with temporaries,
-with vectorised ``sin``/``atan2``. Batches of at least ``2 * 32768`` elements are split
-over ``torch.get_num_threads()`` threads. See docs/benchmarks/geometry.md for the numbers.
+with vectorised ``sin``/``atan2``, on the calling thread (see ``_launch`` for why not more).
+See docs/benchmarks/geometry.md for the numbers.
 
 When the kernels do not apply, each function calls the eager version, so callers can use
 this module unconditionally: CUDA tensors, dtypes other than float32/float64, a machine
@@ -23,7 +23,6 @@ All are differentiable once (``torch.autograd.function.once_differentiable``).
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 
 import torch
@@ -36,10 +35,7 @@ from posereg.geometry._native import Kernels, kernels
 
 __all__ = ["available", "geodesic_distance", "matrix_to_rotvec", "quaternion_to_matrix", "rotvec_to_matrix"]
 
-#: Elements per thread below which splitting a batch over threads does not pay.
-MIN_PER_THREAD = 1 << 15
 _DTYPES = (torch.float32, torch.float64)
-_ALIGN = 4096  # a multiple of BLOCK in _kernels.c
 
 
 def available() -> bool:
@@ -54,41 +50,18 @@ def _kernels_for(*tensors: Tensor) -> Kernels | None:
     return kernels()
 
 
-def _split(call: Callable[[int, int], float], n: int) -> float:
-    """``call(lo, hi)`` over ``[0, n)`` in contiguous chunks, one per thread; the sum of results.
+def _launch(fn: Callable[..., float | None], operands: list[Tensor], n: int) -> float:
+    """Run kernel ``fn`` over ``n`` batch elements on the calling thread; its checksum (0 for none).
 
-    ctypes releases the GIL, so the chunks run in parallel; the caller's thread takes the
-    first chunk. Chunk bounds are multiples of ``_ALIGN`` (a multiple of the kernels'
-    block), so every element lands in the same place of the same block whatever the thread
-    count: results do not depend on it, bit for bit.
+    ``operands``: the kernel's array arguments in order, as contiguous tensors (each batch
+    element's entries together: ``(N, 3, 3)``, ``(N,)``...).
+
+    One thread on purpose: splitting the batch over Python threads (session 5) was slower with 2
+    torch threads than with one (rotvec -> matrix at 1e5: 1.9 ms against 0.24 ms), because
+    torch's OpenMP workers keep spinning on the cores after each parallel region and the extra
+    thread competes with them. Sharing torch's OpenMP pool from C is the way to use more cores.
     """
-    threads = min(torch.get_num_threads(), n // MIN_PER_THREAD)
-    if threads <= 1:
-        return call(0, n)
-    bounds = [min(n, (n * i // threads) // _ALIGN * _ALIGN) for i in range(threads)] + [n]
-    results = [0.0] * threads
-
-    def work(i: int) -> None:
-        results[i] = call(bounds[i], bounds[i + 1])
-
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(1, threads)]
-    for worker in workers:
-        worker.start()
-    work(0)
-    for worker in workers:
-        worker.join()
-    return sum(results)
-
-
-def _launch(fn: Callable[..., float | None], operands: list[tuple[Tensor, int]], n: int) -> float:
-    """Run kernel ``fn`` over ``n`` batch elements, split over threads; the summed checksum.
-
-    ``operands``: the kernel's array arguments in order, as contiguous tensors with the number
-    of entries each batch element has in them (e.g. ``(R, 9)``, ``(angle, 1)``).
-    """
-    es = operands[0][0].element_size()
-    pointers = [(t.data_ptr(), width * es) for t, width in operands]
-    return _split(lambda lo, hi: fn(*(p + lo * step for p, step in pointers), hi - lo) or 0.0, n)
+    return fn(*(t.data_ptr() for t in operands), n) or 0.0
 
 
 def _map(k: Kernels, name: str, x: Tensor, trailing_in: tuple[int, ...], trailing_out: tuple[int, ...],
@@ -97,8 +70,7 @@ def _map(k: Kernels, name: str, x: Tensor, trailing_in: tuple[int, ...], trailin
     (the eager function then validates the input and raises, or handles an overflow)."""
     batch = x.shape[: x.dim() - len(trailing_in)]
     out = torch.empty((*batch, *trailing_out), dtype=x.dtype)
-    operands = [(x.contiguous(), math.prod(trailing_in)), (out, math.prod(trailing_out))]
-    check = _launch(k.fn(name, x.dtype), operands, math.prod(batch))
+    check = _launch(k.fn(name, x.dtype), [x.contiguous(), out], math.prod(batch))
     return out if math.isfinite(check) else eager(x)
 
 
@@ -173,7 +145,7 @@ def _geodesic(k: Kernels, R1: Tensor, R2: Tensor) -> Tensor:
     """The distance kernel on contiguous, equally shaped ``R1``, ``R2``; the eager function
     when its checksum is not finite."""
     out = torch.empty(R1.shape[:-2], dtype=R1.dtype)
-    check = _launch(k.fn("geodesic_distance", R1.dtype), [(R1, 9), (R2, 9), (out, 1)], out.numel())
+    check = _launch(k.fn("geodesic_distance", R1.dtype), [R1, R2, out], out.numel())
     return out if math.isfinite(check) else so3.geodesic_distance(R1, R2)
 
 
@@ -193,7 +165,7 @@ class _FusedGeodesic(torch.autograd.Function):
         grad = grad.contiguous()
         g1, g2 = torch.empty_like(R1), torch.empty_like(R2)
         fn = ctx.kernels.fn("geodesic_distance_backward", R1.dtype)
-        _launch(fn, [(R1, 9), (R2, 9), (grad, 1), (g1, 9), (g2, 9)], grad.numel())
+        _launch(fn, [R1, R2, grad, g1, g2], grad.numel())
         return (g1 if ctx.needs_input_grad[0] else None), (g2 if ctx.needs_input_grad[1] else None), None
 
 
