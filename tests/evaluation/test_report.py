@@ -24,7 +24,7 @@ def test_machine_line_names_torch_threads_and_duration() -> None:
     assert line.startswith("Machine: ") and torch.__version__ in line and "2 threads" in line and line.endswith("61 s in all.")
 
 
-def test_write_report_keeps_the_hand_written_reading(tmp_path) -> None:
+def test_write_report_keeps_the_hand_written_reading(tmp_path, capsys) -> None:
     from posereg.evaluation.report import write_report
 
     path = tmp_path / "docs" / "bench.md"
@@ -32,6 +32,7 @@ def test_write_report_keeps_the_hand_written_reading(tmp_path) -> None:
     assert path.read_text() == "# Bench\n\n| a |\n"
     path.write_text(path.read_text() + "\n## Reading (by hand)\n\n- a is fast.\n")
     assert write_report(path, "# Bench\n\n| b |") is True  # the tables change, the reading stays
+    assert "kept the hand-written reading" in capsys.readouterr().err
     assert path.read_text() == "# Bench\n\n| b |\n\n## Reading (by hand)\n\n- a is fast.\n"
     with pytest.raises(ValueError, match="without a '## Reading' section"):
         write_report(path, "# Bench\n## Reading\n")

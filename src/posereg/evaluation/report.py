@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def write_report(path: str | Path, text: str) -> bool:
     Benchmark reports end with a section written by hand (a line starting with
     ``READING_HEADING``, to the end of the file). A rerun regenerates the tables above it; the
     old reading is appended to the new text instead of being lost, to be checked against the new
-    numbers. ``text`` itself must not contain a reading section.
+    numbers, and a line on stderr says so. ``text`` itself must not contain a reading section.
 
     Returns:
         Whether a reading section was kept.
@@ -63,4 +64,6 @@ def write_report(path: str | Path, text: str) -> bool:
     kept = [] if start is None else ["", *old[start:]]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip("\n") + "\n" + ("\n".join(kept) + "\n" if kept else ""))
+    if start is not None:
+        print(f"kept the hand-written reading of {path}: check it against the new numbers", file=sys.stderr)
     return start is not None
