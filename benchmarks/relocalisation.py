@@ -36,11 +36,12 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from posereg.evaluation.plots import camera_positions
 from posereg.evaluation.relocalisation import RelocalisationResult
 from posereg.evaluation.report import markdown_table, write_report
+from posereg.training.loop import training_loader
 from posereg.training.reloc import (
     evaluate_reloc_model,
     load_reloc_model,
@@ -107,9 +108,9 @@ def _train(run: Run, runs: Path, reuse: bool) -> Path:
 
 
 def _loading_share(train: Dataset, config: RelocTrainingConfig, seconds_per_epoch: float) -> tuple[float, float]:
-    """Seconds to load one epoch of batches (no network) and its share of a training epoch."""
-    loader = DataLoader(train, batch_size=config.optim.batch_size, shuffle=True,
-                        num_workers=config.optim.num_workers)  # fmt: skip
+    """Seconds to load one epoch of batches (no network) through the training loader, and its
+    share of a training epoch."""
+    loader = training_loader(train, config.optim.batch_size, config.optim.num_workers)
     start = time.perf_counter()
     for _ in loader:
         pass
