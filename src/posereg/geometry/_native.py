@@ -4,8 +4,7 @@
 (``$CC``, else Python's configured compiler, else ``cc``) into a shared library under the
 cache directory (``$POSEREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/posereg``, else
 ``~/.cache/posereg``), keyed by a hash of the source, the flags and the compiler, and
-loaded with ``ctypes`` (which releases the GIL during calls, so large batches can be split
-over threads). No torch headers are involved: the build takes about a second.
+loaded with ``ctypes``. No torch headers are involved: the build takes about a second.
 
 Flags: ``-O3`` without ``-ffast-math`` (NaN and inf keep their meaning), the vector ISA
 that torch itself dispatches to on this CPU (``torch.backends.cpu.get_cpu_capability``),
