@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,9 +133,10 @@ def test_broadcasting_and_non_contiguous_inputs():
 
 @needs_kernels
 def test_results_do_not_depend_on_torch_threads():
-    n = 70_005  # above the batch size where session 5 split the work over threads
+    n = 70_005  # above PARALLEL_MIN (_kernels.c): the blocks are split over OpenMP threads at 2
     gen = torch.Generator().manual_seed(5)
     v = torch.randn(n, 3, generator=gen)
+    q = torch.randn(n, 4, generator=gen)
     R1, R2 = g.random_rotation((n,), generator=gen), g.random_rotation((n,), generator=gen)
     before = torch.get_num_threads()
     results = []
@@ -144,11 +146,44 @@ def test_results_do_not_depend_on_torch_threads():
             a = R1.clone().requires_grad_()
             d = fused.geodesic_distance(a, R2)
             d.sum().backward()
-            results.append((fused.rotvec_to_matrix(v), d.detach(), a.grad))
+            results.append((fused.rotvec_to_matrix(v), fused.quaternion_to_matrix(q), fused.matrix_to_rotvec(R1),
+                            d.detach(), a.grad))  # fmt: skip
     finally:
         torch.set_num_threads(before)
     for one, two in zip(*results, strict=True):
         assert torch.equal(one, two)
+
+
+@needs_kernels
+def test_nan_in_the_last_thread_block_is_caught():
+    """The checksum is reduced over the OpenMP team: a NaN in the last block still reaches
+    the eager fallback, which raises."""
+    n = 70_005
+    bad = torch.randn(n, 3)
+    bad[-1, 2] = math.nan
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            fused.rotvec_to_matrix(bad)
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_kernels
+def test_openmp_build_shares_torchs_runtime():
+    """With OpenMP, the kernels run on a team of the requested size for large batches only,
+    and the process holds one OpenMP runtime (torch's), not a second one with its own pool."""
+    k = _native.kernels()
+    if not k.openmp:
+        pytest.skip("this build has no OpenMP (torch does not use GNU OpenMP here)")
+    assert k.team_size(100, 2) == 1
+    assert k.team_size(1_000_000, 1) == 1
+    assert k.team_size(1_000_000, 2) == 2
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        runtimes = {line.split()[-1] for line in maps.read_text().splitlines() if "libgomp" in line}
+        assert len(runtimes) == 1 and Path(next(iter(runtimes))).parent == Path(torch.__file__).parent / "lib"
 
 
 @needs_kernels
@@ -205,6 +240,6 @@ def test_build_is_cached_by_content(monkeypatch, tmp_path):
     plain = _native.Kernels(first, flags)
     v = torch.randn(33, 3, dtype=torch.float64)
     out = torch.empty(33, 3, 3, dtype=torch.float64)
-    check = plain.fn("rotvec_to_matrix", torch.float64)(v.data_ptr(), out.data_ptr(), 33)
+    check = plain.fn("rotvec_to_matrix", torch.float64)(v.data_ptr(), out.data_ptr(), 33, 1)
     assert math.isclose(check, float((v * v).sum()), rel_tol=1e-12)
     torch.testing.assert_close(out, g.rotvec_to_matrix(v), atol=1e-12, rtol=0)

@@ -15,6 +15,17 @@
      matrix -> rotvec      largest-diagonal quaternion (Markley 2008), then 2 atan2(|v|, w)
      geodesic distance     atan2(|sum_k R1[k] x R2[k]|, <R1, R2>_F - 1), and its gradient
 
+   Threads: each kernel takes the thread count to use (torch.get_num_threads(), passed by
+   the caller) and, when the build has OpenMP (-fopenmp) and the batch is at least
+   PARALLEL_MIN elements, splits its blocks over an OpenMP team. The build links libgomp.so.1,
+   the runtime torch loads from torch/lib, so the dynamic loader binds this library to torch's
+   copy: one runtime and one thread pool, whose workers torch keeps warm. (A second pool of
+   Python threads was tried first: it competed with torch's spinning workers and was slower.)
+   Without -fopenmp the `omp parallel` pragmas are ignored and the loops run on one thread.
+   Blocks are independent and each element is computed by the same code whatever the split,
+   so results do not depend on the thread count (the checksum's rounding may; it is only
+   tested for being finite).
+
    Every kernel but the backward one returns a checksum: a sum over the batch of a quantity
    that is NaN or inf whenever an input entry is (or the formula would overflow or divide by
    a zero quaternion). The Python side falls back to the eager function when it is not
@@ -45,6 +56,39 @@ float sinf(float) __attribute__((const));
 float atan2f(float, float) __attribute__((const));
 #endif
 
+#ifndef PARALLEL_MIN
+#define PARALLEL_MIN 16384 /* smaller batches take a few microseconds: not worth waking a team */
+#endif
+
+/* The block loop of every kernel: blocks split statically over `threads` OpenMP threads when
+   the batch `n` is large enough (the names `n`, `threads` and, for FOR_BLOCKS_CHECK, the
+   checksum `check` must be in scope). */
+#define TEAM num_threads(threads) if (threads > 1 && n >= PARALLEL_MIN)
+#define FOR_BLOCKS(start)                                                                 \
+    _Pragma("omp parallel for schedule(static) TEAM")                                     \
+    for (int64_t start = 0; start < n; start += BLOCK)
+#define FOR_BLOCKS_CHECK(start)                                                           \
+    _Pragma("omp parallel for schedule(static) reduction(+ : check) TEAM")                \
+    for (int64_t start = 0; start < n; start += BLOCK)
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* How many threads the kernels' loops over `n` elements run on when asked for `threads`
+   (for tests: 1 without OpenMP). */
+int posereg_team_size(int64_t n, int threads) {
+    int size = 1;
+#ifdef _OPENMP
+    _Pragma("omp parallel TEAM")
+    {
+        _Pragma("omp single")
+        size = omp_get_num_threads();
+    }
+#endif
+    (void)n, (void)threads;
+    return size;
+}
 #define SIMD _Pragma("omp simd")
 #define SIMD_CHECK _Pragma("omp simd reduction(+ : check)") /* sums into `check` */
 #define CAT_(a, b) a##_##b
@@ -93,9 +137,9 @@ float atan2f(float, float) __attribute__((const));
         e[6][i] = xz_ - wy_; e[7][i] = yz_ + wx_; e[8][i] = 1 - (xx_ + yy_);              \
     } while (0)
 
-double NAME(rotvec_to_matrix)(const real *restrict in, real *restrict out, int64_t n) {
+double NAME(rotvec_to_matrix)(const real *restrict in, real *restrict out, int64_t n, int threads) {
     real check = 0;
-    for (int64_t start = 0; start < n; start += BLOCK) {
+    FOR_BLOCKS_CHECK(start) {
         const int64_t m = MIN(n - start, BLOCK);
         const real *src = in + 3 * start;
         real *dst = out + 9 * start;
@@ -120,9 +164,9 @@ double NAME(rotvec_to_matrix)(const real *restrict in, real *restrict out, int64
     return (double)check;
 }
 
-double NAME(quaternion_to_matrix)(const real *restrict in, real *restrict out, int64_t n) {
+double NAME(quaternion_to_matrix)(const real *restrict in, real *restrict out, int64_t n, int threads) {
     real check = 0;
-    for (int64_t start = 0; start < n; start += BLOCK) {
+    FOR_BLOCKS_CHECK(start) {
         const int64_t m = MIN(n - start, BLOCK);
         const real *src = in + 4 * start;
         real *dst = out + 9 * start;
@@ -139,9 +183,9 @@ double NAME(quaternion_to_matrix)(const real *restrict in, real *restrict out, i
     return (double)check;
 }
 
-double NAME(matrix_to_rotvec)(const real *restrict in, real *restrict out, int64_t n) {
+double NAME(matrix_to_rotvec)(const real *restrict in, real *restrict out, int64_t n, int threads) {
     real check = 0;
-    for (int64_t start = 0; start < n; start += BLOCK) {
+    FOR_BLOCKS_CHECK(start) {
         const int64_t m = MIN(n - start, BLOCK);
         const real *src = in + 9 * start;
         real *dst = out + 3 * start;
@@ -192,9 +236,9 @@ double NAME(matrix_to_rotvec)(const real *restrict in, real *restrict out, int64
     }
 
 double NAME(geodesic_distance)(const real *restrict in1, const real *restrict in2, real *restrict out,
-                               int64_t n) {
+                               int64_t n, int threads) {
     real check = 0;
-    for (int64_t start = 0; start < n; start += BLOCK) {
+    FOR_BLOCKS_CHECK(start) {
         const int64_t m = MIN(n - start, BLOCK);
         const real *s1 = in1 + 9 * start, *s2 = in2 + 9 * start;
         real a[9][BLOCK], b[9][BLOCK];
@@ -214,8 +258,8 @@ double NAME(geodesic_distance)(const real *restrict in1, const real *restrict in
    torch.linalg.vector_norm gives the eager formula. */
 void NAME(geodesic_distance_backward)(const real *restrict in1, const real *restrict in2,
                                       const real *restrict grad, real *restrict g1, real *restrict g2,
-                                      int64_t n) {
-    for (int64_t start = 0; start < n; start += BLOCK) {
+                                      int64_t n, int threads) {
+    FOR_BLOCKS(start) {
         const int64_t m = MIN(n - start, BLOCK);
         const real *s1 = in1 + 9 * start, *s2 = in2 + 9 * start;
         real a[9][BLOCK], b[9][BLOCK], ga[9][BLOCK], gb[9][BLOCK];

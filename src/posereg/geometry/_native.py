@@ -8,11 +8,14 @@ loaded with ``ctypes``. No torch headers are involved: the build takes about a s
 
 Flags: ``-O3`` without ``-ffast-math`` (NaN and inf keep their meaning), the vector ISA
 that torch itself dispatches to on this CPU (``torch.backends.cpu.get_cpu_capability``),
-and on x86-64 Linux glibc's SIMD math library (libmvec: vectorised ``sin``/``atan2``,
-<= 4 ulp). When a build fails, the next configuration is tried (without libmvec, without
-ISA flags, then plain ``-O2``); when all fail, ``kernels()`` returns None once with a warning and the
-callers use the eager formulas. This module is the geometry layer's only file I/O, and it
-only touches the build cache.
+on x86-64 Linux glibc's SIMD math library (libmvec: vectorised ``sin``/``atan2``,
+<= 4 ulp), and OpenMP where torch runs its own parallel loops on GNU OpenMP: the library
+then links ``libgomp.so.1``, which the dynamic loader binds to the copy torch has already
+loaded (same SONAME), so the kernels share torch's runtime and thread pool instead of
+starting a second one. When a build fails, the next configuration is tried (without
+OpenMP, without libmvec, without ISA flags, then plain ``-O2``); when all fail,
+``kernels()`` returns None once with a warning and the callers use the eager formulas. This
+module is the geometry layer's only file I/O, and it only touches the build cache.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ _ISA_FLAGS = {
     "AVX512": ("-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw"),
 }
 _MVEC_FLAGS = ("-DPOSEREG_MVEC",)
+_OPENMP_FLAG = "-fopenmp"  # compile and link: `omp parallel` pragmas, and libgomp.so.1 as a dependency
 
 
 def cache_dir() -> Path:
@@ -67,6 +71,8 @@ def _configurations() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     isa = _ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), ())
     x86_linux = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
     configs = []
+    if x86_linux and _torch_uses_gnu_openmp():
+        configs.append((_BASE_FLAGS + (_OPENMP_FLAG,) + isa + _MVEC_FLAGS, (_OPENMP_FLAG, "-lmvec", "-lm")))
     if x86_linux:
         configs.append((_BASE_FLAGS + isa + _MVEC_FLAGS, ("-lmvec", "-lm")))
     configs.append((_BASE_FLAGS + isa, ("-lm",)))
@@ -74,6 +80,15 @@ def _configurations() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
         configs.append((_BASE_FLAGS, ("-lm",)))
     configs.append((_BARE_FLAGS, ("-lm",)))
     return configs
+
+
+def _torch_uses_gnu_openmp() -> bool:
+    """Whether torch runs its parallel loops on OpenMP with the ``libgomp.so.1`` it ships (the
+    SONAME an ``-fopenmp`` build links to, so the loader reuses torch's copy and its thread
+    pool; wheels that ship a renamed copy, ``libgomp-<hash>.so.1``, would get a second one)."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return False
+    return (Path(torch.__file__).parent / "lib" / "libgomp.so.1").is_file()
 
 
 def _build(compiler: str, flags: tuple[str, ...], libs: tuple[str, ...]) -> Path:
@@ -115,13 +130,22 @@ class Kernels:
             for dtype, suffix in self._SUFFIX.items():
                 fn = getattr(self._lib, f"{name}_{suffix}")
                 fn.restype = restype
-                fn.argtypes = [ctypes.c_void_p] * pointers + [ctypes.c_int64]
+                fn.argtypes = [ctypes.c_void_p] * pointers + [ctypes.c_int64, ctypes.c_int]
                 self._fns[name, dtype] = fn
 
     @property
     def simd_math(self) -> bool:
         """Whether the build uses libmvec's vectorised ``sin``/``atan2``."""
         return "-DPOSEREG_MVEC" in self.flags
+
+    def team_size(self, n: int, threads: int) -> int:
+        """How many threads a kernel over ``n`` elements runs on when given ``threads``."""
+        return int(self._lib.posereg_team_size(ctypes.c_int64(n), ctypes.c_int(threads)))
+
+    @property
+    def openmp(self) -> bool:
+        """Whether the build splits large batches over torch's OpenMP threads."""
+        return _OPENMP_FLAG in self.flags
 
     def fn(self, name: str, dtype: torch.dtype):  # type: ignore[no-untyped-def]
         """The kernel ``name`` for ``dtype`` (float32 or float64)."""

@@ -5,7 +5,8 @@
 as their namesakes in ``posereg.geometry`` (same formulas, branch for branch; tested to
 agree to a few ulp), but each runs as one compact C loop over the batch
 (``_kernels.c``): one pass over memory instead of 10-40 tensor kernels with temporaries,
-with vectorised ``sin``/``atan2``, on the calling thread (see ``_launch`` for why not more).
+with vectorised ``sin``/``atan2``, split over ``torch.get_num_threads()`` threads of torch's
+own OpenMP pool for large batches where the build has OpenMP (see ``_native``).
 See docs/benchmarks/geometry.md for the numbers.
 
 When the kernels do not apply, each function calls the eager version, so callers can use
@@ -51,17 +52,16 @@ def _kernels_for(*tensors: Tensor) -> Kernels | None:
 
 
 def _launch(fn: Callable[..., float | None], operands: list[Tensor], n: int) -> float:
-    """Run kernel ``fn`` over ``n`` batch elements on the calling thread; its checksum (0 for none).
+    """Run kernel ``fn`` over ``n`` batch elements; its checksum (0 for none).
 
     ``operands``: the kernel's array arguments in order, as contiguous tensors (each batch
-    element's entries together: ``(N, 3, 3)``, ``(N,)``...).
-
-    One thread on purpose: splitting the batch over Python threads (session 5) was slower with 2
-    torch threads than with one (rotvec -> matrix at 1e5: 1.9 ms against 0.24 ms), because
-    torch's OpenMP workers keep spinning on the cores after each parallel region and the extra
-    thread competes with them. Sharing torch's OpenMP pool from C is the way to use more cores.
+    element's entries together: ``(N, 3, 3)``, ``(N,)``...). The kernel uses up to
+    ``torch.get_num_threads()`` threads of torch's OpenMP pool (one without an OpenMP build).
+    It is not split over Python threads: with 2 torch threads that was slower than one
+    thread (rotvec -> matrix at 1e5: 1.9 ms against 0.24 ms), because torch's OpenMP workers
+    keep spinning on the cores after each parallel region and the extra threads competed.
     """
-    return fn(*(t.data_ptr() for t in operands), n) or 0.0
+    return fn(*(t.data_ptr() for t in operands), n, torch.get_num_threads()) or 0.0
 
 
 def _map(k: Kernels, name: str, x: Tensor, trailing_in: tuple[int, ...], trailing_out: tuple[int, ...],
