@@ -15,10 +15,14 @@ through the same scene):
   applied to test residuals; training frames here); each as the squared distance ``d_W^2``
   (Hou et al.) and as the distance ``d_W`` itself (an L1-like loss, as the Kendall losses are).
 
+Every cell is trained once per ``--seeds`` value (the network's initial weights and the
+order of the training frames; the scenes are the same for every seed).
+
 Reported: median position (m) and orientation (degrees) error per scene and loss, in the
-shape of Kendall & Cipolla's table, with their published numbers quoted beside; training
-throughput (images/s) and the share of each epoch spent loading data; a plot of predicted
-vs true camera positions per scene.
+shape of Kendall & Cipolla's table (the median over seeds of each run's medians, with the
+range over seeds), with their published numbers quoted beside; a ranking on both errors at
+once; training throughput (images/s) and the share of each epoch spent loading data; a
+plot of predicted vs true camera positions per scene (first seed).
 
     python benchmarks/relocalisation.py --output docs/benchmarks/relocalisation.md
 """
@@ -31,6 +35,7 @@ import dataclasses
 import datetime
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -76,6 +81,7 @@ class Run:
     scene: str
     name: str
     config: RelocTrainingConfig
+    seed: int = 0
     seconds: float = 0.0
     images_per_s: float = 0.0
     result: RelocalisationResult | None = None
@@ -83,7 +89,8 @@ class Run:
 
 
 def _configure(base: RelocTrainingConfig, kind: LossKind, **changes) -> RelocTrainingConfig:  # type: ignore[no-untyped-def]
-    loss = dataclasses.replace(base.loss, kind=kind, **{k: v for k, v in changes.items() if k in ("beta", "metric_weights", "se3_squared")})
+    loss_keys = ("beta", "metric_weights", "se3_squared", "init")
+    loss = dataclasses.replace(base.loss, kind=kind, **{k: v for k, v in changes.items() if k in loss_keys})
     model = dataclasses.replace(base.model, init_from=changes.get("init_from"))
     optim = dataclasses.replace(base.optim, **{k: v for k, v in changes.items() if k in ("epochs", "lr")})
     return dataclasses.replace(base, loss=loss, model=model, optim=optim)
@@ -97,10 +104,22 @@ def _last_logged(run_dir: Path, key: str) -> float | None:
     return float(values[-1]) if values else None
 
 
+def _run_dir(run: Run, runs: Path) -> Path:
+    name = f"{run.scene}_{run.name.replace(' ', '_').replace('=', '')}"
+    return runs / (name if run.seed == 0 else f"{name}_seed{run.seed}")
+
+
+def _trained_with(out: Path, config: RelocTrainingConfig) -> bool:
+    """Whether ``out`` holds a finished run of exactly ``config`` (so ``--reuse`` never
+    evaluates a run trained with other settings)."""
+    if not (out / "model.pt").is_file() or not (out / "config.json").is_file():
+        return False
+    return json.loads((out / "config.json").read_text()) == json.loads(json.dumps(config.to_dict()))
+
+
 def _train(run: Run, runs: Path, reuse: bool) -> Path:
-    out = runs / f"{run.scene}_{run.name.replace(' ', '_').replace('=', '')}"
-    model = out / "model.pt"
-    if not (reuse and model.is_file()):
+    out = _run_dir(run, runs)
+    if not (reuse and _trained_with(out, run.config)):
         train_reloc(run.config, out, progress=False)
     summary = json.loads((out / "summary.json").read_text())
     run.seconds = summary["seconds"]
@@ -126,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-epochs", type=int, default=20)
     parser.add_argument("--finetune-lr", type=float, default=1e-4)
     parser.add_argument("--runs", type=Path, default=Path("runs/reloc"), help="run directories (default runs/reloc)")
-    parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of retraining")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="network seeds; every cell is trained once per seed")
+    parser.add_argument("--reuse", action="store_true",
+                        help="evaluate existing runs trained with the same config instead of retraining them")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -149,43 +170,51 @@ def main(argv: list[str] | None = None) -> int:
         ]
 
         def run_and_evaluate(run: Run) -> Path:
-            print(f"[{run.scene}] {run.name}", flush=True)
+            print(f"[{run.scene}, seed {run.seed}] {run.name}", flush=True)
             out = _train(run, args.runs, args.reuse)
             run.result, _ = evaluate_reloc_model(out / "model.pt")
             run.images_per_s = len(train) * run.config.optim.epochs / run.seconds
             all_runs.append(run)
             return out
 
-        for b in args.betas:
-            run_and_evaluate(Run(scene, f"beta={b:g}", _configure(base, LossKind.BETA, beta=b)))
-        homo = Run(scene, "homoscedastic", _configure(base, LossKind.HOMOSCEDASTIC))
-        homo_out = run_and_evaluate(homo)
-        s_p, s_q = _last_logged(homo_out, "loss/s_p"), _last_logged(homo_out, "loss/s_q")
-        homo.extra = f"learned s_p = {s_p:.2f}, s_q = {s_q:.2f}" if s_p is not None and s_q is not None else ""
-        tuned = {"init_from": str(homo_out / "model.pt"), "epochs": args.finetune_epochs, "lr": args.finetune_lr}
-        run_and_evaluate(Run(scene, "reprojection", _configure(base, LossKind.REPROJECTION, **tuned)))
-        run_and_evaluate(Run(scene, "homoscedastic continued", _configure(base, LossKind.HOMOSCEDASTIC, **tuned)))
-        # Hou et al.'s own rule for W: a first model's residuals (training frames here).
-        first, _ = load_reloc_model(homo_out / "model.pt")
-        W_res = torch.diagonal(metric_from_training_residuals(first, data))
-        notes[scene].append(f"SE(3) weights from the homoscedastic model's training residuals: w_r = "
-                            f"{W_res[0]:.3f}, w_t = {W_res[3]:.3f} (w_t / w_r = {W_res[3] / W_res[0]:.3g})")  # fmt: skip
-        for squared, suffix in ((True, ""), (False, " unsquared")):
-            run_and_evaluate(Run(scene, f"se3{suffix}", _configure(base, LossKind.SE3, se3_squared=squared)))
-            run_and_evaluate(Run(scene, f"se3{suffix} residual W", _configure(
-                base, LossKind.SE3, se3_squared=squared, metric_weights=tuple(W_res.tolist()))))
-        loading, share = _loading_share(data.train, base, homo.seconds / homo.config.optim.epochs)
-        notes[scene].append(f"data loading: {loading:.2f} s per epoch, {100 * share:.1f}% of a training epoch "
-                            f"(num_workers {base.optim.num_workers})")  # fmt: skip
-        p_scale, r_scale = _typical_errors(all_runs, scene)
-        best_beta = min((r for r in all_runs if r.scene == scene and r.name.startswith("beta")),
-                        key=lambda r: r.result.median_position_m / p_scale + r.result.median_rotation_deg / r_scale)  # fmt: skip
-        plotted = {f"best {best_beta.name}": best_beta}
-        plotted.update({LABELS.get(r.name, r.name): r for r in all_runs
-                        if r.scene == scene and r.name in ("homoscedastic", "reprojection", "se3")})  # fmt: skip
+        for seed in args.seeds:
+            seeded = dataclasses.replace(base, seed=seed)
+            for b in args.betas:
+                run_and_evaluate(Run(scene, f"beta={b:g}", _configure(seeded, LossKind.BETA, beta=b), seed))
+            homo = Run(scene, "homoscedastic", _configure(seeded, LossKind.HOMOSCEDASTIC), seed)
+            homo_out = run_and_evaluate(homo)
+            s_p, s_q = _last_logged(homo_out, "loss/s_p"), _last_logged(homo_out, "loss/s_q")
+            if s_p is None or s_q is None:
+                raise RuntimeError(f"{homo_out}: no learned s_p, s_q in its logs")
+            homo.extra = f"learned s_p = {s_p:.2f}, s_q = {s_q:.2f}"
+            tuned = {"init_from": str(homo_out / "model.pt"), "epochs": args.finetune_epochs, "lr": args.finetune_lr}
+            run_and_evaluate(Run(scene, "reprojection", _configure(seeded, LossKind.REPROJECTION, **tuned), seed))
+            # The control goes on from where the homoscedastic run ended, its learned weights included.
+            run_and_evaluate(Run(scene, "homoscedastic continued",
+                                 _configure(seeded, LossKind.HOMOSCEDASTIC, init=(s_p, s_q), **tuned), seed))  # fmt: skip
+            # Hou et al.'s own rule for W: a first model's residuals (training frames here).
+            first, _ = load_reloc_model(homo_out / "model.pt")
+            W_res = torch.diagonal(metric_from_training_residuals(first, data))
+            if seed == args.seeds[0]:
+                notes[scene].append(f"SE(3) weights from the homoscedastic model's training residuals (seed {seed}): "
+                                    f"w_r = {W_res[0]:.3f}, w_t = {W_res[3]:.3f} (w_t / w_r = {W_res[3] / W_res[0]:.3g})")  # fmt: skip
+            for squared, suffix in ((True, ""), (False, " unsquared")):
+                run_and_evaluate(Run(scene, f"se3{suffix}", _configure(seeded, LossKind.SE3, se3_squared=squared), seed))
+                run_and_evaluate(Run(scene, f"se3{suffix} residual W", _configure(
+                    seeded, LossKind.SE3, se3_squared=squared, metric_weights=tuple(W_res.tolist())), seed))
+            if seed == args.seeds[0]:
+                loading, share = _loading_share(data.train, base, homo.seconds / homo.config.optim.epochs)
+                notes[scene].append(f"data loading: {loading:.2f} s per epoch, {100 * share:.1f}% of a training epoch "
+                                    f"(num_workers {base.optim.num_workers})")  # fmt: skip
+        cells = _cells(all_runs, scene)
+        best_beta = min((name for name in cells if name.startswith("beta")), key=lambda name: cells[name].score)
+        first_seed = {r.name: r for r in all_runs if r.scene == scene and r.seed == args.seeds[0]}
+        plotted = {f"best {best_beta}": first_seed[best_beta]}
+        plotted.update({LABELS.get(n, n): first_seed[n] for n in ("homoscedastic", "reprojection", "se3")})
         figure = args.output.with_name(f"{args.output.stem}_{scene}.png")
         camera_positions(figure, {k: v.result.predicted_positions for k, v in plotted.items()},
-                         best_beta.result.true_positions, title=f"{scene}: test cameras, predicted vs true")  # fmt: skip
+                         first_seed[best_beta].result.true_positions,
+                         title=f"{scene}: test cameras, predicted vs true (seed {args.seeds[0]})")  # fmt: skip
     elapsed = time.perf_counter() - start
     report = _report(args, all_runs, notes, elapsed, argv)
     write_report(args.output, report)
@@ -193,40 +222,86 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _typical_errors(runs: list[Run], scene: str) -> tuple[float, float]:
-    """The medians over this scene's runs of their median position and orientation errors
-    (the units in which the beta sweep is ranked on both errors at once)."""
-    results = [r.result for r in runs if r.scene == scene and r.result is not None]
-    p = torch.tensor([r.median_position_m for r in results]).median().item()
-    q = torch.tensor([r.median_rotation_deg for r in results]).median().item()
-    return max(p, 1e-9), max(q, 1e-9)
+@dataclasses.dataclass
+class Cell:
+    """One (scene, loss) cell over seeds: the median over seeds of each run's median errors,
+    their ranges, and ``score``: both medians divided by the scene's typical errors, summed."""
+
+    position_m: float
+    rotation_deg: float
+    position_range: tuple[float, float]
+    rotation_range: tuple[float, float]
+    seeds: int
+    score: float = 0.0
+
+    def text(self) -> str:
+        value = f"{self.position_m:.2f} m, {self.rotation_deg:.1f}°"
+        if self.seeds == 1:
+            return value
+        (p0, p1), (r0, r1) = self.position_range, self.rotation_range
+        return f"{value} ({p0:.2f}-{p1:.2f} m, {r0:.1f}-{r1:.1f}°)"
+
+
+def _cells(runs: list[Run], scene: str) -> dict[str, Cell]:
+    """Each loss's ``Cell`` on ``scene``; the scores use as units the medians over the
+    scene's cells (ranking both errors at once, as the beta sweep is ranked)."""
+    by_name: dict[str, list[RelocalisationResult]] = {}
+    for r in runs:
+        if r.scene == scene and r.result is not None:
+            by_name.setdefault(r.name, []).append(r.result)
+    cells = {}
+    for name, results in by_name.items():
+        p = [x.median_position_m for x in results]
+        q = [x.median_rotation_deg for x in results]
+        cells[name] = Cell(statistics.median(p), statistics.median(q), (min(p), max(p)), (min(q), max(q)), len(results))
+    p_unit = max(statistics.median(c.position_m for c in cells.values()), 1e-9)
+    q_unit = max(statistics.median(c.rotation_deg for c in cells.values()), 1e-9)
+    for c in cells.values():
+        c.score = c.position_m / p_unit + c.rotation_deg / q_unit
+    return cells
 
 
 def _report(args, runs: list[Run], notes: dict[str, list[str]], elapsed: float, argv) -> str:  # type: ignore[no-untyped-def]
     scenes = list(dict.fromkeys(r.scene for r in runs))
     names = list(dict.fromkeys(r.name for r in runs))
-    by = {(r.scene, r.name): r for r in runs}
+    cells = {scene: _cells(runs, scene) for scene in scenes}
+    seeds = ", ".join(str(s) for s in args.seeds)
     command = "python benchmarks/relocalisation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    o = runs[0].config.optim
     lines = [
         "# Camera relocalisation on synthetic scenes: which loss trains PoseNet best",
         "",
         f"Command: `{command}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-        f"{datetime.date.today()}; total {elapsed / 60:.1f} min. Seeds: network seed 0 for every run, path seeds "
-        "0.. (train) and 1000.. (test).",
-        f"Optimiser: {'AdamW (decoupled weight decay)' if runs[0].config.optim.decoupled_weight_decay else 'Adam (L2 weight decay)'}, "
-        f"lr {runs[0].config.optim.lr:g}, weight decay {runs[0].config.optim.weight_decay:g}, cosine decay, batch "
-        f"{runs[0].config.optim.batch_size}, the same for every loss.",
+        f"{datetime.date.today()}; total {elapsed / 60:.1f} min. Network seeds {seeds} (initial weights and the order "
+        "of the training frames); path seeds 0.. (train) and 1000.. (test), the same scenes for every seed.",
+        f"Optimiser: {'AdamW (decoupled weight decay)' if o.decoupled_weight_decay else 'Adam (L2 weight decay)'}, "
+        f"lr {o.lr:g}, weight decay {o.weight_decay:g}, cosine decay, batch {o.batch_size}, the same for every loss; "
+        f"fine-tunes: {args.finetune_epochs} epochs at lr {args.finetune_lr:g}.",
         "",
-        "Median test errors (position, orientation), one training run each:",
+        f"Median test errors (position, orientation): the median over {len(args.seeds)} seed(s) of each run's medians"
+        + (", with the range over seeds" if len(args.seeds) > 1 else "") + ":",
         "",
     ]
-    lines += markdown_table(["loss", *scenes], [[LABELS.get(name, name), *[by[(s, name)].result.cell() if (s, name) in by
+    lines += markdown_table(["loss", *scenes], [[LABELS.get(name, name), *[cells[s][name].text() if name in cells[s]
                                                                             else "-" for s in scenes]] for name in names])  # fmt: skip
-    lines += ["", "Training:", ""]
-    lines += markdown_table(["scene", "loss", "epochs", "time", "images/s", "note"],
-                            [[r.scene, LABELS.get(r.name, r.name), str(r.config.optim.epochs), f"{r.seconds:.0f} s",
-                              f"{r.images_per_s:.0f}", r.extra] for r in runs])  # fmt: skip
+    lines += ["", "Ranking on both errors at once (each median divided by the median over the scene's rows, summed; "
+              "lower is better):", ""]  # fmt: skip
+    for scene in scenes:
+        ranked = sorted(cells[scene].items(), key=lambda item: item[1].score)
+        lines.append(f"- {scene}: " + ", ".join(f"{LABELS.get(n, n)} {c.score:.2f}" for n, c in ranked))
+    lines += ["", "Training (medians over seeds):", ""]
+    rows = []
+    for scene in scenes:
+        for name in names:
+            group = [r for r in runs if r.scene == scene and r.name == name]
+            if not group:
+                continue
+            secs = statistics.median(r.seconds for r in group)
+            speed = statistics.median(r.images_per_s for r in group)
+            extra = "; ".join(f"seed {r.seed}: {r.extra}" for r in group if r.extra)
+            rows.append([scene, LABELS.get(name, name), str(group[0].config.optim.epochs), f"{secs:.0f} s", f"{speed:.0f}", extra])
+    lines += markdown_table(["scene", "loss", "epochs", "time", "images/s", "note"], rows)
     lines += ["", "Scenes:", ""]
     for scene, items in notes.items():
         lines += [f"- **{scene}**: " + "; ".join(items)]
