@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-epochs", type=int, default=20)
     parser.add_argument("--finetune-lr", type=float, default=1e-4)
     parser.add_argument("--runs", type=Path, default=Path("runs/reloc"), help="run directories (default runs/reloc)")
+    parser.add_argument("--se3-forms", nargs="+", default=["squared", "unsquared"], choices=("squared", "unsquared"),
+                        help="which SE(3) losses to train: Hou et al.'s d_W^2 and/or d_W itself")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="network seeds; every cell is trained once per seed")
     parser.add_argument("--reuse", action="store_true",
                         help="evaluate existing runs trained with the same config instead of retraining them")
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             if seed == args.seeds[0]:
                 notes[scene].append(f"SE(3) weights from the homoscedastic model's training residuals (seed {seed}): "
                                     f"w_r = {W_res[0]:.3f}, w_t = {W_res[3]:.3f} (w_t / w_r = {W_res[3] / W_res[0]:.3g})")  # fmt: skip
-            for squared, suffix in ((True, ""), (False, " unsquared")):
+            for squared, suffix in [(form == "squared", "" if form == "squared" else " unsquared") for form in args.se3_forms]:
                 run_and_evaluate(Run(scene, f"se3{suffix}", _configure(seeded, LossKind.SE3, se3_squared=squared), seed))
                 run_and_evaluate(Run(scene, f"se3{suffix} residual W", _configure(
                     seeded, LossKind.SE3, se3_squared=squared, metric_weights=tuple(W_res.tolist())), seed))
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         best_beta = min((name for name in cells if name.startswith("beta")), key=lambda name: cells[name].score)
         first_seed = {r.name: r for r in all_runs if r.scene == scene and r.seed == args.seeds[0]}
         plotted = {f"best {best_beta}": first_seed[best_beta]}
-        plotted.update({LABELS.get(n, n): first_seed[n] for n in ("homoscedastic", "reprojection", "se3")})
+        plotted.update({LABELS.get(n, n): first_seed[n] for n in ("homoscedastic", "reprojection", "se3", "se3 unsquared")
+                        if n in first_seed})  # fmt: skip
         figure = args.output.with_name(f"{args.output.stem}_{scene}.png")
         camera_positions(figure, {k: v.result.predicted_positions for k, v in plotted.items()},
                          first_seed[best_beta].result.true_positions,
