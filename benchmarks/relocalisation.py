@@ -235,6 +235,7 @@ class Cell:
     position_range: tuple[float, float]
     rotation_range: tuple[float, float]
     seeds: int
+    reprojection_px: float | None = None
     score: float = 0.0
 
     def text(self) -> str:
@@ -256,7 +257,9 @@ def _cells(runs: list[Run], scene: str) -> dict[str, Cell]:
     for name, results in by_name.items():
         p = [x.median_position_m for x in results]
         q = [x.median_rotation_deg for x in results]
-        cells[name] = Cell(statistics.median(p), statistics.median(q), (min(p), max(p)), (min(q), max(q)), len(results))
+        px = [x.median_reprojection_px for x in results if x.median_reprojection_px is not None]
+        cells[name] = Cell(statistics.median(p), statistics.median(q), (min(p), max(p)), (min(q), max(q)), len(results),
+                           statistics.median(px) if px else None)  # fmt: skip
     p_unit = max(statistics.median(c.position_m for c in cells.values()), 1e-9)
     q_unit = max(statistics.median(c.rotation_deg for c in cells.values()), 1e-9)
     for c in cells.values():
@@ -288,6 +291,13 @@ def _report(args, runs: list[Run], notes: dict[str, list[str]], elapsed: float, 
     ]
     lines += markdown_table(["loss", *scenes], [[LABELS.get(name, name), *[cells[s][name].text() if name in cells[s]
                                                                             else "-" for s in scenes]] for name in names])  # fmt: skip
+    if any(c.reprojection_px is not None for scene in scenes for c in cells[scene].values()):
+        size = runs[0].config.data.size
+        lines += ["", f"Median test reprojection error (pixels of the {size} x {size} images; the Euclidean form of the "
+                  "loss the fine-tune minimises, over each frame's visible scene points; median over seeds):", ""]  # fmt: skip
+        lines += markdown_table(["loss", *scenes], [[LABELS.get(name, name), *[
+            f"{cells[s][name].reprojection_px:.2f} px" if name in cells[s] and cells[s][name].reprojection_px is not None
+            else "-" for s in scenes]] for name in names])  # fmt: skip
     lines += ["", "Ranking on both errors at once (each median divided by the median over the scene's rows, summed; "
               "lower is better):", ""]  # fmt: skip
     for scene in scenes:

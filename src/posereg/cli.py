@@ -120,6 +120,8 @@ def _cmd_evaluate_reloc(args: argparse.Namespace) -> int:
           f"{p.quantile(0.9):.3f} m")  # fmt: skip
     print(f"  orientation: median {result.median_rotation_deg:.2f} deg, mean {r.mean():.2f} deg, 90th percentile "
           f"{r.quantile(0.9):.2f} deg")  # fmt: skip
+    if result.median_reprojection_px is not None:
+        print(f"  reprojection: median {result.median_reprojection_px:.2f} px over the frames' visible scene points")
     if args.plot is not None:
         camera_positions(args.plot, {config.loss.kind.value: result.predicted_positions}, result.true_positions,
                          title=f"{config.data.scene}: test cameras, predicted vs true")  # fmt: skip

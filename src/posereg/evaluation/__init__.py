@@ -17,9 +17,10 @@ from posereg.evaluation.relocalisation import (
     RelocalisationResult,
     predict_camera_poses,
     relocalisation_result,
+    reprojection_error_px,
 )
 
 __all__ = [
     "ErrorSummary", "RegistrationCase", "RelocalisationResult", "SliceCase", "bin_indices", "equal_count_edges",
-    "position_error_m", "predict_camera_poses", "relocalisation_result", "rotation_error_deg", "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm",
+    "position_error_m", "predict_camera_poses", "relocalisation_result", "reprojection_error_px", "rotation_error_deg", "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm",
 ]  # fmt: skip

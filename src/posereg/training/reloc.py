@@ -56,6 +56,7 @@ from posereg.evaluation.relocalisation import (
     RelocalisationResult,
     predict_camera_poses,
     relocalisation_result,
+    reprojection_error_px,
 )
 from posereg.geometry import riemannian_log
 from posereg.losses import (
@@ -407,7 +408,8 @@ def load_reloc_model(path: str | Path) -> tuple[PoseNet, RelocTrainingConfig]:
 
 
 def evaluate_reloc_model(path: str | Path, *, progress: bool = False) -> tuple[RelocalisationResult, RelocTrainingConfig]:
-    """Errors of a relocalisation ``model.pt`` on the test frames of the data it was trained on.
+    """Errors of a relocalisation ``model.pt`` on the test frames of the data it was trained on
+    (with the per-frame reprojection error in pixels where the frames carry scene points).
 
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg relocalisation model.
@@ -415,4 +417,6 @@ def evaluate_reloc_model(path: str | Path, *, progress: bool = False) -> tuple[R
     net, config = load_reloc_model(path)
     data = relocalisation_data(config.data, progress=progress)
     R, c = predict_camera_poses(net, data.test)
-    return relocalisation_result(R, c, data.test_poses.rotations.float(), data.test_poses.positions.float()), config
+    reprojection = reprojection_error_px(R, c, data.test) if data.has_points else None
+    return relocalisation_result(R, c, data.test_poses.rotations.float(), data.test_poses.positions.float(),
+                                 reprojection), config  # fmt: skip
