@@ -99,6 +99,23 @@ def test_geodesic_distance_and_gradient_match_eager(dtype):
 
 
 @needs_kernels
+@pytest.mark.parametrize("side", [0, 1])
+def test_geodesic_gradient_of_one_side_only(side):
+    """A loss against a fixed target asks for one gradient; the backward kernel then skips
+    the other (a NULL output) and gives the same values as when both are asked for."""
+    gen = torch.Generator().manual_seed(4)
+    n = 70_005  # over PARALLEL_MIN: the skipped side is skipped in every thread's blocks
+    R = [g.random_rotation((n,), generator=gen) for _ in range(2)]
+    weights = torch.rand(n, generator=gen)
+    both = [r.clone().requires_grad_() for r in R]
+    (fused.geodesic_distance(*both) * weights).sum().backward()
+    one = [r.clone().requires_grad_(i == side) for i, r in enumerate(R)]
+    (fused.geodesic_distance(*one) * weights).sum().backward()
+    assert one[1 - side].grad is None
+    assert torch.equal(one[side].grad, both[side].grad)
+
+
+@needs_kernels
 def test_gradcheck_float64():
     gen = torch.Generator().manual_seed(2)
     v = torch.as_tensor(random_rotvecs(6, 3, max_angle=3.0), dtype=torch.float64).requires_grad_()

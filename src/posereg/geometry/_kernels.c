@@ -285,9 +285,15 @@ void NAME(geodesic_distance_backward)(const real *restrict in1, const real *rest
                 gb[k + 2][i] = p * (ux * a1 - uy * a0) + q * a2;
             }
         }
-        real *d1 = g1 + 9 * start, *d2 = g2 + 9 * start;
-        SCATTER(d1, ga, 9, m);
-        SCATTER(d2, gb, 9, m);
+        /* a NULL output is a gradient nobody asked for (e.g. a fixed target): not written */
+        if (g1) {
+            real *d1 = g1 + 9 * start;
+            SCATTER(d1, ga, 9, m);
+        }
+        if (g2) {
+            real *d2 = g2 + 9 * start;
+            SCATTER(d2, gb, 9, m);
+        }
     }
 }
 

@@ -51,17 +51,18 @@ def _kernels_for(*tensors: Tensor) -> Kernels | None:
     return kernels()
 
 
-def _launch(fn: Callable[..., float | None], operands: list[Tensor], n: int) -> float:
+def _launch(fn: Callable[..., float | None], operands: list[Tensor | None], n: int) -> float:
     """Run kernel ``fn`` over ``n`` batch elements; its checksum (0 for none).
 
     ``operands``: the kernel's array arguments in order, as contiguous tensors (each batch
-    element's entries together: ``(N, 3, 3)``, ``(N,)``...). The kernel uses up to
+    element's entries together: ``(N, 3, 3)``, ``(N,)``...); None for an output the kernel
+    may skip (a NULL pointer). The kernel uses up to
     ``torch.get_num_threads()`` threads of torch's OpenMP pool (one without an OpenMP build).
     It is not split over Python threads: with 2 torch threads that was slower than one
     thread (rotvec -> matrix at 1e5: 1.9 ms against 0.24 ms), because torch's OpenMP workers
     keep spinning on the cores after each parallel region and the extra threads competed.
     """
-    return fn(*(t.data_ptr() for t in operands), n, torch.get_num_threads()) or 0.0
+    return fn(*(None if t is None else t.data_ptr() for t in operands), n, torch.get_num_threads()) or 0.0
 
 
 def _map(k: Kernels, name: str, x: Tensor, trailing_in: tuple[int, ...], trailing_out: tuple[int, ...],
@@ -163,10 +164,13 @@ class _FusedGeodesic(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         R1, R2 = ctx.saved_tensors
         grad = grad.contiguous()
-        g1, g2 = torch.empty_like(R1), torch.empty_like(R2)
+        # Only the gradients asked for are allocated and written (a loss against a fixed target
+        # needs one of the two: half the backward's memory traffic).
+        g1 = torch.empty_like(R1) if ctx.needs_input_grad[0] else None
+        g2 = torch.empty_like(R2) if ctx.needs_input_grad[1] else None
         fn = ctx.kernels.fn("geodesic_distance_backward", R1.dtype)
         _launch(fn, [R1, R2, grad, g1, g2], grad.numel())
-        return (g1 if ctx.needs_input_grad[0] else None), (g2 if ctx.needs_input_grad[1] else None), None
+        return g1, g2, None
 
 
 def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
