@@ -22,7 +22,7 @@
    copy: one runtime and one thread pool, whose workers torch keeps warm. (A second pool of
    Python threads was tried first: it competed with torch's spinning workers and was slower.)
    Without -fopenmp the `omp parallel` pragmas are ignored and the loops run on one thread.
-   Blocks are independent and each element is computed by the same code whatever the split,
+   Threads take whole blocks, and a block is computed the same way whichever thread takes it,
    so results do not depend on the thread count (the checksum's rounding may; it is only
    tested for being finite).
 
@@ -89,6 +89,7 @@ int posereg_team_size(int64_t n, int threads) {
     (void)n, (void)threads;
     return size;
 }
+
 #define SIMD _Pragma("omp simd")
 #define SIMD_CHECK _Pragma("omp simd reduction(+ : check)") /* sums into `check` */
 #define CAT_(a, b) a##_##b
