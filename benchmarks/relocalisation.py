@@ -89,7 +89,7 @@ class Run:
 
 
 def _configure(base: RelocTrainingConfig, kind: LossKind, **changes) -> RelocTrainingConfig:  # type: ignore[no-untyped-def]
-    loss_keys = ("beta", "metric_weights", "se3_squared", "init")
+    loss_keys = ("beta", "metric_weights", "se3_squared", "init", "gamma")
     loss = dataclasses.replace(base.loss, kind=kind, **{k: v for k, v in changes.items() if k in loss_keys})
     model = dataclasses.replace(base.model, init_from=changes.get("init_from"))
     optim = dataclasses.replace(base.optim, **{k: v for k, v in changes.items() if k in ("epochs", "lr")})
@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override optim.epochs of the scene configs")
     parser.add_argument("--finetune-epochs", type=int, default=20)
     parser.add_argument("--finetune-lr", type=float, default=1e-4)
+    parser.add_argument("--finetune-variants", action="store_true",
+                        help="also fine-tune the first seed's homoscedastic model with other learning rates, twice "
+                             "the epochs and the Euclidean norm (a separate table)")
     parser.add_argument("--runs", type=Path, default=Path("runs/reloc"), help="run directories (default runs/reloc)")
     parser.add_argument("--se3-forms", nargs="+", default=["squared", "unsquared"], choices=("squared", "unsquared"),
                         help="which SE(3) losses to train: Hou et al.'s d_W^2 and/or d_W itself")
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     all_runs: list[Run] = []
+    variant_runs: list[Run] = []
     notes: dict[str, list[str]] = {}
     for scene in args.scenes:
         base = load_reloc_config(Path("configs") / f"reloc_{scene}.yaml")
@@ -171,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             f"SE(3) weights from the training poses: w_r = {W[0]:.3f}, w_t = {W[3]:.3f} (w_t / w_r = {W[3] / W[0]:.3g})",
         ]
 
-        def run_and_evaluate(run: Run) -> Path:
+        def run_and_evaluate(run: Run, into: list[Run] = all_runs) -> Path:
             print(f"[{run.scene}, seed {run.seed}] {run.name}", flush=True)
             out = _train(run, args.runs, args.reuse)
             run.result, _ = evaluate_reloc_model(out / "model.pt")
             run.images_per_s = len(train) * run.config.optim.epochs / run.seconds
-            all_runs.append(run)
+            into.append(run)
             return out
 
         for seed in args.seeds:
@@ -194,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             # The control goes on from where the homoscedastic run ended, its learned weights included.
             run_and_evaluate(Run(scene, "homoscedastic continued",
                                  _configure(seeded, LossKind.HOMOSCEDASTIC, init=(s_p, s_q), **tuned), seed))  # fmt: skip
+            if args.finetune_variants and seed == args.seeds[0]:
+                for name, changes in _finetune_variants(args.finetune_lr, args.finetune_epochs):
+                    run_and_evaluate(Run(scene, name, _configure(seeded, LossKind.REPROJECTION, **{**tuned, **changes}),
+                                         seed), into=variant_runs)  # fmt: skip
             # Hou et al.'s own rule for W: a first model's residuals (training frames here).
             first, _ = load_reloc_model(homo_out / "model.pt")
             W_res = torch.diagonal(metric_from_training_residuals(first, data))
@@ -219,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                          first_seed[best_beta].result.true_positions,
                          title=f"{scene}: test cameras, predicted vs true (seed {args.seeds[0]})")  # fmt: skip
     elapsed = time.perf_counter() - start
-    report = _report(args, all_runs, notes, elapsed, argv)
+    report = _report(args, all_runs, variant_runs, notes, elapsed, argv)
     write_report(args.output, report)
     print(report)
     return 0
@@ -267,7 +275,26 @@ def _cells(runs: list[Run], scene: str) -> dict[str, Cell]:
     return cells
 
 
-def _report(args, runs: list[Run], notes: dict[str, list[str]], elapsed: float, argv) -> str:  # type: ignore[no-untyped-def]
+def _finetune_variants(lr: float, epochs: int) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    """The reprojection fine-tunes tried beside the benchmark's own (``lr``, ``epochs``, L1)."""
+    return [(f"reprojection lr={3 * lr:g}", {"lr": 3 * lr}), (f"reprojection lr={lr / 3:.2g}", {"lr": lr / 3}),
+            (f"reprojection {2 * epochs} epochs", {"epochs": 2 * epochs}), ("reprojection gamma=2", {"gamma": 2})]  # fmt: skip
+
+
+def _variant_table(runs: list[Run], variants: list[Run], scenes: list[str], seed: int) -> list[str]:
+    """The fine-tune variants beside the same seed's fine-tune and control: m, degrees, pixels."""
+    def text(r: Run) -> str:
+        px = r.result.median_reprojection_px
+        return r.result.cell() + (f", {px:.2f} px" if px is not None else "")
+
+    rows = [r for r in runs if r.seed == seed and r.name in ("homoscedastic", "reprojection", "homoscedastic continued")]
+    by = {(r.scene, r.name): r for r in rows + variants}
+    names = list(dict.fromkeys(r.name for r in rows + variants))
+    return markdown_table(["run", *scenes], [[LABELS.get(n, n), *[text(by[(s, n)]) if (s, n) in by else "-" for s in scenes]]
+                                             for n in names])  # fmt: skip
+
+
+def _report(args, runs: list[Run], variants: list[Run], notes: dict[str, list[str]], elapsed: float, argv) -> str:  # type: ignore[no-untyped-def]
     scenes = list(dict.fromkeys(r.scene for r in runs))
     names = list(dict.fromkeys(r.name for r in runs))
     cells = {scene: _cells(runs, scene) for scene in scenes}
@@ -303,6 +330,10 @@ def _report(args, runs: list[Run], notes: dict[str, list[str]], elapsed: float, 
     for scene in scenes:
         ranked = sorted(cells[scene].items(), key=lambda item: item[1].score)
         lines.append(f"- {scene}: " + ", ".join(f"{LABELS.get(n, n)} {c.score:.2f}" for n, c in ranked))
+    if variants:
+        lines += ["", f"Reprojection fine-tune variants (seed {args.seeds[0]}; each from the same homoscedastic model, "
+                  "median position, orientation and reprojection error on the test frames):", ""]  # fmt: skip
+        lines += _variant_table(runs, variants, scenes, args.seeds[0])
     lines += ["", "Training (medians over seeds):", ""]
     rows = []
     for scene in scenes:
