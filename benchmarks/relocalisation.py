@@ -111,10 +111,13 @@ def _run_dir(run: Run, runs: Path) -> Path:
 
 def _trained_with(out: Path, config: RelocTrainingConfig) -> bool:
     """Whether ``out`` holds a finished run of exactly ``config`` (so ``--reuse`` never
-    evaluates a run trained with other settings)."""
-    if not (out / "model.pt").is_file() or not (out / "config.json").is_file():
+    evaluates a run trained with other settings). The config is read from ``model.pt`` itself:
+    ``config.json`` is written when training starts, so after an interrupted run it can
+    describe a model that was never saved."""
+    if not (out / "model.pt").is_file():
         return False
-    return json.loads((out / "config.json").read_text()) == json.loads(json.dumps(config.to_dict()))
+    _, trained = load_reloc_model(out / "model.pt")
+    return json.loads(json.dumps(trained.to_dict())) == json.loads(json.dumps(config.to_dict()))
 
 
 def _train(run: Run, runs: Path, reuse: bool) -> Path:
