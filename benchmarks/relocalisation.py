@@ -8,8 +8,10 @@ through the same scene):
 - beta-weighted ``|p - p_hat|_1 + beta |q - q_hat|_1`` for every ``--betas`` value (the sweep);
 - learned homoscedastic weights (``s_p = 0``, ``s_q = -3`` at the start);
 - the reprojection loss, fine-tuning the homoscedastic model for ``--finetune-epochs``;
-- a control: the homoscedastic model trained on for the same epochs with its own loss, so
-  that the fine-tune's gain is not mistaken for the gain of more training;
+- a control: the homoscedastic model trained on for the same epochs with its own loss (and
+  its learned weights), so that the fine-tune's gain is not mistaken for more training;
+- with ``--finetune-variants``, other fine-tunes of the first seed's model (learning rate x3
+  and /3, twice the epochs, the Euclidean norm) in a table of their own;
 - Hou et al.'s SE(3) geodesic loss with ``W`` from the spread of the training poses, and with
   ``W`` from the training residuals of the homoscedastic model (the authors' rule, which they
   applied to test residuals; training frames here); each as the squared distance ``d_W^2``
