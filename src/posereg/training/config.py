@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ class DataConfig:
     noise: float = 0.03
     subject_base_seed: int = 0
     seed: int = 0
+    synthetic_heads: bool = False
+    head_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,17 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     """Adam settings and batching; ``cosine_decay`` anneals the learning rate to ``lr / 100``
-    over all epochs (without it, late epochs of the geodesic stage can destabilise)."""
+    over all epochs (without it, late epochs of the geodesic stage can destabilise);
+    ``precision`` is Lightning's ('32-true', 'bf16-mixed', '16-mixed'); ``max_minutes`` stops
+    training after that wall-clock time (the model so far is still written)."""
 
     lr: float = 1e-3
     weight_decay: float = 0.0
     cosine_decay: bool = False
     batch_size: int = 8
     num_workers: int = 2
+    precision: str = "32-true"
+    max_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -223,8 +230,12 @@ def common_problems(atlas: AtlasConfig, rotation_head: str, schedule: ScheduleCo
         problems.append(f"model.rotation_head must be rotvec, quaternion, sixd or svd9d, got {rotation_head!r}")
     elif rotation_head != "rotvec" and schedule.mse_epochs > 0:
         problems.append("schedule.mse_epochs must be 0 unless model.rotation_head is rotvec (the MSE stage regresses rotation vectors)")
-    if optim.lr <= 0 or optim.batch_size < 1 or optim.num_workers < 0:
-        problems.append("optim.lr must be > 0, optim.batch_size >= 1, optim.num_workers >= 0")
+    if not (optim.lr > 0 and math.isfinite(optim.lr)) or optim.batch_size < 1 or optim.num_workers < 0:
+        problems.append("optim.lr must be finite and > 0, optim.batch_size >= 1, optim.num_workers >= 0")
+    if optim.precision not in ("32-true", "bf16-mixed", "16-mixed"):
+        problems.append(f"optim.precision must be '32-true', 'bf16-mixed' or '16-mixed', got {optim.precision!r}")
+    if optim.max_minutes is not None and not (optim.max_minutes > 0 and math.isfinite(optim.max_minutes)):
+        problems.append(f"optim.max_minutes must be a positive number or null, got {optim.max_minutes}")
     return problems
 
 

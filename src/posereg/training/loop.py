@@ -96,11 +96,13 @@ class RigidPoseModule(L.LightningModule):
         target_rotation = self.net.representation.from_matrix(batch["rotation"])
         if self.auxiliary is not None:
             rotation, aux = self.net(batch["image"])
+            # Losses in float32 whatever the precision of the forward pass (mixed precision).
+            rotation, aux = rotation.float(), aux.float()
             aux, aux_target = _as_vectors(aux), _as_vectors(batch[self.auxiliary.key])
             loss = loss_fn(rotation, aux, target_rotation, aux_target)
             t_error = torch.linalg.vector_norm(aux - aux_target, dim=-1)
         else:
-            rotation = self.net(batch["image"])
+            rotation = self.net(batch["image"]).float()
             loss = loss_fn(rotation, target_rotation)
             t_error = None
         with torch.no_grad():
@@ -234,6 +236,8 @@ def fit_pose_network(
     accelerator: str = "cpu",
     progress: bool = True,
     shuffle: bool = True,
+    precision: str = "32-true",
+    max_minutes: float | None = None,
 ) -> TrainingResult:
     """Train ``module`` on ``train`` (an epoch-aware dataset, see ``EpochSampler``) and write the run.
 
@@ -248,6 +252,8 @@ def fit_pose_network(
         shuffle: visit the training items in a new seeded order each epoch (see
             ``training_loader``; False only for datasets whose consecutive items are
             independent and where the order must be kept).
+        precision: Lightning's precision ('32-true', 'bf16-mixed', '16-mixed').
+        max_minutes: stop after this wall-clock time (``model.pt`` is written all the same).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -265,7 +271,8 @@ def fit_pose_network(
         max_epochs=schedule.total_epochs, accelerator=accelerator, devices=1,
         logger=[CSVLogger(output, name="logs", version=""), TensorBoardLogger(output, name="tensorboard", version="")],
         callbacks=[checkpoint, _StageEndSaver(output, config, schedule)], enable_progress_bar=progress,
-        log_every_n_steps=1, deterministic=False, enable_model_summary=progress,
+        log_every_n_steps=1, deterministic=False, enable_model_summary=progress, precision=precision,
+        max_time=None if max_minutes is None else {"seconds": round(60 * max_minutes)},
     )  # fmt: skip
     trainer.fit(module, train_loader, val_loader)
     model_path = output / "model.pt"

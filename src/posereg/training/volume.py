@@ -101,21 +101,25 @@ def train_volume(
         accelerator: Lightning accelerator ('cpu', 'gpu', 'auto').
         progress: show the progress bar.
     """
-    a = config.atlas
-    atlas = load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm)
-    train, val = _datasets(config, atlas)
     net = seeded_network(config.seed, lambda: build_network(config))
     s = config.schedule
     correction = config.network is NetworkKind.CORRECTION
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
                                translation_weight=s.translation_weight if correction else None)  # fmt: skip
+    if config.data.synthetic_heads:
+        from posereg.training.synthetic_heads import train_on_synthetic_heads
+
+        return train_on_synthetic_heads(config, net, schedule, output, accelerator=accelerator, progress=progress)
+    a = config.atlas
+    atlas = load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm)
+    train, val = _datasets(config, atlas)
     o = config.optim
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, TRANSLATION if correction else None)
     # Volume items are independent draws, so order does not matter; kept in index order so that
     # the committed volume runs (docs/benchmarks/volume_training.md) reproduce exactly.
     return fit_pose_network(module, train, val, config=config.to_dict(), output=output, batch_size=o.batch_size,
                             num_workers=o.num_workers, accelerator=accelerator, progress=progress,
-                            shuffle=False)  # fmt: skip
+                            shuffle=False, precision=o.precision, max_minutes=o.max_minutes)  # fmt: skip
 
 
 def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig]:
