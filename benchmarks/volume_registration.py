@@ -89,17 +89,18 @@ def _methods(atlas: Atlas, args: argparse.Namespace) -> dict[str, Method]:
     }  # fmt: skip
     if args.mse_model is not None:
         payload = torch.load(args.mse_model, map_location="cpu", weights_only=True)  # a model.pt of training
-        methods["Pose-Net (MSE)"] = _stage(DeepRegistration(atlas, load_volume_network(payload)), "pose-net")
+        methods["Pose-Net (MSE)"] = _stage(DeepRegistration(atlas, load_volume_network(payload), probes=None),
+                                           "pose-net")  # fmt: skip
     if args.model is not None:
         model = load_pipeline_model(args.model)
-        methods["Pose-Net (geodesic)"] = _stage(DeepRegistration(atlas, model.pose), "pose-net")
+        # The paper's rows: one pass on the view as it is (no re-posed probes).
+        methods["Pose-Net (geodesic)"] = _stage(DeepRegistration(atlas, model.pose, probes=None), "pose-net")
         if model.correction is not None:
-            paper = DeepRegistration(atlas, model.pose, model.correction)
+            paper = DeepRegistration(atlas, model.pose, model.correction, probes=None)
             methods["Correction-Net"] = _stage(paper, "correction-net")
-            if (model.pose_steps, model.correction_steps) != (1, 1):
-                ours = model.pipeline(atlas)
-                methods[f"posereg pipeline (Pose-Net x{model.pose_steps}, Correction-Net x{model.correction_steps})"] = (
-                    _stage(ours, "correction-net"))  # fmt: skip
+            # posereg's pipeline: the model's passes, the re-posed probes and candidate verification.
+            methods[f"posereg pipeline (Pose-Net x{model.pose_steps}, Correction-Net x{model.correction_steps})"] = (
+                _stage(model.pipeline(atlas), "correction-net"))  # fmt: skip
             methods["VVR-Deep"] = _stage(model.pipeline(atlas, refine=settings), "refinement")
     return methods
 

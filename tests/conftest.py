@@ -19,3 +19,11 @@ def small_atlas():  # type: ignore[no-untyped-def]
     from posereg.data.atlas import Contrast, load_atlas
 
     return load_atlas(Contrast.T1, shape=(40, 40, 40), spacing=4.8, resolution_mm=2)
+
+
+@pytest.fixture(scope="session")
+def small_head(small_atlas):  # type: ignore[no-untyped-def]
+    """The synthetic-head model on a 4 mm canvas, with the small atlas as working grid."""
+    from posereg.data.head_model import build_head_model
+
+    return build_head_model(small_atlas, spacing=4.0, n_points=512)

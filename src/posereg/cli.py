@@ -7,7 +7,9 @@ import math
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["DOUBTFUL_EXIT", "main"]
+
+DOUBTFUL_EXIT = 3  # 'posereg register': a result that failed its own quality check (2: bad input)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -176,10 +178,12 @@ def _load_atlas_arg(args: argparse.Namespace, grid_size: int, spacing: float):  
 
 def _cmd_register(args: argparse.Namespace) -> int:
     """Rigidly register a volume to the atlas with the deep pipeline (and optional refinement)."""
-    import torch
+    import json
+    from pathlib import Path
 
     from posereg.data import load_nifti, save_nifti
-    from posereg.registration import IntensitySettings, write_rigid_transform
+    from posereg.evaluation.registration_report import result_lines, result_record
+    from posereg.registration import IntensitySettings, register_checked, write_rigid_transform
 
     try:
         model = _load_model_arg(args)
@@ -189,23 +193,24 @@ def _cmd_register(args: argparse.Namespace) -> int:
         print(f"posereg register: {exc}", file=sys.stderr)
         return 2
     pipeline = model.pipeline(atlas, IntensitySettings() if args.refine else None)
-    result = pipeline(moving)
+    checked = register_checked(pipeline, moving, fallback=not args.no_fallback)
+    result = checked.result
     write_rigid_transform(args.out_transform, result.R, result.t, result.centre)
     if args.out_image is not None:
         save_nifti(pipeline.aligned_image(moving, result), args.out_image)
-    from posereg.geometry import matrix_to_rotvec
-
-    v = matrix_to_rotvec(result.R)
-    angle = float(torch.linalg.vector_norm(v))
-    axis = (v / angle).tolist() if angle > 0 else [0.0, 0.0, 0.0]
-    print(f"rotation:    {math.degrees(angle):.2f} degrees about axis ({axis[0]:+.3f}, {axis[1]:+.3f}, {axis[2]:+.3f}) (RAS)")
-    t = result.t.tolist()
-    print(f"translation: ({t[0]:+.2f}, {t[1]:+.2f}, {t[2]:+.2f}) mm (RAS), about centre "
-          f"({', '.join(f'{x:.1f}' for x in result.centre.tolist())}) mm")
-    print("stages:      " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in result.seconds.items()))
+    if args.out_result is not None:
+        Path(args.out_result).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
+    for line in result_lines(checked):
+        print(line)
     print(f"transform:   {args.out_transform} (ITK, LPS, atlas -> moving: resample the moving image with it)")
     if args.out_image is not None:
         print(f"aligned:     {args.out_image}")
+    if args.out_result is not None:
+        print(f"result:      {args.out_result} (JSON)")
+    if checked.doubtful:
+        print("posereg register: the result is doubtful: " + "; ".join(checked.reasons)
+              + ". Check it visually (--out-image) before use.", file=sys.stderr)  # fmt: skip
+        return DOUBTFUL_EXIT
     return 0
 
 
@@ -462,7 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="rigidly align a brain MRI volume to the atlas (deep pipeline, optional refinement)",
         description="Centre of gravity, Pose-Net rotation, Correction-Net residual and (with --refine) "
         "SimpleITK intensity refinement. Writes an ITK transform (.tfm: SimpleITK, ITK-SNAP, 3D Slicer) "
-        "mapping atlas points to moving points, and optionally the aligned image on the atlas grid.",
+        "mapping atlas points to moving points, and optionally the aligned image on the atlas grid. "
+        "Input: a 3D brain MRI, whole head or skull-stripped, any contrast (T1, T2, PD, FLAIR), any "
+        "orientation and header, 0.5-6 mm voxels. The result's quality is checked (agreement of the "
+        "networks on the re-posed scan, similarity to the atlas in its brain); a doubtful result runs "
+        f"a search fallback, and one still doubtful exits with status {DOUBTFUL_EXIT}.",
     )
     p.add_argument("moving", help="the volume to align (NIfTI, any orientation)")
     p.add_argument("--atlas", help="atlas NIfTI (default: the bundled MNI152 2009a template)")
@@ -473,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
     p.add_argument("--out-transform", required=True, help="output ITK transform file (.tfm)")
     p.add_argument("--out-image", help="output aligned image (NIfTI)")
+    p.add_argument("--out-result", help="output: the result, its quality measures and verdict (JSON)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="do not run the search fallback when the result is doubtful")
     p.set_defaults(func=_cmd_register)
     return parser
 

@@ -50,24 +50,25 @@ def case(small_atlas):
 
 def test_centre_of_gravity_and_pose_stages_with_a_perfect_pose_net(case):
     atlas, moving, R, t = case
-    result = DeepRegistration(atlas, OraclePose(R))(moving)
+    result = DeepRegistration(atlas, OraclePose(R), probes=None)(moving)
     R1, t1 = result.stages["pose-net"]
     torch.testing.assert_close(R1, R, atol=1e-6, rtol=0)
     assert float((t1 - t).norm()) < 5.0  # the centroids of subject and atlas differ a little
-    assert set(result.seconds) == {"centre of gravity", "pose-net", "networks"}
+    assert set(result.seconds) == {"centre of gravity", "networks"}
+    assert set(result.quality) == {"agreement", "brain_nmi"} and 1.0 <= result.quality["brain_nmi"] <= 2.0
 
 
 def test_correction_composes_as_t1_then_t2(case):
     atlas, moving, R, t = case
     R_err = g.rotvec_to_matrix(torch.tensor([0.2, 0.1, -0.25], dtype=F64))
-    first = DeepRegistration(atlas, OraclePose(R @ R_err.mT))(moving)
+    first = DeepRegistration(atlas, OraclePose(R @ R_err.mT), probes=None)(moving)
     R1, t1 = first.stages["pose-net"]
     # The residual that makes T1 o T2 exact: R2 = R1^T R, t2 = R1^T (t - t1).
     oracle = OracleCorrection(R1.mT @ R, R1.mT @ (t - t1))
-    result = DeepRegistration(atlas, OraclePose(R @ R_err.mT), oracle)(moving)
+    result = DeepRegistration(atlas, OraclePose(R @ R_err.mT), oracle, probes=None)(moving)
     torch.testing.assert_close(result.R, R, atol=1e-5, rtol=0)
     torch.testing.assert_close(result.t, t, atol=1e-4, rtol=0)
-    aligned = DeepRegistration(atlas, OraclePose(R @ R_err.mT), oracle).aligned_image(moving, result)
+    aligned = DeepRegistration(atlas, OraclePose(R @ R_err.mT), oracle, probes=None).aligned_image(moving, result)
     assert aligned.shape == atlas.image.shape
 
 
@@ -77,8 +78,8 @@ def test_repeated_correction_composes_each_pass(case):
     R2 = g.rotvec_to_matrix(torch.tensor([0.05, -0.02, 0.03], dtype=F64))
     t2 = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
     oracle = OracleCorrection(R2, t2)
-    R1, t1 = DeepRegistration(atlas, pose)(moving).stages["pose-net"]
-    result = DeepRegistration(atlas, pose, oracle, correction_steps=3)(moving)
+    R1, t1 = DeepRegistration(atlas, pose, probes=None)(moving).stages["pose-net"]
+    result = DeepRegistration(atlas, pose, oracle, correction_steps=3, probes=None)(moving)
     R_expected, t_expected = R1, t1
     for _ in range(3):  # T = T1 o T2 o T2 o T2
         R_expected, t_expected = R_expected @ oracle.to_matrix(oracle.v[None])[0], t_expected + R_expected @ t2.float().double()
@@ -110,7 +111,7 @@ def test_a_second_pose_pass_composes_with_the_first(case):
     atlas, moving, R, t = case
     wrong = g.rotvec_to_matrix(torch.tensor([1.4, 0.2, 0.0], dtype=F64))  # a failed first pass
     net = ResidualOracle(wrong, wrong.mT @ R)  # the second pass sees the residual wrong^T R
-    result = DeepRegistration(atlas, net, pose_steps=2)(moving)
+    result = DeepRegistration(atlas, net, pose_steps=2, probes=None)(moving)
     torch.testing.assert_close(result.stages["pose-net"][0], R, atol=1e-5, rtol=0)
 
 
@@ -148,10 +149,20 @@ def test_register_cli_writes_a_tfm_that_maps_points_like_the_pipeline(tmp_path, 
     model = _tiny_models(tmp_path)
     argv = [str(tmp_path / "moving.nii.gz"), "--atlas", str(tmp_path / "atlas.nii.gz"), "--grid-size", "40",
             "--spacing", "4.8", "--model", str(model), "--out-transform", str(tmp_path / "T.tfm"),
-            "--out-image", str(tmp_path / "aligned.nii.gz")]  # fmt: skip
-    assert main(["register", *argv]) == 0
-    out = capsys.readouterr().out
-    assert "rotation:" in out and "degrees about axis" in out and "mm (RAS)" in out
+            "--out-image", str(tmp_path / "aligned.nii.gz"), "--out-result", str(tmp_path / "r.json"),
+            "--no-fallback"]  # fmt: skip
+    code = main(["register", *argv])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "rotation:" in out and "degrees about axis" in out and "mm (RAS)" in out and "verdict:" in out
+    # Untrained networks: the verdict may go either way, but the exit status, the JSON record
+    # and the message must tell the same story.
+    import json
+
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert code == (3 if record["status"] == "doubtful" else 0)
+    assert (code == 3) == ("doubtful" in captured.err)
+    assert set(record["quality"]) == {"agreement", "brain_nmi"} and record["method"] == "networks"
     # The pipeline's own transform, recomputed in-process from the same files.
     from argparse import Namespace
 

@@ -29,15 +29,15 @@ LABELS = ("air", "white_matter", "cortical_gm", "deep_gm", "sulcal_csf", "ventri
 # bright, CSF dark; T2: CSF and vitreous bright, WM darker than GM; PD: little contrast, GM
 # above WM; FLAIR: T2-like with CSF suppressed. Cortical bone and air are dark in all.
 CONTRAST_FAMILIES: dict[str, tuple[tuple[float, float], ...]] = {
-    "t1": ((0.0, 0.05), (0.75, 1.0), (0.45, 0.65), (0.55, 0.75), (0.08, 0.3), (0.06, 0.3),
+    "t1": ((0.0, 0.02), (0.75, 1.0), (0.45, 0.65), (0.55, 0.75), (0.08, 0.3), (0.06, 0.3),
            (0.02, 0.15), (0.5, 0.95), (0.7, 1.0), (0.3, 0.55), (0.08, 0.3)),
-    "t2": ((0.0, 0.05), (0.25, 0.45), (0.45, 0.65), (0.35, 0.55), (0.8, 1.0), (0.8, 1.0),
+    "t2": ((0.0, 0.02), (0.25, 0.45), (0.45, 0.65), (0.35, 0.55), (0.8, 1.0), (0.8, 1.0),
            (0.02, 0.12), (0.3, 0.7), (0.5, 0.9), (0.12, 0.35), (0.8, 1.0)),
-    "pd": ((0.0, 0.05), (0.5, 0.65), (0.65, 0.85), (0.6, 0.8), (0.6, 0.9), (0.6, 0.9),
+    "pd": ((0.0, 0.02), (0.5, 0.65), (0.65, 0.85), (0.6, 0.8), (0.6, 0.9), (0.6, 0.9),
            (0.02, 0.15), (0.5, 0.9), (0.6, 1.0), (0.35, 0.6), (0.6, 0.9)),
-    "flair": ((0.0, 0.05), (0.4, 0.6), (0.6, 0.8), (0.5, 0.7), (0.0, 0.15), (0.0, 0.12),
+    "flair": ((0.0, 0.02), (0.4, 0.6), (0.6, 0.8), (0.5, 0.7), (0.0, 0.15), (0.0, 0.12),
               (0.02, 0.12), (0.3, 0.7), (0.4, 0.9), (0.2, 0.45), (0.0, 0.2)),
-    "arbitrary": ((0.0, 0.15),) + ((0.0, 1.0),) * (len(LABELS) - 1),
+    "arbitrary": ((0.0, 0.02),) + ((0.0, 1.0),) * (len(LABELS) - 1),
 }  # fmt: skip
 _FAMILY_WEIGHTS = (0.3, 0.2, 0.1, 0.1, 0.3)  # t1, t2, pd, flair, arbitrary
 
@@ -46,14 +46,19 @@ def draw_label_means(n: int, generator: torch.Generator, device: torch.device | 
     """Per-sample label means ``(N, L)`` in [0, 1] and the family index ``(N,)`` of each sample.
 
     A family is drawn per sample (t1 30 %, t2 20 %, pd 10 %, flair 10 %, arbitrary 30 %), then
-    every label's mean uniformly within that family's range.
+    every label's mean uniformly within that family's range; the tissue means are then
+    scaled so that the brightest is 1. Air keeps its own range (at most 2 % of the brightest
+    tissue): no MRI contrast makes air bright, and the pipeline finds the head by thresholding
+    at 10 % of the bright end.
     """
     ranges = torch.tensor(list(CONTRAST_FAMILIES.values()), dtype=torch.float32, device=device)  # (F, L, 2)
     weights = torch.tensor(_FAMILY_WEIGHTS, device=device)
     family = torch.multinomial(weights.expand(n, -1), 1, generator=generator)[:, 0]
     low, high = ranges[family, :, 0], ranges[family, :, 1]
     u = torch.rand(low.shape, generator=generator, device=device)
-    return low + (high - low) * u, family
+    means = low + (high - low) * u
+    tissue = means[:, 1:] / means[:, 1:].amax(1, keepdim=True).clamp_min(1e-6)
+    return torch.cat((means[:, :1], tissue), 1), family
 
 
 def _gaussian_kernels(sigma: Tensor, radius: int) -> Tensor:

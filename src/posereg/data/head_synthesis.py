@@ -38,7 +38,7 @@ from posereg.data.head_contrast import LABELS, batched_blur, draw_label_means, n
 from posereg.data.head_model import HeadModel
 from posereg.geometry import project_to_so3, random_rotation, random_rotation_with_angle
 
-__all__ = ["HeadVariation", "correction_batch", "pose_batch", "render_heads"]
+__all__ = ["HeadVariation", "correction_batch", "pose_batch", "render_heads", "synthetic_scans"]
 
 _L = {name: i for i, name in enumerate(LABELS)}
 
@@ -71,7 +71,7 @@ class HeadVariation:
     tight_margin_mm: tuple[float, float] = (3.0, 25.0)
     off_centre_mm: float = 25.0
     bias: float = 0.5
-    gamma: tuple[float, float] = (0.6, 1.6)
+    gamma: tuple[float, float] = (0.75, 1.5)
     noise: tuple[float, float] = (0.0, 0.06)
     texture: float = 0.06
     blur_voxels: tuple[float, float] = (0.0, 1.0)
@@ -328,3 +328,28 @@ def correction_batch(head: HeadModel, n: int, gen: torch.Generator, v: HeadVaria
     image = normalise_batch(_scan(head, draw, R, t, box, shape, spacing, c, v, gen, effects))
     reference = atlas.data.to(device=dev, dtype=torch.float32).expand(n, -1, -1, -1)
     return {"image": torch.stack((image, reference), 1), "rotation": R, "rotvec": matrix_to_rotvec(R), "translation": t}
+
+
+def synthetic_scans(head: HeadModel, n: int, gen: torch.Generator, v: HeadVariation = HeadVariation(), *,
+                    shape: int = 96, spacing: float = 2.0, max_translation_mm: float = 20.0) -> tuple[list, Tensor, Tensor]:  # fmt: skip
+    """``n`` whole synthetic scans as ``Volume`` s with their true motions (for tests and calibration).
+
+    Each scan is a ``shape^3`` grid of ``spacing`` mm, axis-aligned, centred on its field of view,
+    raw intensities (not normalised). Its content is the subject moved by ``(R, t)`` about the
+    atlas centre (Haar-uniform ``R``), so ``(R, t)`` is the atlas -> scan transform a
+    registration should recover (up to the anatomy's own variation).
+
+    Returns:
+        ``(volumes, R (N, 3, 3), t (N, 3))`` on the generator's device (float64 poses).
+    """
+    from posereg.data.volume import Volume, isotropic_affine
+
+    dev = gen.device
+    R = random_rotation((n,), generator=gen, dtype=torch.float32, device=dev)
+    t = _u(gen, -max_translation_mm, max_translation_mm, (n, 3), dev)
+    draw = _draw(head, n, gen, v, dev)
+    box = _field_of_view(head, R, t, v, gen)
+    image = _scan(head, draw, R, t, box, shape, spacing, box[0], v, gen, _effects(n, v, gen, dev))
+    volumes = [Volume(image[i].cpu(), isotropic_affine((shape,) * 3, spacing, box[0][i].cpu().to(torch.float64)))
+               for i in range(n)]  # fmt: skip
+    return volumes, R.to(torch.float64), t.to(torch.float64)

@@ -1,5 +1,6 @@
 """Registration: intensity-based baselines (SimpleITK) and deep pipelines."""
 
+from posereg.registration.checked import CheckedResult, QualityThresholds, doubts, register_checked
 from posereg.registration.intensity import IntensitySettings, Metric, RigidResult, register_rigid
 from posereg.registration.itk import read_rigid_transform, write_rigid_transform
 from posereg.registration.moments import (
@@ -19,7 +20,7 @@ from posereg.registration.pipeline import (
 from posereg.registration.search import coarse_rotation_scores, search_registration
 
 __all__ = [
-    "DeepRegistration", "DeepResult", "IntensitySettings", "PipelineModel", "pretrained_pipeline_path", "Metric", "RigidResult", "SignChoice", "centre_of_gravity",
+    "CheckedResult", "DeepRegistration", "DeepResult", "QualityThresholds", "doubts", "register_checked", "IntensitySettings", "PipelineModel", "pretrained_pipeline_path", "Metric", "RigidResult", "SignChoice", "centre_of_gravity",
     "coarse_rotation_scores", "image_moments", "load_pipeline_model", "principal_axes_alignment",
     "save_pipeline_model", "search_registration",
     "read_rigid_transform", "register_rigid", "write_rigid_transform",

@@ -45,7 +45,10 @@ from posereg.data import (
     rigid_resample,
     scan_intensity_range,
 )
+from posereg.geometry import geodesic_distance
 from posereg.models import fuse_batch_norm, load_volume_network
+from posereg.registration._similarity import normalised_mutual_information
+from posereg.registration.consensus import octahedral_rotations, rotation_clusters
 from posereg.registration.intensity import IntensitySettings, register_rigid
 from posereg.registration.moments import centre_of_gravity
 
@@ -107,6 +110,10 @@ class DeepResult:
         stages: ``{name: (R, t)}`` after each stage ('centre of gravity', 'pose-net',
             'correction-net', 'refinement'), all about ``centre``.
         seconds: ``{name: wall-clock seconds}`` of each stage (and 'networks' in total).
+        quality: ``agreement`` (share of the first Pose-Net pass's estimates on the re-posed
+            scan, see ``registration.consensus``, within 20 degrees of the network result)
+            and ``brain_nmi`` (normalised mutual information of the aligned scan and the atlas
+            inside the atlas brain, 1 to 2, contrast-agnostic).
     """
 
     R: Tensor
@@ -114,6 +121,7 @@ class DeepResult:
     centre: Tensor
     stages: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, float] = field(default_factory=dict)
 
 
 class DeepRegistration:
@@ -127,6 +135,14 @@ class DeepRegistration:
         correction_steps: passes of the Correction-Net (1 in the paper).
         pose_steps: passes of the Pose-Net (1 in the paper); each later pass sees the scan
             re-posed by the estimate so far.
+        probes: the first Pose-Net pass sees the view re-posed by each of these ``(K, 3, 3)``
+            rotations (default the 24 rotations of the cube); the ``candidates`` largest
+            agreeing groups (``registration.consensus``) each go through the later passes and
+            the Correction-Net, and the one whose result is most similar to the atlas in its
+            brain (``brain_similarity``) wins. ``None``: one pass on the view as it is (the paper).
+        refine_mask_mm: the refinement's metric counts atlas voxels within this distance of
+            the atlas brain (so the skull, scalp and neck of a whole-head scan, which the
+            atlas lacks, do not pull it).
     """
 
     def __init__(
@@ -137,8 +153,13 @@ class DeepRegistration:
         refine: IntensitySettings | None = None,
         correction_steps: int = 1,
         pose_steps: int = 1,
+        probes: Tensor | None = octahedral_rotations(),
+        candidates: int = 3,
+        refine_mask_mm: float = 6.0,
     ) -> None:
         check_working_grid(atlas)
+        if probes is not None and (probes.dim() != 3 or probes.shape[-2:] != (3, 3) or probes.shape[0] < 1):
+            raise ValueError(f"probes: expected rotations of shape (K, 3, 3), got {tuple(probes.shape)}")
         if correction_steps < 1 or pose_steps < 1:
             raise ValueError(f"correction_steps, pose_steps: expected at least 1 pass, got {correction_steps}, {pose_steps}")
         self.atlas = atlas
@@ -150,6 +171,11 @@ class DeepRegistration:
         self.spacing = float(atlas.image.spacing[0])
         self._atlas_cog = coarse_centre_of_gravity(atlas.image, atlas.image.data, self.spacing)
         self._atlas_data = atlas.image.data[None].float()
+        self.probes = None if probes is None else probes.to(torch.float64).clone()
+        if candidates < 1:
+            raise ValueError(f"candidates: expected at least 1, got {candidates}")
+        self.candidates = candidates
+        self.refine_mask = _dilated(atlas.mask, refine_mask_mm / self.spacing)
 
     def __call__(self, moving: Volume) -> DeepResult:
         """Register ``moving`` (any grid, any intensity scale) to the atlas."""
@@ -176,44 +202,89 @@ class DeepRegistration:
             return preprocess_intensity(out[0, 0], scan_range)[None].float()
 
         with torch.no_grad():
-            x = preprocess_intensity(view, scan_range)[None, None].float()
-            R = self.pose_net.to_matrix(self.pose_net(x))[0].to(torch.float64)
-            for _ in range(self.pose_steps - 1):
-                # The residual R^T R_true is the content of the re-posed view: another Pose-Net
-                # pass estimates it afresh (it recovers first passes that failed near 180 deg).
-                t = g_m - c - R @ (self._atlas_cog - c)
-                R = R @ self.pose_net.to_matrix(self.pose_net(aligned_view(R, t)[None]))[0].to(torch.float64)
-        t = g_m - c - R @ (self._atlas_cog - c)
-        stages["pose-net"] = (R, t)
-        seconds["pose-net"] = time.perf_counter() - start
-
+            candidates, estimates = self._first_pass(view, smooth, moving.affine, view_affine, g_m, scan_range)
+            t_of = lambda R: g_m - c - R @ (self._atlas_cog - c)  # noqa: E731  (centroids matched)
+            best: tuple[float, Tensor, Tensor, Tensor, Tensor] | None = None
+            for R in candidates:
+                for _ in range(self.pose_steps - 1):
+                    # The residual R^T R_true is the content of the re-posed view: another Pose-Net
+                    # pass estimates it afresh (it recovers first passes that failed near 180 deg).
+                    R = R @ self.pose_net.to_matrix(self.pose_net(aligned_view(R, t_of(R))[None]))[0].to(torch.float64)
+                R_pose, t_pose = R, t_of(R)
+                R, t = self._correct(aligned_view, R_pose, t_pose)
+                nmi = float(self.brain_similarity(aligned_view(R, t)[0]))
+                if best is None or nmi > best[0]:
+                    best = (nmi, R_pose, t_pose, R, t)
+        assert best is not None
+        nmi, R_pose, t_pose, R, t = best
+        # Agreement: the share of the first pass's estimates that lie within 20 degrees of the answer.
+        near = torch.rad2deg(geodesic_distance(estimates, R.expand_as(estimates))) <= 20.0
+        quality = {"agreement": float(near.double().mean()), "brain_nmi": nmi}
+        seconds["networks"] = time.perf_counter() - start + seconds["centre of gravity"]
+        stages["pose-net"] = (R_pose, t_pose)
         if self.correction_net is not None:
-            start = time.perf_counter()
-            for _ in range(self.correction_steps):
-                pair = torch.cat((aligned_view(R, t), self._atlas_data))[None]
-                with torch.no_grad():
-                    rotation, translation = self.correction_net(pair)
-                    R2 = self.correction_net.to_matrix(rotation)[0].to(torch.float64)
-                t2 = translation[0].to(torch.float64)
-                R, t = R @ R2, t + R @ t2
             stages["correction-net"] = (R, t)
-            seconds["correction-net"] = time.perf_counter() - start
-        seconds["networks"] = sum(seconds.values())
 
         if self.refine is not None:
             start = time.perf_counter()
             scan = moving.with_data(preprocess_intensity(moving.data))
-            result = register_rigid(atlas, scan, initial=(R, t), settings=self.refine, fixed_mask=None)
+            result = register_rigid(atlas, scan, initial=(R, t), settings=self.refine, fixed_mask=self.refine_mask)
             R, t = result.R, result.t
             stages["refinement"] = (R, t)
             seconds["refinement"] = time.perf_counter() - start
-        return DeepResult(R, t, c, stages, seconds)
+            quality["brain_nmi"] = float(self.brain_similarity(aligned_view(R, t)[0]))
+        return DeepResult(R, t, c, stages, seconds, quality)
+
+    def _first_pass(self, view: Tensor, smooth: Tensor, affine: Tensor, view_affine: Tensor, g_m: Tensor,
+                    scan_range: tuple[float, float]) -> tuple[list[Tensor], Tensor]:  # fmt: skip
+        """Rotation candidates of the first Pose-Net pass, and every estimate ``(K, 3, 3)``.
+
+        Without probes, the network's one answer. With probes, the view re-posed by each
+        ``Q_k`` about its centre shows ``Q_k R``, so ``R_k = Q_k^T P_k``; the ``candidates``
+        largest agreeing groups give the candidates (``rotation_clusters``).
+        """
+        shape = self.atlas.image.shape
+        if self.probes is None:
+            x = preprocess_intensity(view, scan_range)[None, None].float()
+            R = self.pose_net.to_matrix(self.pose_net(x)).to(torch.float64)
+            return [R[0]], R
+        Q = self.probes
+        zero = torch.zeros(Q.shape[0], 3, dtype=torch.float64)
+        views = rigid_resample(smooth, affine, Q.mT, zero, g_m, out_affine=view_affine, out_shape=shape)[:, 0]
+        x = torch.stack([preprocess_intensity(v, scan_range) for v in views])[:, None].float()
+        P = self.pose_net.to_matrix(self.pose_net(x)).to(torch.float64)
+        estimates = Q.mT @ P
+        return [k.R for k in rotation_clusters(estimates, max_clusters=self.candidates)], estimates
+
+    def _correct(self, aligned_view, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
+        """``correction_steps`` Correction-Net passes from ``(R, t)``: ``R = R R2``, ``t = t + R t2``."""
+        if self.correction_net is None:
+            return R, t
+        for _ in range(self.correction_steps):
+            pair = torch.cat((aligned_view(R, t), self._atlas_data))[None]
+            rotation, translation = self.correction_net(pair)
+            R2 = self.correction_net.to_matrix(rotation)[0].to(torch.float64)
+            R, t = R @ R2, t + R @ translation[0].to(torch.float64)
+        return R, t
+
+    def brain_similarity(self, aligned: Tensor) -> Tensor:
+        """Normalised mutual information of ``aligned`` (a scan on the atlas grid, [0, 1]) and the atlas, in its brain."""
+        mask = self.atlas.mask
+        return normalised_mutual_information(aligned[mask].to(torch.float64), self.atlas.image.data[mask].to(torch.float64))
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
         """``moving`` resampled onto the atlas grid by the result's transform."""
         data = rigid_resample(antialiased(moving, self.spacing), moving.affine, result.R, result.t, result.centre,
                               out_affine=self.atlas.image.affine, out_shape=self.atlas.image.shape)  # fmt: skip
         return self.atlas.image.with_data(data[0, 0])
+
+
+def _dilated(mask: Tensor, radius_voxels: float) -> Tensor:
+    """``mask`` grown by a ball of ``radius_voxels`` (a distance transform, so any radius)."""
+    from scipy import ndimage
+
+    outside = ndimage.distance_transform_edt(~mask.cpu().numpy())
+    return torch.from_numpy(outside <= radius_voxels).to(mask.device)
 
 
 PRETRAINED_VOLUME_PIPELINE = "volume_pipeline_t1_64.pt"

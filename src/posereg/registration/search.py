@@ -28,8 +28,8 @@ from posereg.data import (
     rigid_resample,
 )
 from posereg.geometry import super_fibonacci_rotations
-from posereg.registration._similarity import ncc_rows
-from posereg.registration.intensity import IntensitySettings, RigidResult, register_rigid
+from posereg.registration._similarity import ncc_rows, nmi_rows
+from posereg.registration.intensity import IntensitySettings, Metric, RigidResult, register_rigid
 from posereg.registration.moments import centre_of_gravity
 from posereg.registration.pipeline import check_working_grid
 
@@ -37,7 +37,12 @@ __all__ = ["coarse_rotation_scores", "search_registration"]
 
 
 def coarse_rotation_scores(
-    atlas: Atlas, moving: Volume, rotations: Tensor, coarse_spacing: float = 12.0, chunk: int = 256
+    atlas: Atlas,
+    moving: Volume,
+    rotations: Tensor,
+    coarse_spacing: float = 12.0,
+    chunk: int = 256,
+    metric: Metric = Metric.NCC,
 ) -> tuple[Tensor, Tensor]:
     """NCC of the atlas with the moving image under each start rotation, on a coarse grid.
 
@@ -47,9 +52,12 @@ def coarse_rotation_scores(
         rotations: ``(N, 3, 3)`` start rotations (atlas -> moving, about the atlas centre).
         coarse_spacing: voxel size of the coarse grid, mm.
         chunk: rotations resampled per batch (memory).
+        metric: ``Metric.NCC`` (same contrast) or ``Metric.MATTES_MI`` (normalised mutual
+            information, any contrast: a T2 scan against the T1 atlas).
 
     Returns:
-        ``(scores (N,), translations (N, 3))``: NCC in [-1, 1] and each start's translation.
+        ``(scores (N,), translations (N, 3))``: NCC in [-1, 1] or NMI in [1, 2] (higher is
+        better) and each start's translation.
     """
     check_working_grid(atlas)
     image = atlas.image
@@ -67,7 +75,12 @@ def coarse_rotation_scores(
     for start in range(0, R.shape[0], chunk):
         warped = rigid_resample(smooth, moving.affine, R[start : start + chunk], t[start : start + chunk], c,
                                 out_affine=fixed.affine, out_shape=(n, n, n))  # fmt: skip
-        scores.append(ncc_rows(fixed.data[mask], warped[:, 0][:, mask]))
+        rows = warped[:, 0][:, mask]
+        if metric is Metric.NCC:
+            scores.append(ncc_rows(fixed.data[mask], rows))
+        else:
+            rows = rows / rows.amax(-1, keepdim=True).clamp_min(1e-12)
+            scores.append(nmi_rows(fixed.data[mask].clamp(0, 1), rows).to(rows.dtype))
     return torch.cat(scores), t
 
 
@@ -79,8 +92,13 @@ def search_registration(
     coarse_spacing: float = 12.0,
     keep: int = 3,
     settings: IntensitySettings = IntensitySettings(),
+    coarse_metric: Metric = Metric.NCC,
+    fixed_mask: Tensor | None = None,
 ) -> RigidResult:
-    """VVR-Search: coarse NCC search over ``n_rotations`` starts, local refinement of the best ``keep``.
+    """VVR-Search: coarse search over ``n_rotations`` starts, local refinement of the best ``keep``.
+
+    ``coarse_metric`` scores the starts (``coarse_rotation_scores``); ``fixed_mask`` restricts
+    the local refinement's metric to those atlas voxels (``register_rigid``).
 
     Returns:
         The best ``RigidResult`` (about the atlas centre, atlas -> moving); its ``seconds``
@@ -91,9 +109,10 @@ def search_registration(
     start = time.perf_counter()
     scan = moving.with_data(preprocess_intensity(moving.data))
     rotations = super_fibonacci_rotations(n_rotations, dtype=torch.float64)
-    scores, translations = coarse_rotation_scores(atlas, scan, rotations, coarse_spacing)
+    scores, translations = coarse_rotation_scores(atlas, scan, rotations, coarse_spacing, metric=coarse_metric)
     best = torch.topk(scores, keep).indices.tolist()
-    results = [register_rigid(atlas.image, scan, initial=(rotations[i], translations[i]), settings=settings) for i in best]
+    results = [register_rigid(atlas.image, scan, initial=(rotations[i], translations[i]), settings=settings,
+                              fixed_mask=fixed_mask) for i in best]  # fmt: skip
     winner = min(results, key=lambda r: r.metric_value)
     return RigidResult(winner.R, winner.t, winner.centre, winner.metric_value, winner.iterations,
                        time.perf_counter() - start, winner.stop)  # fmt: skip

@@ -1,0 +1,118 @@
+"""Registration that checks its own result: a quality verdict, an automatic fallback, never silent.
+
+``register_checked`` runs the deep pipeline, then judges the result by two measures of its own
+(``DeepResult.quality``): the **agreement** of the Pose-Net passes on the scan re-posed by known
+rotations (``registration.consensus``) and the **brain NMI**, the normalised mutual information
+of the aligned scan and the atlas inside the atlas brain (contrast-agnostic). A result below
+either threshold is *doubtful*; the fallback (VVR-Search: a coarse NMI search over 1728 start
+rotations and masked local refinement) then runs unless disabled, and the better-scoring of the
+two is kept. If the kept result is still doubtful, the verdict says so and why; the command
+line turns that into a distinct exit status.
+
+The thresholds were set on synthetic heads (``benchmarks/real_scans.py --calibrate``, seeds
+disjoint from training), never on the real validation scans; the false-accept and
+false-reject rates on real scans are reported in docs/benchmarks/real_scans.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from torch import Tensor
+
+from posereg.data import Volume, antialiased, preprocess_intensity, rigid_resample, scan_intensity_range
+from posereg.registration.intensity import IntensitySettings, Metric
+from posereg.registration.pipeline import DeepRegistration, DeepResult
+from posereg.registration.search import search_registration
+
+__all__ = ["CheckedResult", "QualityThresholds", "doubts", "register_checked"]
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Below these a result is doubtful.
+
+    Attributes:
+        min_agreement: share of re-posed Pose-Net passes that agree (0-1); not applied to the
+            fallback's result, which does not come from the networks.
+        min_brain_nmi: normalised mutual information with the atlas in its brain (1-2).
+    """
+
+    min_agreement: float = 0.10
+    min_brain_nmi: float = 1.014
+
+
+def doubts(quality: dict[str, float], thresholds: QualityThresholds) -> list[str]:
+    """Why a result with these ``quality`` measures is doubtful (empty: it is not)."""
+    reasons = []
+    if "agreement" in quality and quality["agreement"] < thresholds.min_agreement:
+        reasons.append(f"the Pose-Net passes on the re-posed scan disagree (agreement {quality['agreement']:.2f} "
+                       f"< {thresholds.min_agreement:.2f})")  # fmt: skip
+    if quality.get("brain_nmi", 2.0) < thresholds.min_brain_nmi:
+        reasons.append(f"the aligned scan does not look like a brain at the atlas's place (brain NMI "
+                       f"{quality['brain_nmi']:.4f} < {thresholds.min_brain_nmi:.4f})")  # fmt: skip
+    return reasons
+
+
+@dataclass(frozen=True)
+class CheckedResult:
+    """The kept result and the verdict on it.
+
+    Attributes:
+        result: the kept transform (``R``, ``t``, ``centre``; atlas -> moving, RAS mm), its
+            stages, times and ``quality``.
+        method: 'networks', 'networks + refinement' or 'fallback search'.
+        doubtful: whether the kept result is below a threshold.
+        reasons: why (empty when not doubtful).
+        first_reasons: why the pipeline's own result was doubtful (empty if it was not).
+    """
+
+    result: DeepResult
+    method: str
+    doubtful: bool
+    reasons: list[str] = field(default_factory=list)
+    first_reasons: list[str] = field(default_factory=list)
+
+
+def _brain_nmi(pipeline: DeepRegistration, moving: Volume, R: Tensor, t: Tensor) -> float:
+    atlas = pipeline.atlas.image
+    smooth = antialiased(moving, pipeline.spacing)
+    out = rigid_resample(smooth, moving.affine, R, t, atlas.centre, out_affine=atlas.affine, out_shape=atlas.shape)[0, 0]
+    return float(pipeline.brain_similarity(preprocess_intensity(out, scan_intensity_range(out))))
+
+
+def register_checked(
+    pipeline: DeepRegistration,
+    moving: Volume,
+    thresholds: QualityThresholds = QualityThresholds(),
+    *,
+    fallback: bool = True,
+) -> CheckedResult:
+    """Register ``moving`` with ``pipeline``; fall back to VVR-Search when the result is doubtful.
+
+    Args:
+        pipeline: the deep pipeline (with or without refinement).
+        moving: the scan.
+        thresholds: what counts as doubtful.
+        fallback: run the search when the pipeline's result is doubtful.
+    """
+    first = pipeline(moving)
+    method = "networks + refinement" if "refinement" in first.stages else "networks"
+    first_reasons = doubts(first.quality, thresholds)
+    if not first_reasons or not fallback:
+        return CheckedResult(first, method, bool(first_reasons), first_reasons, first_reasons)
+    start = time.perf_counter()
+    settings = pipeline.refine if pipeline.refine is not None else IntensitySettings()
+    found = search_registration(pipeline.atlas, moving, settings=settings, coarse_metric=Metric.MATTES_MI,
+                                fixed_mask=pipeline.refine_mask)  # fmt: skip
+    nmi = _brain_nmi(pipeline, moving, found.R, found.t)
+    seconds = {**first.seconds, "fallback search": time.perf_counter() - start}
+    if nmi <= first.quality["brain_nmi"]:
+        kept = replace(first, seconds=seconds)
+        return CheckedResult(kept, method, True, first_reasons, first_reasons)
+    stages = {**first.stages, "fallback search": (found.R, found.t)}
+    quality = {"brain_nmi": nmi, "agreement_of_networks": first.quality["agreement"]}
+    kept = DeepResult(found.R, found.t, found.centre, stages, seconds, quality)
+    reasons = doubts(quality, thresholds)
+    return CheckedResult(kept, "fallback search", bool(reasons), reasons, first_reasons)
