@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 POSE_STEPS ?= 2
-CORRECTION_STEPS ?= 1
+CORRECTION_STEPS ?= 2
 
-.PHONY: demo test bench-geometry bench-losses bench-volume bench-reloc train-volume clean
+.PHONY: demo test bench-geometry bench-losses bench-volume bench-reloc bench-real train-volume clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +40,25 @@ bench-geometry: $(VENV)/.bench
 bench-losses: $(VENV)/.installed
 	$(BIN)/python benchmarks/losses_toy.py --output docs/benchmarks/losses_toy.md
 
-# Retrain the bundled volume model (about 30 min on a 2-core CPU) and rewrite its training curves.
+# Retrain the bundled volume model on synthetic heads and rewrite its training curves. Sized for
+# one GPU (the bundled model: 7-11 min on an H200, docs/benchmarks/volume_training_heads.md);
+# on a CPU, lower BUDGET_MINUTES and expect a weaker model (synthesis alone is ~2 samples/s here).
 WEIGHTS := src/posereg/weights/volume_pipeline_t1_64.pt
+ACCELERATOR ?= gpu
+BUDGET_MINUTES ?= 11
 train-volume: $(VENV)/.installed
-	$(BIN)/posereg train volume --config configs/volume_pose.yaml --output runs/pose --quiet
-	$(BIN)/posereg train volume --config configs/volume_correction.yaml --output runs/correction --quiet
-	$(BIN)/posereg bundle --pose runs/pose/model.pt --correction runs/correction/model.pt \
+	$(BIN)/python -c "from posereg.data import load_atlas; from posereg.data.head_model import build_head_model, save_head_model; save_head_model(build_head_model(load_atlas()), 'runs/head_model.pt')"
+	$(BIN)/python benchmarks/train_synthetic_heads.py --config configs/volume_pose_heads.yaml --head-model runs/head_model.pt \
+		--budget-minutes $(BUDGET_MINUTES) --accelerator $(ACCELERATOR) --output runs/heads/pose
+	$(BIN)/python benchmarks/train_synthetic_heads.py --config configs/volume_correction_heads.yaml --head-model runs/head_model.pt \
+		--budget-minutes $(BUDGET_MINUTES) --accelerator $(ACCELERATOR) --output runs/heads/correction
+	$(BIN)/posereg bundle --pose runs/heads/pose/model.pt --correction runs/heads/correction/model.pt \
 		--pose-steps $(POSE_STEPS) --correction-steps $(CORRECTION_STEPS) --half --output $(WEIGHTS)
-	$(BIN)/python benchmarks/training_curves.py runs/pose runs/correction --output docs/benchmarks/volume_training.md
+	$(BIN)/python benchmarks/training_curves.py runs/heads/pose runs/heads/correction --output docs/benchmarks/volume_training_heads.md
+
+# posereg register on real scans that packages ship (about an hour here; needs the bench extra for ANTs).
+bench-real: $(VENV)/.bench
+	$(BIN)/python benchmarks/real_scans.py --output docs/benchmarks/real_scans.md
 
 # Salehi et al.'s Table 2/3 experiment with the bundled model (about 30 min here).
 bench-volume: $(VENV)/.installed

@@ -82,7 +82,7 @@ def ants_rigid(fixed_path: Path, mask_path: Path, moving: Volume, centre: torch.
     import nibabel as nib
     import SimpleITK as sitk
 
-    from posereg.registration.itk import rigid_from_sitk
+    from posereg.geometry import project_to_so3
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "moving.nii.gz"
@@ -90,13 +90,27 @@ def ants_rigid(fixed_path: Path, mask_path: Path, moving: Volume, centre: torch.
         fixed, mov = ants.image_read(str(fixed_path)), ants.image_read(str(path))
         init = None
         if initializer:
-            init = ants.affine_initializer(fixed, mov, search_factor=30, radian_fraction=1.0, use_principal_axis=False,
+            # The search (start rotations every 45 degrees about each axis, each locally refined)
+            # on 4 mm copies: at 1 mm it takes many minutes per scan.
+            coarse = [ants.resample_image(x, (4.0, 4.0, 4.0), use_voxels=False, interp_type=0) for x in (fixed, mov)]
+            init = ants.affine_initializer(*coarse, search_factor=45, radian_fraction=1.0, use_principal_axis=False,
                                            local_search_iterations=10, txfn=str(Path(tmp) / "init.mat"))  # fmt: skip
         kwargs = {"initial_transform": init} if init is not None else {}
         out = ants.registration(fixed, mov, type_of_transform="Rigid", mask=ants.image_read(str(mask_path)),
                                 outprefix=str(Path(tmp) / "reg"), **kwargs)  # fmt: skip
-        R, t, c = rigid_from_sitk(sitk.ReadTransform(out["fwdtransforms"][0]))
-    return R, t + (c - centre) - R @ (c - centre)
+        transform = sitk.ReadTransform(out["fwdtransforms"][0])
+    # With the initializer the collapsed transform is affine (the search allows scaling): its
+    # rotation is the nearest one to the linear part, read about the same centre.
+    affine = sitk.AffineTransform(3)
+    affine.SetParameters(transform.GetParameters())
+    affine.SetFixedParameters(transform.GetFixedParameters())
+    flip = torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=F64))
+    A = flip @ torch.tensor(affine.GetMatrix(), dtype=F64).reshape(3, 3) @ flip
+    c = flip @ torch.tensor(affine.GetCenter(), dtype=F64)
+    t = flip @ torch.tensor(affine.GetTranslation(), dtype=F64)
+    R = project_to_so3(A)
+    # The affine maps the atlas centre to A (centre - c) + c + t; keep that point's image.
+    return R, A @ (centre - c) + c + t - centre
 
 
 def reference_pose(scan: Volume, pipeline, fixed_path: Path, mask_path: Path) -> tuple[Pose, dict[str, Pose]]:  # type: ignore[no-untyped-def]

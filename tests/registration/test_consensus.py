@@ -84,3 +84,20 @@ def test_nmi_is_contrast_agnostic_and_matches_a_numpy_reference():
     assert float(normalised_mutual_information(a, independent)) == pytest.approx(reference, rel=1e-12)
     with pytest.raises(ValueError, match="expected"):
         normalised_mutual_information(a, a[:10])
+
+
+def test_permuted_views_equal_resampling_by_the_cube_rotations():
+    from posereg.data import isotropic_affine, rigid_resample
+    from posereg.registration.pipeline import permuted_views
+
+    gen = torch.Generator().manual_seed(2)
+    n = 9
+    view = torch.rand(n, n, n, generator=gen, dtype=F64)
+    centre = torch.tensor([3.0, -2.0, 5.0], dtype=F64)
+    affine = isotropic_affine((n, n, n), 2.5, centre)
+    Q = octahedral_rotations()
+    expected = rigid_resample(view, affine, Q.mT, torch.zeros(24, 3, dtype=F64), centre, out_affine=affine,
+                              out_shape=(n, n, n))[:, 0]  # fmt: skip
+    torch.testing.assert_close(permuted_views(view, Q), expected, atol=1e-9, rtol=0)
+    with pytest.raises(ValueError, match="signed permutation"):
+        permuted_views(view, g.rotvec_to_matrix(torch.tensor([[0.3, 0.0, 0.0]], dtype=F64)))

@@ -29,6 +29,7 @@ gives the moving image aligned to the atlas (``posereg.registration.itk`` writes
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,7 +137,7 @@ class DeepRegistration:
         pose_steps: passes of the Pose-Net (1 in the paper); each later pass sees the scan
             re-posed by the estimate so far.
         probes: the first Pose-Net pass sees the view re-posed by each of these ``(K, 3, 3)``
-            rotations (default the 24 rotations of the cube); the ``candidates`` largest
+            signed permutations (default the 24 rotations of the cube); the ``candidates`` largest
             agreeing groups (``registration.consensus``) each go through the later passes and
             the Correction-Net, and the one whose result is most similar to the atlas in its
             brain (``brain_similarity``) wins. ``None``: one pass on the view as it is (the paper).
@@ -158,8 +159,9 @@ class DeepRegistration:
         refine_mask_mm: float = 6.0,
     ) -> None:
         check_working_grid(atlas)
-        if probes is not None and (probes.dim() != 3 or probes.shape[-2:] != (3, 3) or probes.shape[0] < 1):
-            raise ValueError(f"probes: expected rotations of shape (K, 3, 3), got {tuple(probes.shape)}")
+        if probes is not None and (probes.dim() != 3 or probes.shape[-2:] != (3, 3) or probes.shape[0] < 1
+                                   or not bool(((probes.abs() - probes.abs().round()).abs() < 1e-9).all())):  # fmt: skip
+            raise ValueError(f"probes: expected signed permutation matrices of shape (K, 3, 3), got {probes.tolist()}")
         if correction_steps < 1 or pose_steps < 1:
             raise ValueError(f"correction_steps, pose_steps: expected at least 1 pass, got {correction_steps}, {pose_steps}")
         self.atlas = atlas
@@ -202,7 +204,7 @@ class DeepRegistration:
             return preprocess_intensity(out[0, 0], scan_range)[None].float()
 
         with torch.no_grad():
-            candidates, estimates = self._first_pass(view, smooth, moving.affine, view_affine, g_m, scan_range)
+            candidates, estimates = self._first_pass(view, scan_range)
             t_of = lambda R: g_m - c - R @ (self._atlas_cog - c)  # noqa: E731  (centroids matched)
             best: tuple[float, Tensor, Tensor, Tensor, Tensor] | None = None
             for R in candidates:
@@ -235,26 +237,26 @@ class DeepRegistration:
             quality["brain_nmi"] = float(self.brain_similarity(aligned_view(R, t)[0]))
         return DeepResult(R, t, c, stages, seconds, quality)
 
-    def _first_pass(self, view: Tensor, smooth: Tensor, affine: Tensor, view_affine: Tensor, g_m: Tensor,
-                    scan_range: tuple[float, float]) -> tuple[list[Tensor], Tensor]:  # fmt: skip
+    def _first_pass(self, view: Tensor, scan_range: tuple[float, float]) -> tuple[list[Tensor], Tensor]:
         """Rotation candidates of the first Pose-Net pass, and every estimate ``(K, 3, 3)``.
 
         Without probes, the network's one answer. With probes, the view re-posed by each
         ``Q_k`` about its centre shows ``Q_k R``, so ``R_k = Q_k^T P_k``; the ``candidates``
-        largest agreeing groups give the candidates (``rotation_clusters``).
+        largest agreeing groups give the candidates (``rotation_clusters``). The probes must be
+        signed permutations (the cube's rotations): the view is cubic and centred on ``g_m``, so
+        re-posing it is an exact voxel permutation (``permuted_views``), with no resampling.
         """
-        shape = self.atlas.image.shape
         if self.probes is None:
             x = preprocess_intensity(view, scan_range)[None, None].float()
             R = self.pose_net.to_matrix(self.pose_net(x)).to(torch.float64)
             return [R[0]], R
         Q = self.probes
-        zero = torch.zeros(Q.shape[0], 3, dtype=torch.float64)
-        views = rigid_resample(smooth, affine, Q.mT, zero, g_m, out_affine=view_affine, out_shape=shape)[:, 0]
-        x = torch.stack([preprocess_intensity(v, scan_range) for v in views])[:, None].float()
+        x = permuted_views(preprocess_intensity(view, scan_range), Q)[:, None].float()
         P = self.pose_net.to_matrix(self.pose_net(x)).to(torch.float64)
         estimates = Q.mT @ P
-        return [k.R for k in rotation_clusters(estimates, max_clusters=self.candidates)], estimates
+        clusters = rotation_clusters(estimates, max_clusters=self.candidates)
+        # A lone estimate is noise, not a hypothesis (the largest group is always kept).
+        return [k.R for i, k in enumerate(clusters) if i == 0 or k.agreement * len(estimates) >= 2], estimates
 
     def _correct(self, aligned_view, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
         """``correction_steps`` Correction-Net passes from ``(R, t)``: ``R = R R2``, ``t = t + R t2``."""
@@ -279,6 +281,35 @@ class DeepRegistration:
         return self.atlas.image.with_data(data[0, 0])
 
 
+@functools.lru_cache(maxsize=4)
+def _permutation_index(n: int, rotations: tuple[tuple[float, ...], ...]) -> Tensor:
+    """Flat source indices ``(K, n^3)`` (int32) of ``permuted_views``, cached per grid size and probe set."""
+    Q = torch.tensor(rotations, dtype=torch.float64).reshape(-1, 3, 3)
+    r = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
+    u = torch.stack(torch.meshgrid(r, r, r, indexing="ij")).reshape(3, -1)  # (3, n^3) centred indices
+    source = (Q.mT @ u + (n - 1) / 2).round().long()  # (K, 3, n^3)
+    return ((source[:, 0] * n + source[:, 1]) * n + source[:, 2]).to(torch.int32)
+
+
+def permuted_views(view: Tensor, rotations: Tensor) -> Tensor:
+    """``view (n, n, n)`` re-posed about its centre by each signed permutation in ``rotations (K, 3, 3)``.
+
+    ``out_k[u] = view[Q_k^T u]`` in voxel coordinates ``u`` centred on the grid centre: the
+    content rotated by ``Q_k`` (for an axis-aligned isotropic grid, voxel and world axes agree).
+    Exact (a gather), unlike a resampling.
+
+    Raises:
+        ValueError: a rotation that is not a signed permutation, or a non-cubic view.
+    """
+    n = view.shape[0]
+    if view.shape != (n, n, n):
+        raise ValueError(f"view: expected a cubic (n, n, n) grid, got {tuple(view.shape)}")
+    if not bool(((rotations.abs() - rotations.abs().round()).abs() < 1e-9).all()):
+        raise ValueError("rotations: expected signed permutation matrices (the cube's rotations)")
+    flat = _permutation_index(n, tuple(tuple(q) for q in rotations.reshape(-1, 9).tolist()))
+    return view.reshape(-1)[flat.to(view.device)].reshape(-1, n, n, n)
+
+
 def _dilated(mask: Tensor, radius_voxels: float) -> Tensor:
     """``mask`` grown by a ball of ``radius_voxels`` (a distance transform, so any radius)."""
     from scipy import ndimage
@@ -293,8 +324,8 @@ PRETRAINED_VOLUME_PIPELINE = "volume_pipeline_t1_64.pt"
 def pretrained_pipeline_path() -> Path:
     """The bundled pipeline model (``posereg/weights/``): MNI152 T1, 64^3 at 3 mm.
 
-    Trained by the project's own commands (configs/volume_pose.yaml, volume_correction.yaml;
-    docs/benchmarks/volume_training_log.md).
+    Trained on synthetic whole heads and brains of any contrast (configs/volume_pose_heads.yaml,
+    volume_correction_heads.yaml, ``make train-volume``; docs/benchmarks/volume_training_heads.md).
 
     Raises:
         FileNotFoundError: the installation lacks it.
