@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                                         "val/rotation_median_deg", "val/translation_error_mm")]  # fmt: skip
             lines.append(f"| {epoch} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
         lines.append("")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines))
+    from posereg.evaluation.report import write_report
+
+    write_report(args.output, "\n".join(lines))  # keeps a hand-written reading
     _plot(args.output.with_suffix(".png"), curves)
     print("\n".join(lines))
     return 0

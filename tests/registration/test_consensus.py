@@ -88,7 +88,7 @@ def test_nmi_is_contrast_agnostic_and_matches_a_numpy_reference():
 
 def test_permuted_views_equal_resampling_by_the_cube_rotations():
     from posereg.data import isotropic_affine, rigid_resample
-    from posereg.registration.pipeline import permuted_views
+    from posereg.registration.consensus import permuted_views
 
     gen = torch.Generator().manual_seed(2)
     n = 9

@@ -12,7 +12,8 @@ from posereg import geometry as g
 from posereg.cli import main
 from posereg.data import Split, Volume, load_nifti, move_volume, save_nifti, subject_seed, synthesize_subject
 from posereg.models import CorrectionNet, VolumePoseNet
-from posereg.registration.pipeline import DeepRegistration, load_pipeline_model, save_pipeline_model
+from posereg.registration.pipeline import DeepRegistration
+from posereg.registration.pipeline_model import load_pipeline_model, save_pipeline_model
 
 F64 = torch.float64
 

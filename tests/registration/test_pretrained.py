@@ -24,7 +24,8 @@ def model():
 
 
 def test_the_bundled_model_is_small_and_describes_its_grid(model):
-    assert pretrained_pipeline_path().stat().st_size < 8 * 2**20
+    # float16 weights; the heads model's last convolutions are 128 wide (64 before): 11.1 MiB.
+    assert pretrained_pipeline_path().stat().st_size < 12 * 2**20
     assert model.correction is not None and model.correction_steps >= 1
     assert model.atlas is not None
     assert (model.atlas["contrast"], model.atlas["shape"], model.atlas["spacing"]) == ("t1", 64, 3.0)

@@ -9,9 +9,8 @@ from posereg.registration.moments import (
     image_moments,
     principal_axes_alignment,
 )
-from posereg.registration.pipeline import (
-    DeepRegistration,
-    DeepResult,
+from posereg.registration.pipeline import DeepRegistration, DeepResult
+from posereg.registration.pipeline_model import (
     PipelineModel,
     load_pipeline_model,
     pretrained_pipeline_path,

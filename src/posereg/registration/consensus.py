@@ -17,6 +17,7 @@ orientations the network knows best.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from posereg.geometry import chordal_mean, geodesic_distance
 
-__all__ = ["Consensus", "octahedral_rotations", "rotation_clusters", "rotation_consensus"]
+__all__ = ["Consensus", "octahedral_rotations", "permuted_views", "rotation_clusters", "rotation_consensus"]
 
 
 def octahedral_rotations(dtype: torch.dtype = torch.float64) -> Tensor:
@@ -98,3 +99,32 @@ def rotation_clusters(estimates: Tensor, tolerance_deg: float = 20.0, max_cluste
         out.append(Consensus(R, float(counts[best]) / k, float(spread), estimates))
         left &= ~close[best]
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation_index(n: int, rotations: tuple[tuple[float, ...], ...]) -> Tensor:
+    """Flat source indices ``(K, n^3)`` (int32) of ``permuted_views``, cached per grid size and probe set."""
+    Q = torch.tensor(rotations, dtype=torch.float64).reshape(-1, 3, 3)
+    r = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
+    u = torch.stack(torch.meshgrid(r, r, r, indexing="ij")).reshape(3, -1)  # (3, n^3) centred indices
+    source = (Q.mT @ u + (n - 1) / 2).round().long()  # (K, 3, n^3)
+    return ((source[:, 0] * n + source[:, 1]) * n + source[:, 2]).to(torch.int32)
+
+
+def permuted_views(view: Tensor, rotations: Tensor) -> Tensor:
+    """``view (n, n, n)`` re-posed about its centre by each signed permutation in ``rotations (K, 3, 3)``.
+
+    ``out_k[u] = view[Q_k^T u]`` in voxel coordinates ``u`` centred on the grid centre: the
+    content rotated by ``Q_k`` (for an axis-aligned isotropic grid, voxel and world axes agree).
+    Exact (a gather), unlike a resampling.
+
+    Raises:
+        ValueError: a rotation that is not a signed permutation, or a non-cubic view.
+    """
+    n = view.shape[0]
+    if view.shape != (n, n, n):
+        raise ValueError(f"view: expected a cubic (n, n, n) grid, got {tuple(view.shape)}")
+    if not bool(((rotations.abs() - rotations.abs().round()).abs() < 1e-9).all()):
+        raise ValueError("rotations: expected signed permutation matrices (the cube's rotations)")
+    flat = _permutation_index(n, tuple(tuple(q) for q in rotations.reshape(-1, 9).tolist()))
+    return view.reshape(-1)[flat.to(view.device)].reshape(-1, n, n, n)

@@ -8,13 +8,21 @@ points to moving RAS points, ``T(x) = R (x - c) + c + t``:
    atlas; the scan is then resampled onto the atlas's grid size and spacing centred on its
    centroid (the network sees the brain where the atlas is);
 2. Pose-Net: rotation ``R1`` of that view; ``t1`` maps the atlas centroid onto the moving
-   centroid, ``t1 = g_m - c - R1 (g_a - c)``;
+   centroid, ``t1 = g_m - c - R1 (g_a - c)``. posereg shows the network the view re-posed by
+   the 24 rotations of a cube (an exact voxel permutation) and keeps up to three agreeing
+   groups of its answers as candidates (``registration.consensus``); each goes through the
+   later passes and the Correction-Net, and the candidate whose result is most similar to the
+   atlas inside its brain (normalised mutual information, any contrast) wins. The share of
+   the 24 answers that agree with the result and that similarity are the result's
+   ``quality``, which ``registration.checked`` turns into a verdict;
 3. Correction-Net: the moving scan resampled onto the atlas grid by ``T1`` and the atlas,
    as two channels, give the residual ``(R2, t2)``; the composition is
    ``T = T1 o T2``: ``R = R1 R2``, ``t = t1 + R1 t2``; with ``correction_steps > 1`` the
    Correction-Net is applied again to the scan resampled by the composed transform (a
    posereg addition: each pass shrinks the residual it sees);
-4. optional refinement: SimpleITK registration started from ``T`` (VVR-Deep).
+4. optional refinement: SimpleITK registration started from ``T`` (VVR-Deep), its metric
+   restricted to the atlas brain dilated by ``refine_mask_mm`` (skull and scalp, which the
+   atlas lacks, must not pull it).
 
 With ``pose_steps = 2`` (posereg's addition), the Pose-Net is applied a second time to the
 scan re-posed by its first estimate. A ``pi tanh`` rotation-vector head is ambiguous near
@@ -29,10 +37,8 @@ gives the moving image aligned to the atlas (``posereg.registration.itk`` writes
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -47,16 +53,13 @@ from posereg.data import (
     scan_intensity_range,
 )
 from posereg.geometry import geodesic_distance
-from posereg.models import fuse_batch_norm, load_volume_network
+from posereg.models import fuse_batch_norm
 from posereg.registration._similarity import normalised_mutual_information
-from posereg.registration.consensus import octahedral_rotations, rotation_clusters
+from posereg.registration.consensus import octahedral_rotations, permuted_views, rotation_clusters
 from posereg.registration.intensity import IntensitySettings, register_rigid
 from posereg.registration.moments import centre_of_gravity
 
-__all__ = [
-    "PRETRAINED_VOLUME_PIPELINE", "DeepRegistration", "DeepResult", "PipelineModel", "check_working_grid",
-    "coarse_centre_of_gravity", "load_pipeline_model", "pretrained_pipeline_path", "save_pipeline_model",
-]  # fmt: skip
+__all__ = ["DeepRegistration", "DeepResult", "check_working_grid", "coarse_centre_of_gravity"]
 
 
 def check_working_grid(atlas: Atlas) -> None:
@@ -281,140 +284,9 @@ class DeepRegistration:
         return self.atlas.image.with_data(data[0, 0])
 
 
-@functools.lru_cache(maxsize=4)
-def _permutation_index(n: int, rotations: tuple[tuple[float, ...], ...]) -> Tensor:
-    """Flat source indices ``(K, n^3)`` (int32) of ``permuted_views``, cached per grid size and probe set."""
-    Q = torch.tensor(rotations, dtype=torch.float64).reshape(-1, 3, 3)
-    r = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
-    u = torch.stack(torch.meshgrid(r, r, r, indexing="ij")).reshape(3, -1)  # (3, n^3) centred indices
-    source = (Q.mT @ u + (n - 1) / 2).round().long()  # (K, 3, n^3)
-    return ((source[:, 0] * n + source[:, 1]) * n + source[:, 2]).to(torch.int32)
-
-
-def permuted_views(view: Tensor, rotations: Tensor) -> Tensor:
-    """``view (n, n, n)`` re-posed about its centre by each signed permutation in ``rotations (K, 3, 3)``.
-
-    ``out_k[u] = view[Q_k^T u]`` in voxel coordinates ``u`` centred on the grid centre: the
-    content rotated by ``Q_k`` (for an axis-aligned isotropic grid, voxel and world axes agree).
-    Exact (a gather), unlike a resampling.
-
-    Raises:
-        ValueError: a rotation that is not a signed permutation, or a non-cubic view.
-    """
-    n = view.shape[0]
-    if view.shape != (n, n, n):
-        raise ValueError(f"view: expected a cubic (n, n, n) grid, got {tuple(view.shape)}")
-    if not bool(((rotations.abs() - rotations.abs().round()).abs() < 1e-9).all()):
-        raise ValueError("rotations: expected signed permutation matrices (the cube's rotations)")
-    flat = _permutation_index(n, tuple(tuple(q) for q in rotations.reshape(-1, 9).tolist()))
-    return view.reshape(-1)[flat.to(view.device)].reshape(-1, n, n, n)
-
-
 def _dilated(mask: Tensor, radius_voxels: float) -> Tensor:
     """``mask`` grown by a ball of ``radius_voxels`` (a distance transform, so any radius)."""
     from scipy import ndimage
 
     outside = ndimage.distance_transform_edt(~mask.cpu().numpy())
     return torch.from_numpy(outside <= radius_voxels).to(mask.device)
-
-
-PRETRAINED_VOLUME_PIPELINE = "volume_pipeline_t1_64.pt"
-
-
-def pretrained_pipeline_path() -> Path:
-    """The bundled pipeline model (``posereg/weights/``): MNI152 T1, 64^3 at 3 mm.
-
-    Trained on synthetic whole heads and brains of any contrast (configs/volume_pose_heads.yaml,
-    volume_correction_heads.yaml, ``make train-volume``; docs/benchmarks/volume_training_heads.md).
-
-    Raises:
-        FileNotFoundError: the installation lacks it.
-    """
-    from importlib.resources import files
-
-    path = Path(str(files("posereg.weights").joinpath(PRETRAINED_VOLUME_PIPELINE)))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the bundled pipeline model is missing from this installation")
-    return path
-
-
-@dataclass(frozen=True)
-class PipelineModel:
-    """The networks of a pipeline file and the working grid they were trained on.
-
-    Attributes:
-        pose: the Pose-Net (eval mode). correction: the Correction-Net or None.
-        atlas: the training configuration's atlas section (``contrast``, ``shape``, ``spacing``,
-            ``resolution_mm``), or None when the file does not record it.
-        correction_steps, pose_steps: the recommended numbers of passes.
-    """
-
-    pose: nn.Module
-    correction: nn.Module | None
-    atlas: dict | None = None
-    correction_steps: int = 1
-    pose_steps: int = 1
-
-    def pipeline(self, atlas: Atlas, refine: IntensitySettings | None = None) -> DeepRegistration:
-        """``DeepRegistration`` with these networks and settings."""
-        return DeepRegistration(atlas, self.pose, self.correction, refine, self.correction_steps, self.pose_steps)
-
-
-def save_pipeline_model(
-    path: str | Path,
-    pose_model: str | Path,
-    correction_model: str | Path | None,
-    *,
-    correction_steps: int = 1,
-    pose_steps: int = 1,
-    half: bool = False,
-) -> None:
-    """Bundle ``model.pt`` files of ``posereg train volume`` into one pipeline file.
-
-    Args:
-        path: the output file.
-        pose_model, correction_model: ``model.pt`` files (the latter optional).
-        correction_steps, pose_steps: the numbers of passes recorded for users.
-        half: store floating-point weights as float16 (half the size; loaded back as float32).
-    """
-    if correction_steps < 1 or pose_steps < 1:
-        raise ValueError(f"correction_steps, pose_steps: expected at least 1 pass, got {correction_steps}, {pose_steps}")
-    payload: dict = {"pose": _read(pose_model), "correction_steps": int(correction_steps), "pose_steps": int(pose_steps)}
-    if correction_model is not None:
-        payload["correction"] = _read(correction_model)
-    if half:
-        for key in ("pose", "correction"):
-            if key in payload:
-                state = payload[key]["state_dict"]
-                payload[key]["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-
-
-def _read(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_pipeline_model(path: str | Path) -> PipelineModel:
-    """The networks of a file written by ``save_pipeline_model`` (safe ``weights_only`` loading).
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: not a posereg pipeline model.
-    """
-    payload = _read(path)
-    if not isinstance(payload, dict) or "pose" not in payload:
-        raise ValueError(f"{path}: not a posereg pipeline model (expected a 'pose' network)")
-    try:
-        pose = load_volume_network(payload["pose"])
-        correction = load_volume_network(payload["correction"]) if "correction" in payload else None
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-    if pose.spec["network"] != "pose" or (correction is not None and correction.spec["network"] != "correction"):
-        raise ValueError(f"{path}: the 'pose' and 'correction' entries hold the wrong kinds of network")
-    config = payload["pose"].get("config")
-    atlas = dict(config["atlas"]) if isinstance(config, dict) and "atlas" in config else None
-    return PipelineModel(pose.float(), correction.float() if correction is not None else None, atlas,
-                         int(payload.get("correction_steps", 1)), int(payload.get("pose_steps", 1)))  # fmt: skip
