@@ -176,6 +176,9 @@ def run_scans(model, args: argparse.Namespace) -> dict:  # type: ignore[no-untyp
     except ImportError:
         methods = {k: m for k, m in methods.items() if not k.startswith("ANTs")}
     scans = [s for s in SCANS if not args.scans or s.name in args.scans]
+    # ANTs on cases spread over the angle range (the first and the last, then between).
+    k = min(args.ants_cases, args.cases)
+    ants_cases = {round(j * (args.cases - 1) / max(k - 1, 1)) for j in range(k)}
     results: dict = {"scans": {}, "methods": list(methods)}
     for scan_info in scans:
         scan = load_nifti(fetch_scan(scan_info, args.cache))
@@ -186,7 +189,7 @@ def run_scans(model, args: argparse.Namespace) -> dict:  # type: ignore[no-untyp
             moved = moved_by_header(scan, *motion)
             truth = compose(motion, scan.centre, reference, c)
             for name, method in methods.items():
-                if name.startswith("ANTs") and i >= args.ants_cases:
+                if name.startswith("ANTs") and i not in ants_cases:
                     continue
                 begin = time.perf_counter()
                 (R, t), doubtful = method(moved)
@@ -219,7 +222,7 @@ def _checked(pipeline, volume: Volume, fallback: bool) -> tuple[Pose, bool]:  # 
 
 def report_lines(results: dict, args: argparse.Namespace) -> list[str]:
     lines = [f"{args.cases} motions per scan (angles spread over 0-180 degrees, shifts +-20 mm, seed {args.seed}), "
-             f"applied to the header; ANTs on the first {args.ants_cases}. Errors: rotation, degrees, against the "
+             f"applied to the header; ANTs on {args.ants_cases} of them, spread over the angles. Errors: rotation, degrees, against the "
              "reference alignment composed with the motion. Consistency: posereg's answer on the moved scan against "
              "its answer on the unmoved scan composed with the motion (no reference involved).", ""]  # fmt: skip
     header = ["scan", "method", "mean error", "median", "max", "< 10 deg", "consistency (median)", "flagged",
@@ -257,6 +260,51 @@ def report_lines(results: dict, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def reference_figure(model, args: argparse.Namespace, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A coronal slice of each unmoved scan resampled by each reference candidate and by posereg,
+    with the atlas brain outline: the way to see which alignment is right when they disagree."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+    from scipy import ndimage
+
+    from posereg.data import antialiased, rigid_resample
+
+    atlas = load_atlas()
+    pipeline = model.pipeline(atlas)
+    mni = load_mni152()
+    tmp = Path(tempfile.mkdtemp())
+    nib.save(nib.Nifti1Image(mni.image.data.numpy(), mni.image.affine.numpy()), tmp / "mni.nii.gz")
+    dilated = ndimage.binary_dilation(mni.mask.numpy(), iterations=6).astype("float32")
+    nib.save(nib.Nifti1Image(dilated, mni.image.affine.numpy()), tmp / "mask.nii.gz")
+    scans = [s for s in SCANS if not args.scans or s.name in args.scans]
+    fig, axes = plt.subplots(len(scans), 4, figsize=(12, 3 * len(scans)), squeeze=False)
+    a = atlas.image
+    middle = a.shape[1] // 2
+    outline = a.data[:, middle].T.flip(0) > 0.3
+    for row, info in zip(axes, scans, strict=True):
+        scan = load_nifti(fetch_scan(info, args.cache))
+        _, candidates = reference_pose(scan, pipeline, tmp / "mni.nii.gz", tmp / "mask.nii.gz")
+        own = pipeline(scan)
+        candidates["posereg networks"] = (own.R, own.t)
+        row[0].imshow(a.data[:, middle].T.flip(0), cmap="gray")
+        row[0].set_title(f"{info.name}: atlas", fontsize=8)
+        for ax, (name, (R, t)) in zip(row[1:], candidates.items(), strict=False):
+            image = rigid_resample(antialiased(scan, 3.0), scan.affine, R, t, a.centre, out_affine=a.affine,
+                                   out_shape=a.shape)[0, 0]  # fmt: skip
+            ax.imshow(image[:, middle].T.flip(0), cmap="gray")
+            ax.contour(outline, levels=[0.5], colors="r", linewidths=0.5)
+            ax.set_title(f"{name}: NMI {_brain_nmi(pipeline, scan, (R, t)):.4f}, "
+                         f"{angle_deg(R, own.R):.0f} deg from posereg", fontsize=7)  # fmt: skip
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+
+
 def calibrate(model, n: int) -> str:  # type: ignore[no-untyped-def]
     """The quality measures of the networks' result on ``n`` synthetic heads (seeds 10000+, disjoint
     from training) and the doubtful rate they give with the default thresholds."""
@@ -290,12 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "posereg" / "real-scans")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calibrate", type=int, metavar="N", help="only: the quality measures on N synthetic heads")
+    parser.add_argument("--reference-figure", type=Path, help="only: the reference candidates of each scan (PNG)")
     parser.add_argument("--output", type=Path, help="Markdown report")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_pipeline_model(args.model if args.model is not None else pretrained_pipeline_path())
     if args.calibrate is not None:
         print(calibrate(model, args.calibrate))
+        return 0
+    if args.reference_figure is not None:
+        reference_figure(model, args, args.reference_figure)
         return 0
     start = time.perf_counter()
     results = run_scans(model, args)
