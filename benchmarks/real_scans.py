@@ -129,9 +129,7 @@ def reference_pose(scan: Volume, pipeline, fixed_path: Path, mask_path: Path) ->
 
 
 def _brain_nmi(pipeline, scan: Volume, pose: Pose) -> float:  # type: ignore[no-untyped-def]
-    from posereg.registration.checked import _brain_nmi as nmi
-
-    return nmi(pipeline, scan, *pose)
+    return pipeline.brain_nmi(scan, *pose)
 
 
 def _motions(n: int, seed: int) -> list[Pose]:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
-from torch import Tensor
-
-from posereg.data import Volume, antialiased, preprocess_intensity, rigid_resample, scan_intensity_range
+from posereg.data import Volume
 from posereg.registration.intensity import IntensitySettings, Metric
 from posereg.registration.pipeline import DeepRegistration, DeepResult
 from posereg.registration.search import search_registration
@@ -75,13 +73,6 @@ class CheckedResult:
     first_reasons: list[str] = field(default_factory=list)
 
 
-def _brain_nmi(pipeline: DeepRegistration, moving: Volume, R: Tensor, t: Tensor) -> float:
-    atlas = pipeline.atlas.image
-    smooth = antialiased(moving, pipeline.spacing)
-    out = rigid_resample(smooth, moving.affine, R, t, atlas.centre, out_affine=atlas.affine, out_shape=atlas.shape)[0, 0]
-    return float(pipeline.brain_similarity(preprocess_intensity(out, scan_intensity_range(out))))
-
-
 def register_checked(
     pipeline: DeepRegistration,
     moving: Volume,
@@ -106,7 +97,7 @@ def register_checked(
     settings = pipeline.refine if pipeline.refine is not None else IntensitySettings()
     found = search_registration(pipeline.atlas, moving, settings=settings, coarse_metric=Metric.MATTES_MI,
                                 fixed_mask=pipeline.refine_mask)  # fmt: skip
-    nmi = _brain_nmi(pipeline, moving, found.R, found.t)
+    nmi = pipeline.brain_nmi(moving, found.R, found.t)
     seconds = {**first.seconds, "fallback search": time.perf_counter() - start}
     if nmi <= first.quality["brain_nmi"]:
         kept = replace(first, seconds=seconds)

@@ -26,7 +26,10 @@ from torch import Tensor
 
 from posereg.geometry import chordal_mean, geodesic_distance
 
-__all__ = ["Consensus", "octahedral_rotations", "permuted_views", "rotation_clusters", "rotation_consensus"]
+__all__ = [
+    "Consensus", "check_signed_permutations", "octahedral_rotations", "permuted_views", "rotation_clusters",
+    "rotation_consensus",
+]  # fmt: skip
 
 
 def octahedral_rotations(dtype: torch.dtype = torch.float64) -> Tensor:
@@ -65,10 +68,6 @@ def rotation_consensus(estimates: Tensor, tolerance_deg: float = 20.0) -> Consen
     Each estimate is tried as a centre; the one with the most estimates within the tolerance
     wins (ties: the smaller sum of angles to them); ``R`` is the chordal mean of that group.
     """
-    if estimates.dim() != 3 or estimates.shape[-2:] != (3, 3) or estimates.shape[0] < 1:
-        raise ValueError(f"estimates: expected shape (K >= 1, 3, 3), got {tuple(estimates.shape)}")
-    if not tolerance_deg > 0:
-        raise ValueError(f"tolerance_deg: expected > 0, got {tolerance_deg}")
     return rotation_clusters(estimates, tolerance_deg, 1)[0]
 
 
@@ -101,6 +100,14 @@ def rotation_clusters(estimates: Tensor, tolerance_deg: float = 20.0, max_cluste
     return out
 
 
+def check_signed_permutations(rotations: Tensor, name: str = "rotations") -> None:
+    """Raise ValueError unless ``rotations`` is ``(K >= 1, 3, 3)`` signed permutation matrices."""
+    if (rotations.dim() != 3 or rotations.shape[-2:] != (3, 3) or rotations.shape[0] < 1
+            or not bool(((rotations.abs() - rotations.abs().round()).abs() < 1e-9).all())):  # fmt: skip
+        raise ValueError(f"{name}: expected signed permutation matrices (the cube's rotations) of shape (K, 3, 3), "
+                         f"got {rotations.tolist()}")  # fmt: skip
+
+
 @functools.lru_cache(maxsize=4)
 def _permutation_index(n: int, rotations: tuple[tuple[float, ...], ...]) -> Tensor:
     """Flat source indices ``(K, n^3)`` (int32) of ``permuted_views``, cached per grid size and probe set."""
@@ -124,7 +131,6 @@ def permuted_views(view: Tensor, rotations: Tensor) -> Tensor:
     n = view.shape[0]
     if view.shape != (n, n, n):
         raise ValueError(f"view: expected a cubic (n, n, n) grid, got {tuple(view.shape)}")
-    if not bool(((rotations.abs() - rotations.abs().round()).abs() < 1e-9).all()):
-        raise ValueError("rotations: expected signed permutation matrices (the cube's rotations)")
+    check_signed_permutations(rotations)
     flat = _permutation_index(n, tuple(tuple(q) for q in rotations.reshape(-1, 9).tolist()))
     return view.reshape(-1)[flat.to(view.device)].reshape(-1, n, n, n)

@@ -55,7 +55,12 @@ from posereg.data import (
 from posereg.geometry import geodesic_distance
 from posereg.models import fuse_batch_norm
 from posereg.registration._similarity import normalised_mutual_information
-from posereg.registration.consensus import octahedral_rotations, permuted_views, rotation_clusters
+from posereg.registration.consensus import (
+    check_signed_permutations,
+    octahedral_rotations,
+    permuted_views,
+    rotation_clusters,
+)
 from posereg.registration.intensity import IntensitySettings, register_rigid
 from posereg.registration.moments import centre_of_gravity
 
@@ -162,9 +167,8 @@ class DeepRegistration:
         refine_mask_mm: float = 6.0,
     ) -> None:
         check_working_grid(atlas)
-        if probes is not None and (probes.dim() != 3 or probes.shape[-2:] != (3, 3) or probes.shape[0] < 1
-                                   or not bool(((probes.abs() - probes.abs().round()).abs() < 1e-9).all())):  # fmt: skip
-            raise ValueError(f"probes: expected signed permutation matrices of shape (K, 3, 3), got {probes.tolist()}")
+        if probes is not None:
+            check_signed_permutations(probes, "probes")
         if correction_steps < 1 or pose_steps < 1:
             raise ValueError(f"correction_steps, pose_steps: expected at least 1 pass, got {correction_steps}, {pose_steps}")
         self.atlas = atlas
@@ -276,6 +280,17 @@ class DeepRegistration:
         """Normalised mutual information of ``aligned`` (a scan on the atlas grid, [0, 1]) and the atlas, in its brain."""
         mask = self.atlas.mask
         return normalised_mutual_information(aligned[mask].to(torch.float64), self.atlas.image.data[mask].to(torch.float64))
+
+    def brain_nmi(self, moving: Volume, R: Tensor, t: Tensor) -> float:
+        """``brain_similarity`` of ``moving`` resampled onto the atlas grid by ``(R, t)`` (about the atlas centre).
+
+        For a transform that did not come from ``__call__`` (a fallback's), so that it is scored
+        like the pipeline's own result.
+        """
+        atlas = self.atlas.image
+        out = rigid_resample(antialiased(moving, self.spacing), moving.affine, R, t, atlas.centre,
+                             out_affine=atlas.affine, out_shape=atlas.shape)[0, 0]  # fmt: skip
+        return float(self.brain_similarity(preprocess_intensity(out, scan_intensity_range(out))))
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
         """``moving`` resampled onto the atlas grid by the result's transform."""
