@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from real_scan_data import SCANS, fetch_scan  # noqa: E402
 
-from posereg.data import Volume, load_atlas, load_nifti, load_mni152  # noqa: E402
+from posereg.data import Volume, load_atlas, load_mni152, load_nifti  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
 from posereg.geometry import geodesic_distance, random_rotation_with_angle  # noqa: E402
 from posereg.registration import (  # noqa: E402

@@ -28,6 +28,7 @@ along the normal), median time per case; plus a box plot like the paper's Fig. 3
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from posereg.data import Contrast, load_atlas
+from posereg.data import WorkingGrid, load_atlas
 from posereg.data.slices import SliceGeometry
 from posereg.evaluation import SliceCase, bin_indices, equal_count_edges, rotation_error_deg, summarise
 from posereg.evaluation.cases import synthetic_slice_cases
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     net, config = load_slice_model(args.model)
     a = config.atlas
-    atlas = load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm)
+    atlas = load_atlas(WorkingGrid.from_record(dataclasses.asdict(a)))
     geometry = SliceGeometry(a.shape, a.spacing, a.shape)
     cases = synthetic_slice_cases(atlas, args.subjects, args.rotations, args.seed, geometry=geometry)
     truth_angles = [float(rotation_error_deg(c.R, torch.eye(3, dtype=F64))) for c in cases]

@@ -16,9 +16,9 @@ def dtype(request: pytest.FixtureRequest) -> torch.dtype:
 @pytest.fixture(scope="session")
 def small_atlas():  # type: ignore[no-untyped-def]
     """MNI152 T1 on 40^3 voxels of 4.8 mm (the same 192 mm field of view as 64^3 x 3 mm)."""
-    from posereg.data.atlas import Contrast, load_atlas
+    from posereg.data import Contrast, WorkingGrid, load_atlas
 
-    return load_atlas(Contrast.T1, shape=(40, 40, 40), spacing=4.8, resolution_mm=2)
+    return load_atlas(WorkingGrid(contrast=Contrast.T1, shape=40, spacing=4.8, resolution_mm=2))
 
 
 @pytest.fixture(scope="session")

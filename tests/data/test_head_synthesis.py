@@ -19,7 +19,7 @@ from posereg.data.head_contrast import (
 )
 from posereg.data.head_model import TISSUES, load_head_model, save_head_model
 from posereg.data.head_synthesis import HeadVariation, correction_batch, pose_batch, synthetic_scans
-from posereg.data.volume import normalize_intensity, threshold_mask, robust_range
+from posereg.data.volume import normalize_intensity, robust_range, threshold_mask
 
 F64 = torch.float64
 # No random anatomy, appearance or scanner: the head is the atlas's, with fixed layers.

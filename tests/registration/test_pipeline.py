@@ -165,11 +165,10 @@ def test_register_cli_writes_a_tfm_that_maps_points_like_the_pipeline(tmp_path, 
     assert (code == 3) == ("doubtful" in captured.err)
     assert set(record["quality"]) == {"agreement", "brain_nmi"} and record["method"] == "networks"
     # The pipeline's own transform, recomputed in-process from the same files.
-    from argparse import Namespace
+    from posereg.data import WorkingGrid, load_atlas
 
-    from posereg.cli import _load_atlas_arg
-
-    atlas_used = _load_atlas_arg(Namespace(atlas=str(tmp_path / "atlas.nii.gz"), atlas_contrast="t1"), 40, 4.8)
+    # What the command does: the user's atlas on the grid of --grid-size and --spacing.
+    atlas_used = load_atlas(WorkingGrid(shape=40, spacing=4.8), load_nifti(tmp_path / "atlas.nii.gz"))
     ours = load_pipeline_model(model).pipeline(atlas_used)(load_nifti(tmp_path / "moving.nii.gz"))
     transform = sitk.ReadTransform(str(tmp_path / "T.tfm"))
     flip = np.array([-1.0, -1.0, 1.0])

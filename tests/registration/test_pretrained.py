@@ -13,7 +13,7 @@ import statistics
 import pytest
 import torch
 
-from posereg.data import Contrast, load_atlas
+from posereg.data import Contrast, WorkingGrid, load_atlas
 from posereg.evaluation import rotation_error_deg, synthetic_cases, translation_error_mm
 from posereg.registration import load_pipeline_model, pretrained_pipeline_path
 
@@ -27,13 +27,12 @@ def test_the_bundled_model_is_small_and_describes_its_grid(model):
     # float16 weights; the heads model's last convolutions are 128 wide (64 before): 11.1 MiB.
     assert pretrained_pipeline_path().stat().st_size < 12 * 2**20
     assert model.correction is not None and model.correction_steps >= 1
-    assert model.atlas is not None
-    assert (model.atlas["contrast"], model.atlas["shape"], model.atlas["spacing"]) == ("t1", 64, 3.0)
+    assert (model.grid.contrast, model.grid.shape, model.grid.spacing) == (Contrast.T1, 64, 3.0)
     assert model.pose.spec["network"] == "pose" and model.correction.spec["network"] == "correction"
 
 
 def test_the_bundled_model_registers_unseen_subjects_from_any_angle(model):
-    atlas = load_atlas(Contrast.T1, (64, 64, 64), 3.0)
+    atlas = load_atlas(WorkingGrid(contrast=Contrast.T1, shape=64, spacing=3.0))
     angles = [10.0, 50.0, 90.0, 130.0, 170.0]
     cases = synthetic_cases(atlas, subjects=1, rotations=len(angles), seed=123, angles_deg=angles)
     pipeline = model.pipeline(atlas)

@@ -155,9 +155,9 @@ def test_locate_slice_cli_writes_a_transform_that_maps_like_the_locator(tmp_path
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "plane normal" in out and "mm from the atlas centre" in out
-    from posereg.data import load_atlas
+    from posereg.data import WorkingGrid, load_atlas
 
-    cli_atlas = load_atlas(shape=(40, 40, 40), spacing=4.8)  # what the command loads
+    cli_atlas = load_atlas(WorkingGrid(shape=40, spacing=4.8, resolution_mm=2))  # the model's grid
     from posereg.data.slices import preprocess_slice
 
     located = SliceLocator(cli_atlas, net, geometry)(preprocess_slice(image))  # the command normalises its input

@@ -91,7 +91,7 @@ def test_load_volume_model_rejects_other_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_volume_model(tmp_path / "missing.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a posereg volume model"):
+    with pytest.raises(ValueError, match="not a posereg model file"):
         load_volume_model(tmp_path / "other.pt")
 
 
@@ -116,12 +116,12 @@ def test_cosine_decay_anneals_the_learning_rate():
 
 @pytest.mark.parametrize("key, bound", [("max_rotation_deg", 20.0), ("max_rotation_angle_deg", 20.0)])
 def test_restricted_rotation_ranges_reach_the_dataset(key, bound):
-    from posereg.data import load_atlas
+    from posereg.data import WorkingGrid, load_atlas
     from posereg.geometry import geodesic_distance, matrix_to_euler
     from posereg.training.volume import _datasets
 
     config = volume_config_from_dict({**TINY, "data": {**TINY["data"], "items_per_epoch": 64, key: bound}})
-    atlas = load_atlas(shape=(16, 16, 16), spacing=12.0, resolution_mm=2)
+    atlas = load_atlas(WorkingGrid(shape=16, spacing=12.0, resolution_mm=2))
     train, _ = _datasets(config, atlas)
     R = torch.stack([train.rotation_sampler(torch.Generator().manual_seed(i)) for i in range(200)])
     if key == "max_rotation_deg":  # each xyz Euler angle within the bound, and some near it

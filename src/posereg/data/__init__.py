@@ -4,7 +4,7 @@ Relocalisation data lives in two submodules, imported on their own: ``posereg.da
 (Cambridge Landmarks, 7-Scenes, NVM reconstructions, image transforms) and
 ``posereg.data.synthetic_scene`` (rendered scenes with exact poses and visible points)."""
 
-from posereg.data.atlas import Atlas, Contrast, load_atlas, load_mni152
+from posereg.data.atlas import Atlas, load_atlas, load_mni152
 from posereg.data.dataset import (
     RigidPoseDataset,
     item_generator,
@@ -12,6 +12,7 @@ from posereg.data.dataset import (
     preprocess_intensity,
     scan_intensity_range,
 )
+from posereg.data.grid import Contrast, WorkingGrid
 from posereg.data.resample import (
     antialiased,
     gaussian_smooth,
@@ -40,9 +41,9 @@ from posereg.data.volume import (
 )
 
 __all__ = [
-    "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation",
+    "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation", "WorkingGrid",
     "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity", "scan_intensity_range",
     "rician_noise", "scanner_effects", "subject_seed", "synthesize_subject",
     "Volume", "antialiased", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
-    "rigid_resample", "robust_range", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
+    "rigid_resample", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
 ]  # fmt: skip

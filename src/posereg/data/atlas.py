@@ -10,7 +10,6 @@ experiments.
 
 from __future__ import annotations
 
-import enum
 import warnings
 from dataclasses import dataclass
 
@@ -18,17 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from posereg.data.grid import Contrast, WorkingGrid
 from posereg.data.resample import resample_to_grid
-from posereg.data.volume import Volume, normalize_intensity
+from posereg.data.volume import Volume, brain_mask, normalize_intensity
 
 __all__ = ["Atlas", "Contrast", "load_atlas", "load_mni152"]
-
-
-class Contrast(enum.Enum):
-    """MRI contrast of the atlas."""
-
-    T1 = "t1"
-    T2 = "t2"
 
 
 @dataclass(frozen=True)
@@ -91,26 +84,34 @@ def _centre_of_mass(volume: Volume, weights: Tensor) -> Tensor:
     return (volume.world_coordinates().reshape(-1, 3) * w).sum(0) / w.sum()
 
 
-def load_atlas(
-    contrast: Contrast = Contrast.T1,
-    shape: tuple[int, int, int] = (64, 64, 64),
-    spacing: float = 3.0,
-    resolution_mm: int = 1,
-) -> Atlas:
-    """posereg's default atlas: MNI152 on an isotropic working grid centred on the brain.
+def load_atlas(grid: WorkingGrid | None = None, image: Volume | None = None) -> Atlas:
+    """The atlas on a working grid: RAS-aligned, centred on the centre of mass of the brain mask.
 
     Args:
-        contrast: T1 or T2-like.
-        shape: grid size (default 64^3).
-        spacing: voxel size in mm (default 3).
-        resolution_mm: the nilearn template grid it is resampled from (1 or 2 mm).
+        grid: the working grid (default ``WorkingGrid()``: MNI152 T1, 64^3 voxels of 3 mm).
+        image: a user's atlas image (any orientation, skull-stripped works best); default the
+            MNI152 2009a template of nilearn in ``grid.contrast`` (``load_mni152``). A user image
+            is taken as it is, whatever ``grid.contrast`` says; its brain mask is ``brain_mask``.
 
     Returns:
-        ``Atlas`` on a RAS-aligned grid whose centre is the brain's centre of mass (mm,
-        MNI space); the mask is the resampled brain mask thresholded at 0.5.
+        ``Atlas`` on the grid (MNI space for the template; the image's world frame otherwise,
+        RAS mm): intensities normalised to [0, 1] over the brain (``normalize_intensity``), the
+        mask is the resampled brain mask thresholded at 0.5.
+
+    Raises:
+        ValueError: an image without foreground.
     """
-    native = load_mni152(contrast, resolution_mm)
-    centre = _centre_of_mass(native.image, native.mask)
-    image = resample_to_grid(native.image, shape, spacing, centre)
-    mask = resample_to_grid(native.image.with_data(native.mask.float()), shape, spacing, centre).data > 0.5
-    return Atlas(image.with_data(image.data.clamp(0.0, 1.0)), mask, contrast)
+    grid = WorkingGrid() if grid is None else grid
+    if image is None:
+        native = load_mni152(grid.contrast, grid.resolution_mm)
+        source, mask = native.image, native.mask
+    else:
+        mask = brain_mask(image.data.float())
+        if not bool(mask.any()):
+            raise ValueError("atlas image: no foreground (an empty or constant image)")
+        source = image.with_data(normalize_intensity(image.data.float(), mask))
+    # One centring rule for every atlas: the grid centre is the brain's centre of mass.
+    centre = _centre_of_mass(source, mask)
+    resampled = resample_to_grid(source, grid.size, grid.spacing, centre)
+    on_grid = resample_to_grid(source.with_data(mask.float()), grid.size, grid.spacing, centre).data > 0.5
+    return Atlas(resampled.with_data(resampled.data.clamp(0.0, 1.0)), on_grid, grid.contrast)

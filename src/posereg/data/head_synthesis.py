@@ -34,7 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from posereg.data.head_contrast import LABELS, batched_blur, draw_label_means, normalise_batch, rician_noise_batch
+from posereg.data.head_contrast import (
+    LABELS,
+    batched_blur,
+    draw_label_means,
+    normalise_batch,
+    rician_noise_batch,
+)
 from posereg.data.head_model import HeadModel
 from posereg.geometry import project_to_so3, random_rotation, random_rotation_with_angle
 

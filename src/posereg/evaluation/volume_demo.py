@@ -8,6 +8,7 @@ The result holds every error and time; ``registration_slices`` draws the aligned
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from posereg.evaluation.cases import RegistrationCase, synthetic_cases
 from posereg.evaluation.metrics import rotation_error_deg, translation_error_mm
 from posereg.registration import IntensitySettings, PipelineModel, register_rigid
 
-__all__ = ["DemoRow", "MethodOutcome", "run_volume_demo"]
+__all__ = ["DemoRow", "MethodOutcome", "MethodSummary", "run_volume_demo", "summarise_demo"]
 
 METHODS = ("deep pipeline", "VVR-Deep", "VVR-GC")
 
@@ -87,3 +88,30 @@ def run_volume_demo(
 
 def _outcome(case: RegistrationCase, R: torch.Tensor, t: torch.Tensor, seconds: float) -> MethodOutcome:
     return MethodOutcome(float(rotation_error_deg(R, case.R)), float(translation_error_mm(t, case.t)), seconds)
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """One method over all demo cases: median rotation error (degrees), cases under 10 degrees,
+    case count and median seconds per case."""
+
+    median_rotation_deg: float
+    within_10_deg: int
+    cases: int
+    median_seconds: float
+
+
+def summarise_demo(rows: Sequence[DemoRow]) -> dict[str, MethodSummary]:
+    """``{method: MethodSummary}`` of the demo's rows, in ``METHODS`` order.
+
+    Raises:
+        ValueError: no rows.
+    """
+    if not rows:
+        raise ValueError("rows: expected at least one demo case")
+    out = {}
+    for m in METHODS:
+        errors = [r.outcomes[m].rotation_deg for r in rows]
+        out[m] = MethodSummary(statistics.median(errors), sum(e < 10 for e in errors), len(errors),
+                               statistics.median(r.outcomes[m].seconds for r in rows))  # fmt: skip
+    return out

@@ -39,6 +39,7 @@ from posereg.registration.intensity import IntensitySettings, Metric, register_r
 
 __all__ = [
     "SliceLocation", "SliceLocator", "SliceRegistrationResult", "StackSearch", "register_slice", "search_stack", "slice_as_volume",
+    "slice_to_atlas",
     "slice_settings",
 ]  # fmt: skip
 
@@ -80,6 +81,22 @@ class SliceRegistrationResult:
     seconds: float
 
 
+def slice_to_atlas(R: Tensor, offset_mm: float, centre: Tensor) -> tuple[Tensor, Tensor]:
+    """The rigid map ``T(p) = A p + b`` from a slice's frame to the atlas (module docstring).
+
+    Args:
+        R: ``(3, 3)`` rotation of the slice's volume (plane normal ``n = R[2]``, atlas RAS).
+        offset_mm: height ``d`` of the plane above ``centre`` along ``n``, mm.
+        centre: ``(3,)`` the atlas grid centre ``c``, RAS mm.
+
+    Returns:
+        ``(A, b)`` float64: ``A = R^T``, ``b = c + d n``; slice pixel ``(i, j)`` at ``p = (u_i, v_j, 0)``
+        mm is the atlas point ``A p + b``.
+    """
+    R = R.to(torch.float64)
+    return R.mT, centre.to(torch.float64) + offset_mm * R[2, :]
+
+
 def register_slice(
     atlas: Atlas,
     image: Tensor,
@@ -102,9 +119,7 @@ def register_slice(
     if initial is None:
         A0, b0 = torch.eye(3, dtype=torch.float64), c.clone()
     else:
-        R0 = initial[0].to(torch.float64)
-        A0 = R0.mT
-        b0 = c + float(geometry.offset_mm(float(initial[1]))) * R0[2, :]
+        A0, b0 = slice_to_atlas(initial[0], float(geometry.offset_mm(float(initial[1]))), c)
     # register_rigid's transforms are about the fixed centre c_f: T(p) = A (p - c_f) + c_f + t.
     c_f = fixed.centre
     t0 = b0 - c_f + A0 @ c_f
@@ -192,6 +207,10 @@ class SliceLocation:
     def normal(self) -> Tensor:
         """``(3,)`` unit normal of the slice plane in the atlas frame (RAS)."""
         return self.R[2, :]
+
+    def to_atlas(self, centre: Tensor) -> tuple[Tensor, Tensor]:
+        """``slice_to_atlas`` of this location: ``(A, b)`` mapping the slice frame into the atlas."""
+        return slice_to_atlas(self.R, self.offset_mm, centre)
 
 
 class SliceLocator:

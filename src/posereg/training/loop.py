@@ -23,11 +23,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from posereg.data.dataset import EpochSampler
 from posereg.geometry import geodesic_distance
+from posereg.models.artifact import ModelArtifact, save_artifact
 from posereg.training.schedules import StageSchedule
 
 __all__ = [
     "SLICE_INDEX", "TRANSLATION", "AuxiliaryTarget", "RigidPoseModule", "TrainingResult", "fit_pose_network",
-    "read_model_file", "seeded_network", "training_loader",
+    "seeded_network", "training_loader",
 ]  # fmt: skip
 
 
@@ -156,17 +157,18 @@ class TrainingResult:
     metrics_csv: Path | None
 
 
-def _save_model(path: Path, config: Mapping[str, Any], net: nn.Module) -> None:
-    """``{"config", "spec", "state_dict"}``: what the loaders read."""
-    torch.save({"config": dict(config), "spec": net.spec, "state_dict": net.state_dict()}, path)
+def _save_model(path: Path, config: Mapping[str, Any], net: nn.Module, grid: Mapping[str, Any] | None) -> None:
+    """The model file (``posereg.models.artifact``) that inference and ``posereg bundle`` read."""
+    save_artifact(ModelArtifact.of_network(net, config, grid), path)
 
 
 class _StageEndSaver(L.Callback):
     """Writes ``model_after_<stage>.pt`` when each stage but the last ends (e.g. the MSE-only
     Pose-Net that Salehi et al. report beside the geodesic one)."""
 
-    def __init__(self, output: Path, config: Mapping[str, Any], schedule: StageSchedule) -> None:
-        self.output, self.config = output, config
+    def __init__(self, output: Path, config: Mapping[str, Any], grid: Mapping[str, Any] | None,
+                 schedule: StageSchedule) -> None:  # fmt: skip
+        self.output, self.config, self.grid = output, config, grid
         ends, total = {}, 0
         for stage in schedule.stages[:-1]:
             total += stage.epochs
@@ -176,7 +178,7 @@ class _StageEndSaver(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         name = self.ends.get(trainer.current_epoch)
         if name is not None:
-            _save_model(self.output / f"model_after_{name}.pt", self.config, module.net)
+            _save_model(self.output / f"model_after_{name}.pt", self.config, module.net, self.grid)
 
 
 def training_loader(train: Dataset, batch_size: int, num_workers: int, *, shuffle: bool = True) -> DataLoader:
@@ -201,29 +203,6 @@ def seeded_network(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
         return build()
 
 
-def read_model_file(path: str | Path, kind: str, load: Callable[[Mapping[str, Any]], nn.Module]) -> tuple[nn.Module, Mapping[str, Any]]:
-    """``(network in eval mode, its configuration)`` from a ``model.pt`` of ``fit_pose_network``.
-
-    Args:
-        path: the file (read with safe ``weights_only`` loading).
-        kind: what the caller expects, for messages ('volume', 'slice').
-        load: builds the network from ``{"spec", "state_dict"}``.
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: not a posereg model of that kind.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or "config" not in payload:
-        raise ValueError(f"{path}: not a posereg {kind} model (expected keys 'config', 'spec' and 'state_dict')")
-    try:
-        return load(payload), payload["config"]
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a posereg {kind} model ({exc})") from exc
-
-
 def fit_pose_network(
     module: RigidPoseModule,
     train: Dataset,
@@ -231,6 +210,7 @@ def fit_pose_network(
     *,
     config: Mapping[str, Any],
     output: str | Path,
+    grid: Mapping[str, Any] | None = None,
     batch_size: int,
     num_workers: int,
     accelerator: str = "cpu",
@@ -245,6 +225,7 @@ def fit_pose_network(
         module: the network, schedule and optimiser settings.
         train, val: datasets of dict items (``image``, ``rotation`` and the auxiliary key).
         config: the run's configuration as plain data (stored with every model file).
+        grid: the working grid record of volume and slice networks (``WorkingGrid.record()``).
         output: run directory (created).
         batch_size, num_workers: data loading.
         accelerator: Lightning accelerator ('cpu', 'gpu', 'auto').
@@ -270,13 +251,13 @@ def fit_pose_network(
     trainer = L.Trainer(
         max_epochs=schedule.total_epochs, accelerator=accelerator, devices=1,
         logger=[CSVLogger(output, name="logs", version=""), TensorBoardLogger(output, name="tensorboard", version="")],
-        callbacks=[checkpoint, _StageEndSaver(output, config, schedule)], enable_progress_bar=progress,
+        callbacks=[checkpoint, _StageEndSaver(output, config, grid, schedule)], enable_progress_bar=progress,
         log_every_n_steps=1, deterministic=False, enable_model_summary=progress, precision=precision,
         max_time=None if max_minutes is None else {"seconds": round(60 * max_minutes)},
     )  # fmt: skip
     trainer.fit(module, train_loader, val_loader)
     model_path = output / "model.pt"
-    _save_model(model_path, config, module.net)
+    _save_model(model_path, config, module.net, grid)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     metrics = output / "logs" / "metrics.csv"
     seconds = time.perf_counter() - start

@@ -71,8 +71,9 @@ from posereg.losses import (
     reprojection_loss,
 )
 from posereg.models import ROTATION_HEADS
-from posereg.models.posenet import PoseNet, load_posenet
-from posereg.training.loop import TrainingResult, fit_pose_network, read_model_file, seeded_network
+from posereg.models.artifact import NetworkKind, load_artifact
+from posereg.models.posenet import PoseNet
+from posereg.training.loop import TrainingResult, fit_pose_network, seeded_network
 from posereg.training.reloc_config import (
     LossKind,
     RelocDataConfig,
@@ -402,9 +403,8 @@ def load_reloc_model(path: str | Path) -> tuple[PoseNet, RelocTrainingConfig]:
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg relocalisation model.
     """
-    net, config = read_model_file(path, "relocalisation", load_posenet)
-    values = dict(config)
-    return net, reloc_config_from_dict(values)  # type: ignore[return-value]
+    artifact = load_artifact(path, (NetworkKind.POSENET,))
+    return artifact.network(), reloc_config_from_dict(artifact.config)  # type: ignore[return-value]
 
 
 def evaluate_reloc_model(path: str | Path, *, progress: bool = False) -> tuple[RelocalisationResult, RelocTrainingConfig]:

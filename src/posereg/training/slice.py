@@ -8,21 +8,22 @@ weighted by ``schedule.translation_weight`` in both), and runs ``fit_pose_networ
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from posereg.data import Contrast, Split, load_atlas, subject_seed, synthesize_subject
+from posereg.data import Split, WorkingGrid, load_atlas, subject_seed, synthesize_subject
 from posereg.data.slices import SliceGeometry, SlicePoseDataset, half_space_rotation
 from posereg.models import ROTATION_HEADS
-from posereg.models.slice import SlicePoseNet, load_slice_network
+from posereg.models.artifact import NetworkKind, load_artifact
+from posereg.models.slice import SlicePoseNet
 from posereg.training.loop import (
     SLICE_INDEX,
     RigidPoseModule,
     TrainingResult,
     fit_pose_network,
-    read_model_file,
     seeded_network,
 )
 from posereg.training.schedules import salehi_schedule
@@ -40,7 +41,7 @@ def build_slice_network(config: SliceTrainingConfig) -> SlicePoseNet:
 def slice_datasets(config: SliceTrainingConfig) -> tuple[SlicePoseDataset, SlicePoseDataset]:
     """Training and validation slices (disjoint training-family subjects)."""
     a, d = config.atlas, config.data
-    atlas = load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm)
+    atlas = load_atlas(WorkingGrid.from_record(dataclasses.asdict(a)))
     subjects = [
         synthesize_subject(atlas, torch.Generator().manual_seed(subject_seed(Split.TRAIN, i, d.subject_base_seed)))
         for i in range(d.train_subjects + d.val_subjects)
@@ -67,8 +68,10 @@ def train_slice(
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
                                translation_weight=s.translation_weight)  # fmt: skip
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, SLICE_INDEX)
-    return fit_pose_network(module, train, val, config=config.to_dict(), output=output, batch_size=o.batch_size,
-                            num_workers=o.num_workers, accelerator=accelerator, progress=progress)  # fmt: skip
+    grid = WorkingGrid.from_record(dataclasses.asdict(config.atlas)).record()
+    return fit_pose_network(module, train, val, config=config.to_dict(), output=output, grid=grid,
+                            batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
+                            progress=progress)  # fmt: skip
 
 
 def load_slice_model(path: str | Path) -> tuple[nn.Module, SliceTrainingConfig]:
@@ -77,5 +80,5 @@ def load_slice_model(path: str | Path) -> tuple[nn.Module, SliceTrainingConfig]:
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg slice model.
     """
-    net, config = read_model_file(path, "slice", load_slice_network)
-    return net, slice_config_from_dict(config)
+    artifact = load_artifact(path, (NetworkKind.SLICE,))
+    return artifact.network(), slice_config_from_dict(artifact.config)

@@ -9,13 +9,14 @@ every epoch, and the validation batches (seed + 1, epoch 0) are the same in ever
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from posereg.data import Contrast, load_atlas
+from posereg.data import WorkingGrid, load_atlas
 from posereg.data.dataset import EpochDataset
 from posereg.data.head_model import HeadModel, build_head_model, load_head_model
 from posereg.data.head_synthesis import HeadVariation, correction_batch, pose_batch
@@ -98,7 +99,7 @@ def head_model_for(config: VolumeTrainingConfig) -> HeadModel:
     if config.data.head_model is not None:
         return load_head_model(config.data.head_model)
     a = config.atlas
-    return build_head_model(load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm))
+    return build_head_model(load_atlas(WorkingGrid.from_record(dataclasses.asdict(a))))
 
 
 def train_on_synthetic_heads(
@@ -124,6 +125,7 @@ def train_on_synthetic_heads(
                                  max_translation_mm=d.max_translation_mm,
                                  max_angle_deg=d.max_rotation_angle_deg or 50.0)  # fmt: skip
     return fit_pose_network(module, BatchSeeds(batches, d.seed), BatchSeeds(val_batches, d.seed + 1),
-                            config=config.to_dict(), output=output, batch_size=1, num_workers=0,
+                            config=config.to_dict(), output=output, grid=WorkingGrid.from_record(dataclasses.asdict(a)).record(),
+                             batch_size=1, num_workers=0,
                             accelerator=accelerator, progress=progress, precision=o.precision,
                             max_minutes=o.max_minutes)  # fmt: skip

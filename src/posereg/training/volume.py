@@ -9,6 +9,7 @@ seed family only), on-the-fly motion datasets, the network and Salehi's two-stag
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -17,23 +18,24 @@ from torch import Tensor, nn
 
 from posereg.data import (
     Atlas,
-    Contrast,
     RigidPoseDataset,
     ScannerVariation,
     Split,
+    WorkingGrid,
     load_atlas,
     subject_seed,
     synthesize_subject,
 )
 from posereg.geometry import random_euler_rotation, random_rotation_with_angle
-from posereg.models import load_volume_network, volume_network_from_spec
+from posereg.models import volume_network_from_spec
+from posereg.models.artifact import NetworkKind as ModelKind
+from posereg.models.artifact import load_artifact
 from posereg.training.config import NetworkKind, VolumeTrainingConfig, volume_config_from_dict
 from posereg.training.loop import (
     TRANSLATION,
     RigidPoseModule,
     TrainingResult,
     fit_pose_network,
-    read_model_file,
     seeded_network,
 )
 from posereg.training.schedules import salehi_schedule
@@ -110,16 +112,16 @@ def train_volume(
         from posereg.training.synthetic_heads import train_on_synthetic_heads
 
         return train_on_synthetic_heads(config, net, schedule, output, accelerator=accelerator, progress=progress)
-    a = config.atlas
-    atlas = load_atlas(Contrast(a.contrast), (a.shape,) * 3, a.spacing, a.resolution_mm)
+    grid = WorkingGrid.from_record(dataclasses.asdict(config.atlas))
+    atlas = load_atlas(grid)
     train, val = _datasets(config, atlas)
     o = config.optim
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, TRANSLATION if correction else None)
     # Volume items are independent draws, so order does not matter; kept in index order so that
     # the committed volume runs (docs/benchmarks/volume_training.md) reproduce exactly.
-    return fit_pose_network(module, train, val, config=config.to_dict(), output=output, batch_size=o.batch_size,
-                            num_workers=o.num_workers, accelerator=accelerator, progress=progress,
-                            shuffle=False, precision=o.precision, max_minutes=o.max_minutes)  # fmt: skip
+    return fit_pose_network(module, train, val, config=config.to_dict(), output=output, grid=grid.record(),
+                            batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
+                            progress=progress, shuffle=False, precision=o.precision, max_minutes=o.max_minutes)  # fmt: skip
 
 
 def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig]:
@@ -128,5 +130,5 @@ def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg volume model.
     """
-    net, config = read_model_file(path, "volume", load_volume_network)
-    return net, volume_config_from_dict(config)
+    artifact = load_artifact(path, (ModelKind.POSE, ModelKind.CORRECTION))
+    return artifact.network(), volume_config_from_dict(artifact.config)

@@ -1,0 +1,7 @@
+"""``python -m posereg.cli``: the ``posereg`` command."""
+
+import sys
+
+from posereg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""``posereg locate-slice``: where a single 2D MRI slice lies in the atlas."""
+
+from __future__ import annotations
+
+import argparse
+
+from posereg.cli._common import add_atlas_arguments, atlas_on, fail, working_grid
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the command."""
+    p = sub.add_parser(
+        "locate-slice",
+        help="predict where a single 2D MRI slice lies in the atlas (slice Pose-Net, optional SVR)",
+        description="Resamples the slice to the network's grid, predicts the orientation of its volume and its "
+        "position along the plane normal (Salehi et al.'s 2D->3D Pose-Net), optionally searches the stack for the "
+        "best-matching position (--search-stack) and refines them by slice-to-volume intensity registration "
+        "(--refine, SVR-Deep), prints the plane and writes the transform and the matching atlas slice.",
+    )
+    p.add_argument("slice", help="the slice (2D NIfTI, or 3D with one axis of size 1)")
+    p.add_argument("--model", required=True, help="slice model (model.pt of 'posereg train slice')")
+    add_atlas_arguments(p)
+    p.add_argument("--refine", action="store_true", help="refine with slice-to-volume registration (SVR-Deep)")
+    p.add_argument("--search-stack", action="store_true",
+                   help="replace the network's slice position by the best-correlated atlas slice along its normal, "
+                        "searched over the part of the stack the model was trained on (a few ms; before --refine)")  # fmt: skip
+    p.add_argument("--out-transform", help="output ITK transform (.tfm): slice frame -> atlas")
+    p.add_argument("--out-input", help="output: the input slice on the network's grid (NIfTI, slice frame)")
+    p.add_argument("--out-slice", help="output: the atlas slice at the predicted plane (NIfTI, slice frame)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Locate the slice, print its plane and write the requested outputs."""
+    import torch
+
+    from posereg.data import save_nifti
+    from posereg.data.slices import cut_slices, load_slice_nifti, preprocess_slice, slice_to_grid
+    from posereg.geometry import matrix_to_euler
+    from posereg.registration import write_rigid_transform
+    from posereg.registration.slice import slice_as_volume, slice_settings
+    from posereg.registration.slice_model import load_slice_model
+
+    try:
+        model = load_slice_model(args.model)
+        image, spacing = load_slice_nifti(args.slice)
+        atlas = atlas_on(args, working_grid(args, model.grid))
+    except (FileNotFoundError, ValueError) as exc:
+        return fail("locate-slice", exc)
+    geometry = model.geometry
+    view = preprocess_slice(slice_to_grid(image, spacing, geometry))
+    location = model.locator(atlas, slice_settings() if args.refine else None, args.search_stack)(view)
+    n = location.normal.tolist()
+    euler = torch.rad2deg(matrix_to_euler(location.R, "xyz")).tolist()
+    print(f"plane normal:  ({n[0]:+.3f}, {n[1]:+.3f}, {n[2]:+.3f}) (atlas RAS)")
+    print(f"orientation:   tilt x {euler[0]:+.1f}, tilt y {euler[1]:+.1f}, in-plane z {euler[2]:+.1f} degrees "
+          "(extrinsic xyz Euler angles of the slice's volume)")  # fmt: skip
+    print(f"position:      {location.offset_mm:+.1f} mm from the atlas centre along the normal "
+          f"(slice {location.index:.1f} of {geometry.stack})")
+    print("stages:        " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in location.seconds.items()))
+    frame = slice_as_volume(view, geometry.spacing)
+    if args.out_transform is not None:
+        A, b = location.to_atlas(atlas.image.centre)
+        write_rigid_transform(args.out_transform, A, b, torch.zeros(3, dtype=torch.float64))
+        print(f"transform:     {args.out_transform} (ITK; slice frame of --out-input -> atlas)")
+    if args.out_input is not None:
+        save_nifti(frame, args.out_input)
+        print(f"input:         {args.out_input} (the slice on the network's grid, in the slice frame)")
+    if args.out_slice is not None:
+        atlas_slice = cut_slices(atlas.image, location.R, torch.tensor(location.index), geometry)
+        save_nifti(frame.with_data(atlas_slice[..., None]), args.out_slice)
+        print(f"atlas slice:   {args.out_slice} (the atlas cut at the predicted plane, same frame)")
+    return 0

@@ -1,0 +1,80 @@
+"""The working grid: the cube of voxels a volume or slice network sees, and where its atlas comes from.
+
+A trained network is tied to one grid (``shape`` voxels of ``spacing`` mm a side) and to the
+atlas it was trained against (the MNI152 2009a template of nilearn in one ``contrast``,
+resampled from its ``resolution_mm`` grid). Training configurations hold it as their ``atlas``
+section, model files record it, and ``posereg.data.load_atlas`` builds the atlas on it: one
+type, one atlas builder, one centring rule (the centre of mass of the brain mask).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+__all__ = ["Contrast", "WorkingGrid", "validation_message"]
+
+
+class Contrast(enum.Enum):
+    """MRI contrast of the atlas."""
+
+    T1 = "t1"
+    T2 = "t2"
+
+
+class WorkingGrid(BaseModel):
+    """An isotropic cube of voxels, RAS-aligned and centred on the atlas brain.
+
+    Attributes:
+        contrast: the atlas contrast (T1, or the T2-like image of ``posereg.data.atlas``).
+        shape: voxels per axis.
+        spacing: voxel size in mm.
+        resolution_mm: the nilearn template grid (1 or 2 mm) the atlas is resampled from.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contrast: Contrast = Contrast.T1
+    shape: StrictInt = Field(64, ge=4, le=512)
+    spacing: float = Field(3.0, gt=0.0, le=50.0, allow_inf_nan=False)
+    resolution_mm: Literal[1, 2] = 1
+
+    @property
+    def size(self) -> tuple[int, int, int]:
+        """``(shape, shape, shape)``."""
+        return (self.shape,) * 3
+
+    @property
+    def extent_mm(self) -> float:
+        """The side of the cube in mm."""
+        return self.shape * self.spacing
+
+    def record(self) -> dict[str, Any]:
+        """Plain data for model files and YAML (the contrast by its value, 't1' or 't2')."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_record(cls, values: Mapping[str, Any], where: str = "atlas") -> WorkingGrid:
+        """The grid of a ``record()`` (or a configuration's ``atlas`` section).
+
+        Raises:
+            ValueError: unknown keys or bad values, each named as ``where.key``.
+        """
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            raise ValueError(validation_message(exc, where)) from None
+        except TypeError as exc:
+            raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}") from None
+
+
+def validation_message(exc: ValidationError, where: str) -> str:
+    """pydantic's errors as ``where.key: message`` lines (one per error)."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in (where, *error["loc"]) if part != "")
+        lines.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(lines)

@@ -1,0 +1,62 @@
+"""The package's shape: every package star-imports, and inference commands never import training."""
+
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from posereg.data import Volume, WorkingGrid, save_nifti
+from posereg.models import CorrectionNet, VolumePoseNet
+from posereg.models.artifact import ModelArtifact, save_artifact
+from posereg.models.slice import SlicePoseNet
+from posereg.registration import save_pipeline_model
+
+PACKAGES = ["geometry", "losses", "models", "data", "registration", "evaluation", "training", "cli"]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_star_import_works_for_every_package(package):
+    namespace: dict = {}
+    exec(f"from posereg.{package} import *", namespace)  # noqa: S102 - the point of the test
+    module = importlib.import_module(f"posereg.{package}")
+    assert set(module.__all__) <= set(namespace), f"posereg.{package}.__all__ names what it lacks"
+
+
+_PROBE = """
+import json, sys
+from posereg.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("lightning", "pytorch_lightning", "lightning_fabric")
+                or m.startswith("posereg.training"))
+print(json.dumps({"code": code, "loaded": loaded}))
+"""
+
+
+def _probe(argv):
+    done = subprocess.run([sys.executable, "-c", _PROBE, *map(str, argv)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_register_and_locate_slice_import_neither_lightning_nor_training(tmp_path):
+    torch.manual_seed(0)
+    grid = WorkingGrid(shape=16, spacing=12.0, resolution_mm=2)
+    small = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
+    for net, name in ((VolumePoseNet(**small), "pose.pt"), (CorrectionNet(**small), "c.pt")):
+        save_artifact(ModelArtifact.of_network(net, {}, grid.record()), tmp_path / name)
+    save_pipeline_model(tmp_path / "pipeline.pt", tmp_path / "pose.pt", tmp_path / "c.pt")
+    head = torch.zeros(32, 32, 32)
+    head[6:26, 8:24, 10:22] = 1.0
+    save_nifti(Volume(head, torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))), tmp_path / "m.nii.gz")
+    register = _probe(["register", tmp_path / "m.nii.gz", "--model", tmp_path / "pipeline.pt", "--no-fallback",
+                       "--out-transform", tmp_path / "T.tfm"])  # fmt: skip
+    assert register["code"] in (0, 3) and register["loaded"] == []
+    assert (tmp_path / "T.tfm").is_file()
+    save_artifact(ModelArtifact.of_network(SlicePoseNet(width=0.125), {}, grid.record()), tmp_path / "slice.pt")
+    save_nifti(Volume(head[:, :, 16:17], torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))),
+               tmp_path / "s.nii.gz")  # fmt: skip
+    located = _probe(["locate-slice", tmp_path / "s.nii.gz", "--model", tmp_path / "slice.pt"])
+    assert located == {"code": 0, "loaded": []}
