@@ -1,4 +1,4 @@
-"""Build, cache and load the optional C kernels of ``posereg.geometry.fused`` (internal).
+"""Build, cache and load the optional C kernels of ``posereg.accel.fused`` (internal).
 
 ``_kernels.c`` (next to this file) is compiled on first use with the system C compiler
 (``$CC``, else Python's configured compiler, else ``cc``) into a shared library under the
@@ -14,8 +14,7 @@ then links ``libgomp.so.1``, which the dynamic loader binds to the copy torch ha
 loaded (same SONAME), so the kernels share torch's runtime and thread pool instead of
 starting a second one. When a build fails, the next configuration is tried (without
 OpenMP, without libmvec, without ISA flags, then plain ``-O2``); when all fail,
-``kernels()`` returns None once with a warning and the callers use the eager formulas. This
-module is the geometry layer's only file I/O, and it only touches the build cache.
+``kernels()`` returns None once with a warning and the callers use the eager formulas.
 """
 
 from __future__ import annotations
@@ -157,7 +156,7 @@ def kernels() -> Kernels | None:
     """The built kernels, or None (with one warning) when no configuration compiles."""
     compiler = _compiler()
     if compiler is None:
-        warnings.warn("posereg.geometry.fused: no C compiler found; using the eager formulas", stacklevel=2)
+        warnings.warn("posereg.accel.fused: no C compiler found; using the eager formulas", stacklevel=2)
         return None
     errors = []
     for flags, libs in _configurations():
@@ -165,6 +164,6 @@ def kernels() -> Kernels | None:
             return Kernels(_build(compiler, flags, libs), flags)
         except (OSError, RuntimeError, subprocess.SubprocessError) as err:
             errors.append(str(err))
-    warnings.warn(f"posereg.geometry.fused: building the C kernels failed; using the eager formulas ({errors[-1]})",
+    warnings.warn(f"posereg.accel.fused: building the C kernels failed; using the eager formulas ({errors[-1]})",
                   stacklevel=2)  # fmt: skip
     return None

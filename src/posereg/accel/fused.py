@@ -13,7 +13,7 @@ When the kernels do not apply, each function calls the eager version, so callers
 this module unconditionally: CUDA tensors, dtypes other than float32/float64, a machine
 without a C compiler (one warning), and inputs with NaN or inf (the eager function then
 raises its ``ValueError``). The first call builds the kernels (about a second; cached on
-disk, see ``posereg.geometry._native``).
+disk, see ``posereg.accel._native``).
 
 Gradients: the geodesic distance has a fused backward kernel (the derivative of
 ``atan2(|u|, c)`` in closed form, see ``_kernels.c``); the three conversions compute their
@@ -30,9 +30,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from posereg.accel._native import Kernels, kernels
 from posereg.geometry import quaternion, so3
 from posereg.geometry._checks import check_tensor
-from posereg.geometry._native import Kernels, kernels
 
 __all__ = ["available", "geodesic_distance", "matrix_to_rotvec", "quaternion_to_matrix", "rotvec_to_matrix"]
 

@@ -13,9 +13,9 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from posereg import geometry as g
-from posereg.geometry import _native, fused
+from posereg.accel import _native, fused
 
-from .conftest import DTYPES, TOL, adversarial_rotvecs, random_rotvecs
+from ..geometry.conftest import DTYPES, TOL, adversarial_rotvecs, random_rotvecs
 
 # (fused function, eager function, input maker (batch, dtype, generator) -> tensor)
 CONVERSIONS = {
@@ -33,7 +33,7 @@ def built_kernels():
     """The tests below test the kernels, not the fallback: where a C compiler exists, the
     build must succeed (the fallback tests at the end run everywhere)."""
     if _native._compiler() is None:
-        pytest.skip("no C compiler: posereg.geometry.fused runs the eager formulas here")
+        pytest.skip("no C compiler: posereg.accel.fused runs the eager formulas here")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fused.available(), "the C kernels did not build on this machine"
