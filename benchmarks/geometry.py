@@ -2,7 +2,7 @@
 
 Rows: rotation vector -> matrix, matrix -> rotation vector, quaternion -> matrix, geodesic
 distance between two batches, forward + backward of the mean geodesic distance. Columns:
-posereg (eager), posereg.geometry.fused (compact C kernels), RoMa, kornia, PyPose, theseus'
+posereg (eager), posereg.accel.fused (compact C kernels), RoMa, kornia, PyPose, theseus'
 torchlie, geomstats (PyTorch backend) and scipy (float64 NumPy, no autograd: reference
 only). All torch libraries get the same float32 tensors; timings are medians of repeated
 round-robin samples (one sample per library in turn), so drifts of a shared machine hit
@@ -54,7 +54,7 @@ def _libraries():  # type: ignore[no-untyped-def]
     from scipy.spatial.transform import Rotation
 
     from posereg import geometry as g
-    from posereg.geometry import fused
+    from posereg.accel import fused
 
     os.environ.setdefault("GEOMSTATS_BACKEND", "pytorch")
     with warnings.catch_warnings():
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
     libs = _libraries()
     from posereg.evaluation.report import write_report
-    from posereg.geometry import _native
+    from posereg.accel import _native
 
     kernels = _native.kernels()
     fused_build = ("not built: posereg.fused runs the eager formulas" if kernels is None else
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "pytorch3d has no wheel for this torch/CPU and is not included.",
         "",
         "`posereg / best peer`: posereg eager time divided by the fastest differentiable PyTorch peer (<= 1.00 means posereg is "
-        "at least as fast); in brackets the same for `posereg.geometry.fused`. `copy floor`: `dst.copy_(src)` of the op's "
+        "at least as fast); in brackets the same for `posereg.accel.fused`. `copy floor`: `dst.copy_(src)` of the op's "
         "output bytes (conversions) or input bytes (distances) in this run; `best posereg / floor` uses the faster posereg path.",
     ]
     print("\n".join(head), flush=True)

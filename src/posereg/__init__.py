@@ -2,7 +2,8 @@
 
 Layers, each importing only those listed before it: ``geometry`` (pure tensor maths),
 ``losses``, ``models``, ``data``, ``registration``, ``evaluation``, ``training`` and the
-``posereg`` command line (``posereg.cli``).
+``posereg`` command line (``posereg.cli``). ``accel`` (optional compiled CPU kernels for
+the hottest geometry functions) imports ``geometry`` only, and no layer imports it.
 """
 
 from importlib.metadata import PackageNotFoundError, version

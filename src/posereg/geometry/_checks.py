@@ -9,8 +9,8 @@ The finiteness check is the expensive part of validation at large batch sizes
 core), so it first checks ``isfinite(x.sum())`` (one read, 0.7 ms) and only re-checks
 element by element when that sum is not finite (it may overflow for huge, finite inputs).
 Checks are skipped while ``torch.compile`` traces, where data-dependent branches would
-break the graph. The fused C kernels check shapes here and finiteness through a checksum
-they compute in the same pass (``posereg.geometry.fused``).
+break the graph. The optional fused C kernels (``posereg.accel.fused``, outside this
+layer) check shapes here and finiteness through a checksum they compute in the same pass.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def quaternion_matrix_entries(w: Tensor, x: Tensor, y: Tensor, z: Tensor, s: Ten
     ``R = I + s (w [v]x + [v]x^2)`` written out entry by entry (Shoemake 1985), exact for
     any non-zero quaternion when ``s = 2 / |q|^2`` and for unit ones when ``s = 2``. Kept
     as a list so that callers choose the memory layout (``join`` for ``(..., 3, 3)``).
-    ``_kernels.c`` (``posereg.geometry.fused``) writes out the same entries.
+    ``posereg/accel/_kernels.c`` (``posereg.accel.fused``) writes out the same entries.
     """
     sx, sy, sz = s * x, s * y, s * z
     xx, yy, zz = sx * x, sy * y, sz * z

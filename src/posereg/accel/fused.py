@@ -11,9 +11,10 @@ See docs/benchmarks/geometry.md for the numbers.
 
 When the kernels do not apply, each function calls the eager version, so callers can use
 this module unconditionally: CUDA tensors, dtypes other than float32/float64, a machine
-without a C compiler (one warning), and inputs with NaN or inf (the eager function then
-raises its ``ValueError``). The first call builds the kernels (about a second; cached on
-disk, see ``posereg.geometry._native``).
+without a C compiler or with an unsafe kernel cache (one warning), ``POSEREG_NO_NATIVE=1``
+(no warning), and inputs with NaN or inf (the eager function then raises its
+``ValueError``). The first call builds the kernels (about a second; cached on disk in a
+private directory, see ``posereg.accel._native``).
 
 Gradients: the geodesic distance has a fused backward kernel (the derivative of
 ``atan2(|u|, c)`` in closed form, see ``_kernels.c``); the three conversions compute their
@@ -30,18 +31,26 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from posereg.accel import _native
+from posereg.accel._native import Kernels, kernels
 from posereg.geometry import quaternion, so3
 from posereg.geometry._checks import check_tensor
-from posereg.geometry._native import Kernels, kernels
 
-__all__ = ["available", "geodesic_distance", "matrix_to_rotvec", "quaternion_to_matrix", "rotvec_to_matrix"]
+__all__ = ["available", "geodesic_distance", "matrix_to_rotvec", "quaternion_to_matrix", "reset", "rotvec_to_matrix"]
 
 _DTYPES = (torch.float32, torch.float64)
 
 
 def available() -> bool:
-    """Whether the C kernels are built and loaded (CPU float32/float64 inputs use them)."""
+    """Whether the C kernels are built and loaded (CPU float32/float64 inputs use them);
+    False under ``POSEREG_NO_NATIVE=1``. Builds them on the first call."""
     return kernels() is not None
+
+
+def reset() -> None:
+    """Forget whether the kernels were loaded: the next call reads ``POSEREG_NO_NATIVE`` and
+    ``POSEREG_CACHE_DIR`` again and re-checks the cache (``posereg.accel._native.reset``)."""
+    _native.reset()
 
 
 def _kernels_for(*tensors: Tensor) -> Kernels | None:

@@ -1,5 +1,5 @@
-/* Compact CPU kernels behind posereg.geometry.fused (optional; built on first use by
-   posereg/geometry/_native.py with the system C compiler, loaded with ctypes).
+/* Compact CPU kernels behind posereg.accel.fused (optional; built on first use by
+   posereg/accel/_native.py with the system C compiler, loaded with ctypes).
 
    Why: the eager formulas of so3.py / quaternion.py run as 10-40 tensor kernels with a
    temporary each, 10-80x above the memory floor at large batches. Here each kernel walks

@@ -13,9 +13,9 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from posereg import geometry as g
-from posereg.geometry import _native, fused
+from posereg.accel import _native, fused
 
-from .conftest import DTYPES, TOL, adversarial_rotvecs, random_rotvecs
+from ..geometry.conftest import DTYPES, TOL, adversarial_rotvecs, random_rotvecs
 
 # (fused function, eager function, input maker (batch, dtype, generator) -> tensor)
 CONVERSIONS = {
@@ -28,12 +28,25 @@ CONVERSIONS = {
 }  # fmt: skip
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test here builds into (and loads from) a fresh cache of its own, not the user's,
+    with the kernels' load decided afresh, and forgotten again afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POSEREG_CACHE_DIR", str(tmp_path_factory.mktemp("posereg-cache")))
+        fused.reset()
+        yield
+        fused.reset()
+
+
 @pytest.fixture(scope="module")
 def built_kernels():
     """The tests below test the kernels, not the fallback: where a C compiler exists, the
     build must succeed (the fallback tests at the end run everywhere)."""
+    if _native.native_disabled():
+        pytest.skip("POSEREG_NO_NATIVE is set: posereg.accel.fused runs the eager formulas")
     if _native._compiler() is None:
-        pytest.skip("no C compiler: posereg.geometry.fused runs the eager formulas here")
+        pytest.skip("no C compiler: posereg.accel.fused runs the eager formulas here")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fused.available(), "the C kernels did not build on this machine"
@@ -239,12 +252,19 @@ def test_missing_kernels_fall_back_to_eager(monkeypatch):
 
 def test_failed_build_warns_and_returns_none(monkeypatch, tmp_path):
     monkeypatch.setenv("POSEREG_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("POSEREG_NO_NATIVE", raising=False)
     monkeypatch.setattr(_native, "_configurations", lambda: [(("-definitely-not-a-flag",), ())])
-    with pytest.warns(UserWarning, match="building the C kernels failed"):
-        assert _native.kernels.__wrapped__() is None
-    monkeypatch.setattr(_native, "_compiler", lambda: None)
-    with pytest.warns(UserWarning, match="no C compiler"):
-        assert _native.kernels.__wrapped__() is None
+    try:
+        if _native._compiler() is not None:
+            fused.reset()
+            with pytest.warns(UserWarning, match="building the C kernels failed"):
+                assert _native.kernels() is None
+        monkeypatch.setattr(_native, "_compiler", lambda: None)
+        fused.reset()
+        with pytest.warns(UserWarning, match="no C compiler"):
+            assert not fused.available()
+    finally:
+        fused.reset()
 
 
 @needs_kernels
@@ -255,7 +275,7 @@ def test_build_is_cached_by_content(monkeypatch, tmp_path):
     first = _native._build(compiler, flags, libs)
     mtime = first.stat().st_mtime_ns
     assert _native._build(compiler, flags, libs) == first and first.stat().st_mtime_ns == mtime
-    assert first.parent == tmp_path / "kernels" and list(first.parent.iterdir()) == [first]
+    assert first.parent == tmp_path / "kernels" and list(first.parent.iterdir()) == [first]  # no temporary left
     plain = _native.Kernels(first, flags)
     v = torch.randn(33, 3, dtype=torch.float64)
     out = torch.empty(33, 3, 3, dtype=torch.float64)
