@@ -14,7 +14,7 @@ from posereg.models.artifact import ModelArtifact, save_artifact
 from posereg.models.slice import SlicePoseNet
 from posereg.registration import save_pipeline_model
 
-PACKAGES = ["geometry", "losses", "models", "data", "registration", "evaluation", "training", "cli"]
+PACKAGES = ["geometry", "accel", "losses", "models", "data", "registration", "evaluation", "training", "cli"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

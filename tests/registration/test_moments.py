@@ -58,7 +58,7 @@ def test_skewness_rule_is_exact_on_asymmetric_shapes_and_flips_on_brains(small_a
     moving = fixed.with_data(move_volume(fixed, R, torch.zeros(3, dtype=F64))[0, 0])
     R_hat, _ = principal_axes_alignment(fixed, moving, signs=SignChoice.SKEWNESS)
     assert math.degrees(g.geodesic_distance(R_hat, R)) < 2.0
-    # A brain is nearly left-right symmetric: the skewness signs are unreliable (REFERENCE.md).
+    # A brain is nearly left-right symmetric: the skewness signs are unreliable.
     errors = []
     for i in range(6):
         Ri = g.random_rotation((), generator=torch.Generator().manual_seed(70 + i), dtype=F64)

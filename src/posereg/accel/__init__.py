@@ -23,3 +23,5 @@ Environment variables:
 Both are read at the first use of the kernels in a process; ``fused.reset()`` makes the
 next call read them again.
 """
+
+__all__: list[str] = []  # the functions are in posereg.accel.fused, imported on purpose

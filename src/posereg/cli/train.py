@@ -11,38 +11,32 @@ from posereg.cli._common import fail
 __all__ = ["add_parser", "run_reloc", "run_slice", "run_volume"]
 
 
+_TASKS = (
+    ("volume", "Salehi et al.'s volume Pose-Net or Correction-Net on synthetic MNI152 subjects",
+     "Two-stage training (rotation-vector MSE, then geodesic) with checkpoints, CSV and TensorBoard logs under "
+     "--output, and the final weights in OUTPUT/model.pt.", "configs/volume_pose.yaml"),
+    ("slice", "Salehi et al.'s slice Pose-Net (2D ResNet-18: rotation + slice index) on synthetic MNI152 slices",
+     "Two-stage training (rotation-vector MSE, then geodesic; squared slice-index error beside both) with "
+     "checkpoints, CSV and TensorBoard logs under --output, and OUTPUT/model.pt.", "configs/slice_pose.yaml"),
+    ("reloc", "PoseNet camera relocalisation on a synthetic scene (loss.kind: beta, homoscedastic, reprojection, se3)",
+     "Renders (or reads from data.cache) the scene's training and test sequences and trains PoseNet with the loss "
+     "that loss.kind names: Kendall & Cipolla's beta-weighted or learned homoscedastic weights, their reprojection "
+     "fine-tune (model.init_from a homoscedastic model.pt), or Hou et al.'s SE(3) geodesic loss with weights from "
+     "the training poses. Checkpoints, CSV and TensorBoard logs under --output, the final weights in "
+     "OUTPUT/model.pt.", "configs/reloc_room.yaml"),
+)  # fmt: skip
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and its tasks."""
     train = sub.add_parser("train", help="train a network from a YAML configuration",
                            description="Train posereg's networks; see configs/ for examples.")  # fmt: skip
     tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
-    p = tasks.add_parser(
-        "volume",
-        help="Salehi et al.'s volume Pose-Net or Correction-Net on synthetic MNI152 subjects",
-        description="Two-stage training (rotation-vector MSE, then geodesic) with checkpoints, CSV and "
-        "TensorBoard logs under --output, and the final weights in OUTPUT/model.pt.",
-    )
-    _add_training_arguments(p, "configs/volume_pose.yaml")
-    p.set_defaults(func=run_volume)
-    p = tasks.add_parser(
-        "slice",
-        help="Salehi et al.'s slice Pose-Net (2D ResNet-18: rotation + slice index) on synthetic MNI152 slices",
-        description="Two-stage training (rotation-vector MSE, then geodesic; squared slice-index error "
-        "beside both) with checkpoints, CSV and TensorBoard logs under --output, and OUTPUT/model.pt.",
-    )
-    _add_training_arguments(p, "configs/slice_pose.yaml")
-    p.set_defaults(func=run_slice)
-    p = tasks.add_parser(
-        "reloc",
-        help="PoseNet camera relocalisation on a synthetic scene (loss.kind: beta, homoscedastic, reprojection, se3)",
-        description="Renders (or reads from data.cache) the scene's training and test sequences and trains "
-        "PoseNet with the loss that loss.kind names: Kendall & Cipolla's beta-weighted or learned homoscedastic "
-        "weights, their reprojection fine-tune (model.init_from a homoscedastic model.pt), or Hou et al.'s "
-        "SE(3) geodesic loss with weights from the training poses. Checkpoints, CSV and TensorBoard logs "
-        "under --output, the final weights in OUTPUT/model.pt.",
-    )
-    _add_training_arguments(p, "configs/reloc_room.yaml")
-    p.set_defaults(func=run_reloc)
+    runs = {"volume": run_volume, "slice": run_slice, "reloc": run_reloc}
+    for name, summary, description, example in _TASKS:
+        p = tasks.add_parser(name, help=summary, description=description)
+        _add_training_arguments(p, example)
+        p.set_defaults(func=runs[name])
 
 
 def _add_training_arguments(p: argparse.ArgumentParser, example: str) -> None:

@@ -219,7 +219,7 @@ def brain_mask(data: Tensor, fraction: float = 0.1) -> Tensor:
 
     The threshold (``threshold_mask``) is ``fraction`` of the 99th percentile of the
     non-zero voxels, which removes background noise (principal-axes alignment flips by 180
-    degrees when noise outside the head is left in, REFERENCE.md).
+    degrees when noise outside the head is left in, as measured on noisy copies of the MNI152 template).
 
     Args:
         data: ``(I, J, K)`` intensities (non-negative).

@@ -1,7 +1,9 @@
-"""Evaluation: errors with units, rotation-magnitude bins, synthetic test cases, plots.
+"""Evaluation: errors with units, rotation-magnitude bins, synthetic test cases, reports, plots.
 
-Plain results (numbers and dataclasses); plotting lives in ``plots`` and imports
-matplotlib only when called. Nothing here prints.
+Plain results (numbers and dataclasses): metrics, bins, cases, relocalisation errors, the
+``posereg demo`` runner and summary (``volume_demo``), the lines and JSON record of a
+registration result (``registration_report``), Markdown reports and timing for benchmarks.
+Plotting lives in ``plots`` and imports matplotlib only when called. Nothing here prints.
 """
 
 from posereg.evaluation.bins import bin_indices, equal_count_edges

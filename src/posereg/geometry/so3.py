@@ -6,7 +6,7 @@ coordinates ``v`` with ``R = exp([v]x)``). All functions accept any leading batc
 dimensions, float32 and float64, CPU and CUDA, and are differentiable with finite
 values and gradients at angle 0 and pi.
 
-Formulas (see ``shared/REFERENCE.md``): Rodrigues' exp in half-angle form; log through
+Formulas (Rodrigues; Markley 2008; Huynh 2009 for the distance): Rodrigues' exp in half-angle form; log through
 the largest-diagonal quaternion (Markley 2008); the geodesic (bi-invariant) distance
 ``d(R1, R2) = |log(R1^T R2)|`` (Salehi et al. 2018 eq. 7-10; Huynh 2009 Phi_6) computed as
 ``atan2(|vee(M - M^T)|, tr M - 1)``, accurate at 0 and pi.

@@ -1,4 +1,4 @@
-"""PoseNet's beta-weighted loss (Kendall & Cipolla 2017, eq. 3 in REFERENCE.md).
+"""PoseNet's beta-weighted loss (Kendall & Cipolla 2017, eq. 3: ``|p - p_hat|_gamma + beta |q - q_hat / |q_hat||_gamma``).
 
 ``L_beta = |p - p_hat|_gamma + beta |q - q_hat / |q_hat| |_gamma``: ``p`` is the camera
 position (centre) and ``q`` the unit quaternion ``(w, x, y, z)`` of the orientation, in

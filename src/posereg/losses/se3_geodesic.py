@@ -4,7 +4,7 @@ A pose is the 6-vector ``xi = (omega, t)`` of the split chart SO(3) x R^3 (rotat
 radians, then translation), as Hou et al. parameterise network outputs; it maps a source
 frame into a target frame, ``x_target = exp([omega]x) x_source + t``. SE(3) carries the
 left-invariant metric of a 6x6 SPD matrix ``W`` at the identity. The loss is the squared
-geodesic distance in its practical form (REFERENCE.md)
+geodesic distance in its practical form (Hou et al. 2018, sec. 3; their public code)
 
     ``d^2 = v^T W v``,  ``v = Log_{y_hat}(y) = (log(R_hat^T R), R_hat^T (t - t_hat))``,
 

@@ -1,6 +1,6 @@
 """Salehi et al. (2018)'s 3D networks: the volume Pose-Net and the Correction-Net.
 
-Feature extractor (their 3D->3D network, REFERENCE.md): 3x3x3 convolutions with 8, 32, 32,
+Feature extractor (Salehi et al. 2018, their 3D->3D network; the kernel size, lost from the text, is taken as 3): 3x3x3 convolutions with 8, 32, 32,
 64, 64 kernels, each with batch normalisation and ReLU, 3D max-pooling by 2 before the 2nd
 and 3rd convolution; then fully connected layers 512, 512, 256 (BN + ReLU) and an output
 head. Flattening a 16^3 x 64 map into FC-512 would need 134 M weights (0.5 GB), so posereg

@@ -7,7 +7,7 @@ One local optimiser, started from different places:
 - VVR-Deep: the networks' estimate as the start (``posereg.registration.pipeline``);
 - VVR-Search: the best of a coarse search over start rotations (``search``).
 
-Settings follow what works on this data (REFERENCE.md): Mattes mutual information on 25%
+Settings follow what worked on the MNI152 data in posereg's measurements (docs/benchmarks/): Mattes mutual information on 25%
 of the voxels (seeded; with 10% the stochastic gradient kept the optimiser from settling
 within 200 iterations per level and left 2-6 degrees of error at 15-degree starts), an ``Euler3DTransform`` about the fixed grid centre, regular-step
 gradient descent with scales from physical shifts, a 3-level pyramid (shrink 4/2/1,

@@ -2,7 +2,7 @@
 
 Each image's intensity-weighted centroid and second-moment (inertia) matrix are computed in
 RAS millimetres over its brain mask (background noise left in biases the moments and flips
-the axes, REFERENCE.md). With ``moving(y) = fixed(T^-1 y)`` and ``T(x) = R (x - c) + c + t``,
+the axes by 180 degrees, as measured on noisy copies of the MNI152 template). With ``moving(y) = fixed(T^-1 y)`` and ``T(x) = R (x - c) + c + t``,
 the moments satisfy ``C_m = R C_f R^T``, so ``R = E_m D E_f^T`` for the eigenvector matrices
 ``E`` and a diagonal sign matrix ``D`` with ``det R = 1``. The four proper sign choices
 cannot be told apart by third moments on brains (nearly left-right symmetric: the skewness
