@@ -1,17 +1,10 @@
-"""What several commands share: the model and atlas arguments, and the one-line error report."""
+"""What several commands share: the model, atlas and grid arguments, and time formatting."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-__all__ = ["add_atlas_arguments", "atlas_on", "fail", "load_model", "seconds_text", "working_grid"]
-
-
-def fail(command: str, error: BaseException | str) -> int:
-    """Print ``posereg COMMAND: what went wrong`` on stderr; returns the exit status 2 (bad input)."""
-    print(f"posereg {command}: {error}", file=sys.stderr)
-    return 2
+__all__ = ["add_atlas_arguments", "atlas_on", "load_model", "seconds_text", "working_grid"]
 
 
 def seconds_text(s: float) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from posereg.cli._common import fail
-
 __all__ = ["add_parser", "run"]
 
 
@@ -30,12 +28,9 @@ def run(args: argparse.Namespace) -> int:
     """Bundle the networks and describe the file written."""
     from posereg.registration import load_pipeline_model, save_pipeline_model
 
-    try:
-        save_pipeline_model(args.output, args.pose, args.correction, correction_steps=args.correction_steps,
-                            pose_steps=args.pose_steps, half=args.half)  # fmt: skip
-        model = load_pipeline_model(args.output)
-    except (FileNotFoundError, ValueError) as exc:
-        return fail("bundle", exc)
+    save_pipeline_model(args.output, args.pose, args.correction, correction_steps=args.correction_steps,
+                        pose_steps=args.pose_steps, half=args.half)  # fmt: skip
+    model = load_pipeline_model(args.output)
     g = model.grid
     print(f"wrote {args.output}: Pose-Net{' + Correction-Net' if model.correction is not None else ''}, "
           f"{model.pose_steps} pose and {model.correction_steps} correction pass(es), "

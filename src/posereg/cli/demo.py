@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from posereg.cli._common import fail, load_model, seconds_text
+from posereg.cli._common import load_model, seconds_text
 
 __all__ = ["add_parser", "run"]
 
@@ -40,11 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from posereg.evaluation.volume_demo import METHODS, run_volume_demo, summarise_demo
 
     if args.subjects < 1 or not args.angles or any(not 0 <= a <= 180 for a in args.angles):
-        return fail("demo", "--subjects must be >= 1 and --angles within [0, 180] degrees")
-    try:
-        model = load_model(args)
-    except (FileNotFoundError, ValueError) as exc:
-        return fail("demo", exc)
+        raise ValueError("--subjects must be >= 1 and --angles within [0, 180] degrees")
+    model = load_model(args)
     g = model.grid
     print(f"posereg demo: rigid registration of held-out synthetic subjects to the MNI152 {g.contrast.value.upper()} "
           f"atlas ({g.shape}^3 voxels of {g.spacing:g} mm)")  # fmt: skip

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from posereg.cli._common import fail
-
 __all__ = ["add_parser", "run_reloc"]
 
 
@@ -32,10 +30,7 @@ def run_reloc(args: argparse.Namespace) -> int:
     from posereg.evaluation.plots import camera_positions
     from posereg.training.reloc import evaluate_reloc_model
 
-    try:
-        result, config = evaluate_reloc_model(args.model, progress=not args.quiet)
-    except (FileNotFoundError, ValueError) as exc:
-        return fail("evaluate reloc", exc)
+    result, config = evaluate_reloc_model(args.model, progress=not args.quiet)
     p, r = result.position_m, result.rotation_deg
     print(f"scene {config.data.scene}, loss {config.loss.kind.value}: {p.numel()} test frames "
           f"({config.data.test_sequences} sequences)")  # fmt: skip

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 
-from posereg.cli._common import fail
-
 __all__ = ["add_parser", "run"]
 
 
@@ -29,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from posereg import geometry as g
 
     if args.count < 1:
-        return fail("geometry", "--count must be at least 1")
+        raise ValueError("--count must be at least 1")
     gen = torch.Generator().manual_seed(args.seed)
     dtype = torch.float64
     R = g.random_rotation(args.count, generator=gen, dtype=dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from posereg.cli._common import add_atlas_arguments, atlas_on, fail, working_grid
+from posereg.cli._common import add_atlas_arguments, atlas_on, working_grid
 
 __all__ = ["add_parser", "run"]
 
@@ -43,12 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from posereg.registration.slice import slice_as_volume, slice_settings
     from posereg.registration.slice_model import load_slice_model
 
-    try:
-        model = load_slice_model(args.model)
-        image, spacing = load_slice_nifti(args.slice)
-        atlas = atlas_on(args, working_grid(args, model.grid))
-    except (FileNotFoundError, ValueError) as exc:
-        return fail("locate-slice", exc)
+    model = load_slice_model(args.model)
+    image, spacing = load_slice_nifti(args.slice)
+    atlas = atlas_on(args, working_grid(args, model.grid))
     geometry = model.geometry
     view = preprocess_slice(slice_to_grid(image, spacing, geometry))
     location = model.locator(atlas, slice_settings() if args.refine else None, args.search_stack)(view)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from posereg.cli._common import add_atlas_arguments, atlas_on, fail, load_model, working_grid
+from posereg.cli._common import add_atlas_arguments, atlas_on, load_model, working_grid
 
 __all__ = ["DOUBTFUL_EXIT", "add_parser", "run"]
 
@@ -48,12 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from posereg.evaluation.registration_report import result_lines, result_record
     from posereg.registration import IntensitySettings, register_checked, write_rigid_transform
 
-    try:
-        model = load_model(args)
-        moving = load_nifti(args.moving)
-        atlas = atlas_on(args, working_grid(args, model.grid))
-    except (FileNotFoundError, ValueError) as exc:
-        return fail("register", exc)
+    model = load_model(args)
+    moving = load_nifti(args.moving)
+    atlas = atlas_on(args, working_grid(args, model.grid))
     pipeline = model.pipeline(atlas, IntensitySettings() if args.refine else None)
     checked = register_checked(pipeline, moving, fallback=not args.no_fallback)
     result = checked.result

@@ -6,8 +6,6 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from posereg.cli._common import fail
-
 __all__ = ["add_parser", "run_reloc", "run_slice", "run_volume"]
 
 
@@ -52,7 +50,7 @@ def run_volume(args: argparse.Namespace) -> int:
     from posereg.training.config import load_volume_config
     from posereg.training.volume import train_volume
 
-    return _train(args, "train volume", load_volume_config, train_volume)
+    return _train(args, load_volume_config, train_volume)
 
 
 def run_slice(args: argparse.Namespace) -> int:
@@ -60,7 +58,7 @@ def run_slice(args: argparse.Namespace) -> int:
     from posereg.training.slice import train_slice
     from posereg.training.slice_config import load_slice_config
 
-    return _train(args, "train slice", load_slice_config, train_slice)
+    return _train(args, load_slice_config, train_slice)
 
 
 def run_reloc(args: argparse.Namespace) -> int:
@@ -68,15 +66,12 @@ def run_reloc(args: argparse.Namespace) -> int:
     from posereg.training.reloc import train_reloc
     from posereg.training.reloc_config import load_reloc_config
 
-    return _train(args, "train reloc", load_reloc_config, train_reloc)
+    return _train(args, load_reloc_config, train_reloc)
 
 
-def _train(args: argparse.Namespace, command: str, load_config: Callable[[str], Any], train: Callable[..., Any]) -> int:
+def _train(args: argparse.Namespace, load_config: Callable[[str], Any], train: Callable[..., Any]) -> int:
     """Load the configuration, train, and print where the run's outputs are."""
-    try:
-        config = load_config(args.config)
-    except (FileNotFoundError, ValueError) as exc:
-        return fail(command, exc)
+    config = load_config(args.config)
     result = train(config, args.output, accelerator=args.accelerator, progress=not args.quiet)
     print(f"trained {config.to_dict()['network']} network in {result.seconds:.0f} s")
     print(f"  model:       {result.model_path}")
