@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spacing", type=float, help="working grid spacing in mm (default: the model's)")
     p.add_argument("--model", help="pipeline model file (default: the bundled one; see 'posereg bundle')")
     p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
-    p.add_argument("--out-transform", required=True, help="output ITK transform file (.tfm)")
+    p.add_argument("--out-transform", required=True,
+                   help="output transform: ITK text (.tfm, .txt), ITK HDF5 (.h5) or ANTs/MATLAB (.mat)")  # fmt: skip
     p.add_argument("--out-image", help="output aligned image (NIfTI)")
     p.add_argument("--out-result", help="output: the result, its quality measures and verdict (JSON)")
     p.add_argument("--no-fallback", action="store_true",
@@ -44,21 +45,30 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from posereg.data import load_nifti, save_nifti
+    from posereg._files import atomic_outputs, check_outputs
+    from posereg.data import XformCode, load_nifti, save_nifti
     from posereg.evaluation.registration_report import result_lines, result_record
     from posereg.registration import IntensitySettings, register_checked, write_rigid_transform
+    from posereg.registration.itk import TRANSFORM_SUFFIXES
 
+    outputs = {"--out-transform": args.out_transform, "--out-image": args.out_image, "--out-result": args.out_result}
+    check_outputs(outputs, [args.moving, args.atlas, args.model],
+                  {"--out-transform": TRANSFORM_SUFFIXES, "--out-image": (".nii", ".nii.gz"), "--out-result": (".json",)})
     model = load_model(args)
     moving = load_nifti(args.moving)
     atlas = atlas_on(args, working_grid(args, model.grid))
     pipeline = model.pipeline(atlas, IntensitySettings() if args.refine else None)
     checked = register_checked(pipeline, moving, fallback=not args.no_fallback)
     result = checked.result
-    write_rigid_transform(args.out_transform, result.R, result.t, result.centre)
-    if args.out_image is not None:
-        save_nifti(pipeline.aligned_image(moving, result), args.out_image)
-    if args.out_result is not None:
-        Path(args.out_result).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
+    wanted = [p for p in outputs.values() if p is not None]
+    with atomic_outputs(wanted) as temporary:  # all outputs appear together, or none
+        written = dict(zip(wanted, temporary, strict=True))
+        write_rigid_transform(written[args.out_transform], result.R, result.t, result.centre)
+        if args.out_image is not None:
+            space = XformCode.MNI152 if args.atlas is None else XformCode.ALIGNED
+            save_nifti(pipeline.aligned_image(moving, result), written[args.out_image], xform_code=space)
+        if args.out_result is not None:
+            Path(written[args.out_result]).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
     for line in result_lines(checked):
         print(line)
     print(f"transform:   {args.out_transform} (ITK, LPS, atlas -> moving: resample the moving image with it)")

@@ -32,6 +32,7 @@ from posereg.data.synthetic import (
 )
 from posereg.data.volume import (
     Volume,
+    XformCode,
     brain_mask,
     isotropic_affine,
     load_nifti,
@@ -41,7 +42,7 @@ from posereg.data.volume import (
 )
 
 __all__ = [
-    "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation", "WorkingGrid",
+    "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation", "WorkingGrid", "XformCode",
     "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity", "scan_intensity_range",
     "rician_noise", "scanner_effects", "subject_seed", "synthesize_subject",
     "Volume", "antialiased", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",

@@ -67,7 +67,7 @@ class WorkingGrid(BaseModel):
             return cls.model_validate(dict(values))
         except ValidationError as exc:
             raise ValueError(validation_message(exc, where)) from None
-        except TypeError as exc:
+        except TypeError:
             raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}") from None
 
 

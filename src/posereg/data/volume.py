@@ -10,15 +10,20 @@ converts where it talks to them.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Volume", "brain_mask", "load_nifti", "normalize_intensity", "save_nifti"]
+if TYPE_CHECKING:
+    from posereg.data.image_checks import ImageLimits
+
+__all__ = ["Volume", "XformCode", "brain_mask", "load_nifti", "normalize_intensity", "save_nifti"]
 
 
 @dataclass(frozen=True)
@@ -83,24 +88,29 @@ def check_affine(affine: object, name: str = "affine") -> Tensor:
     return a
 
 
-def load_nifti(path: str | Path) -> Volume:
+def load_nifti(path: str | Path, limits: ImageLimits | None = None) -> Volume:
     """Read a 3D NIfTI image and reorient it to the closest canonical (RAS+) voxel order.
 
     Reorientation permutes and flips axes only (no resampling), so that ``i, j, k`` increase
-    roughly towards Right, Anterior, Superior whatever orientation the scanner stored.
+    roughly towards Right, Anterior, Superior whatever orientation the scanner stored. The
+    header is checked against ``limits`` before any voxel is read (``image_checks.check_header``).
 
     Args:
         path: a ``.nii`` or ``.nii.gz`` file.
+        limits: bounds on the grid (default ``ImageLimits()``).
 
     Returns:
         ``Volume`` with float32 data and the float64 affine of the canonical grid.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a readable NIfTI image, more than three dimensions (a 4D series;
-            pick one volume first), all-zero or non-finite data, or a non-invertible affine.
+        ValueError: not a readable NIfTI image (truncated, foreign), more than three
+            dimensions (a 4D series; pick one volume first), complex data, a grid outside the
+            limits, all-zero or non-finite data, or a non-invertible affine.
     """
     import nibabel as nib
+
+    from posereg.data.image_checks import ImageLimits, check_header
 
     path = Path(path)
     if not path.is_file():
@@ -114,12 +124,16 @@ def load_nifti(path: str | Path) -> Volume:
         image = image.slicer[..., 0]
     elif len(shape) != 3:
         raise ValueError(f"{path}: expected a 3D volume, got shape {shape} (select one volume of a 4D series first)")
-    check_affine(torch.as_tensor(np.asarray(image.affine, dtype=np.float64)), f"{path}: affine")
+    if np.dtype(image.get_data_dtype()).kind == "c":
+        raise ValueError(f"{path}: complex data (select the magnitude image first)")
+    affine = check_affine(torch.as_tensor(np.asarray(image.affine, dtype=np.float64)), f"{path}: affine")
+    check_header(image.shape, torch.linalg.vector_norm(affine[:3, :3], dim=0).tolist(), str(path),
+                 ImageLimits() if limits is None else limits)  # fmt: skip
     image = nib.as_closest_canonical(image)
     try:
         data = np.asarray(image.get_fdata(dtype=np.float32))
-    except Exception as exc:
-        raise ValueError(f"{path}: the image data cannot be read ({exc})") from exc
+    except Exception as exc:  # truncated data: EOFError, zlib errors, OSError
+        raise ValueError(f"{path}: the image data cannot be read ({type(exc).__name__}: {exc})") from exc
     if not np.isfinite(data).all():
         raise ValueError(f"{path}: the image contains NaN or inf")
     if not np.any(data):
@@ -127,15 +141,30 @@ def load_nifti(path: str | Path) -> Volume:
     return Volume(torch.from_numpy(np.ascontiguousarray(data)), torch.as_tensor(image.affine, dtype=torch.float64))
 
 
-def save_nifti(volume: Volume, path: str | Path) -> None:
-    """Write ``volume`` as NIfTI (float32), with its affine as both qform and sform."""
+class XformCode(enum.IntEnum):
+    """What a NIfTI image's world frame is (the qform/sform code of the NIfTI-1 standard)."""
+
+    SCANNER = 1  # the scanner's frame: a scan as acquired
+    ALIGNED = 2  # aligned to another image (e.g. a user's atlas)
+    MNI152 = 4  # MNI152 space (e.g. resampled onto posereg's bundled atlas)
+
+
+def save_nifti(volume: Volume, path: str | Path, *, xform_code: XformCode = XformCode.SCANNER) -> None:
+    """Write ``volume`` as NIfTI (float32, mm), atomically: a reader sees the old file or the new one.
+
+    The affine is stored as both qform and sform with ``xform_code``; the spatial unit is mm.
+    """
     import nibabel as nib
 
-    image = nib.Nifti1Image(volume.data.detach().cpu().to(torch.float32).numpy(), volume.affine.cpu().numpy())
-    image.set_qform(volume.affine.cpu().numpy(), code=1)
-    image.set_sform(volume.affine.cpu().numpy(), code=1)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    nib.save(image, str(path))
+    from posereg._files import atomic_path
+
+    affine = volume.affine.cpu().numpy()
+    image = nib.Nifti1Image(volume.data.detach().cpu().to(torch.float32).numpy(), affine)
+    image.set_qform(affine, code=int(xform_code))
+    image.set_sform(affine, code=int(xform_code))
+    image.header.set_xyzt_units(xyz="mm")
+    with atomic_path(path) as tmp:
+        nib.save(image, str(tmp))
 
 
 def _quantiles(values: Tensor, q: tuple[float, ...]) -> tuple[float, ...]:

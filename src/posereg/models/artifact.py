@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from posereg._atomic import atomic_path
+from posereg._files import atomic_path
 from posereg.models._payload import network_from_payload
 from posereg.models.posenet import posenet_from_spec
 from posereg.models.slice import slice_network_from_spec

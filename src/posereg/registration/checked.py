@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from posereg.data import Volume
+from posereg.data.image_checks import check_brain_image
 from posereg.registration.intensity import IntensitySettings, Metric
 from posereg.registration.pipeline import DeepRegistration, DeepResult
 from posereg.registration.search import search_registration
@@ -87,7 +88,12 @@ def register_checked(
         moving: the scan.
         thresholds: what counts as doubtful.
         fallback: run the search when the pipeline's result is doubtful.
+
+    Raises:
+        ValueError: ``moving`` is not a head or brain MRI (constant, nearly empty, noise:
+            ``posereg.data.image_checks``); nothing is registered.
     """
+    check_brain_image(moving, "moving image")
     first = pipeline(moving)
     method = "networks + refinement" if "refinement" in first.stages else "networks"
     first_reasons = doubts(first.quality, thresholds)

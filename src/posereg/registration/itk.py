@@ -20,7 +20,8 @@ from torch import Tensor
 from posereg.data import Volume
 from posereg.geometry import project_to_so3
 
-__all__ = ["from_sitk_image", "read_rigid_transform", "rigid_from_sitk", "rigid_to_sitk", "to_sitk_image", "write_rigid_transform"]
+__all__ = ["TRANSFORM_SUFFIXES", "from_sitk_image", "read_rigid_transform", "rigid_from_sitk", "rigid_to_sitk", "to_sitk_image",
+           "write_rigid_transform"]  # fmt: skip
 
 _F = np.diag([-1.0, -1.0, 1.0])
 
@@ -86,12 +87,26 @@ def rigid_from_sitk(transform) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore
     return R, torch.from_numpy(_F @ translation), torch.from_numpy(_F @ centre)
 
 
+TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".mat")  # ITK text, ITK text, ITK HDF5, ANTs/ITK MATLAB
+
+
 def write_rigid_transform(path: str | Path, R: Tensor, t: Tensor, centre: Tensor) -> None:
-    """Write ``T(x) = R (x - c) + c + t`` (RAS, fixed -> moving) as an ITK ``.tfm`` file."""
+    """Write ``T(x) = R (x - c) + c + t`` (RAS, fixed -> moving) as an ITK transform file, atomically.
+
+    The format follows the extension (``TRANSFORM_SUFFIXES``): ``.tfm``/``.txt`` ITK text,
+    ``.h5`` ITK HDF5, ``.mat`` the MATLAB format ANTs reads.
+
+    Raises:
+        ValueError: another extension.
+    """
     import SimpleITK as sitk
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteTransform(rigid_to_sitk(R, t, centre), str(path))
+    from posereg._files import atomic_path
+
+    if not str(path).lower().endswith(TRANSFORM_SUFFIXES):
+        raise ValueError(f"{path}: expected a transform file ending in {', '.join(TRANSFORM_SUFFIXES)}")
+    with atomic_path(path) as tmp:
+        sitk.WriteTransform(rigid_to_sitk(R, t, centre), str(tmp))
 
 
 def read_rigid_transform(path: str | Path) -> tuple[Tensor, Tensor, Tensor]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from posereg._atomic import atomic_path
+from posereg._files import atomic_path
 from posereg.data import Atlas, Volume, WorkingGrid, load_atlas
 from posereg.models.artifact import ModelArtifact, NetworkKind, load_artifact, read_payload
 from posereg.registration.intensity import IntensitySettings
