@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_atlas_arguments", "atlas_on", "load_model", "seconds_text", "working_grid"]
+INTERPOLATIONS = ("nearest", "linear", "bspline")  # posereg.registration.apply.Interpolation (not imported: --help stays fast)
+
+__all__ = ["INTERPOLATIONS", "add_atlas_arguments", "atlas_on", "load_model", "reference_grid", "seconds_text",
+           "working_grid"]
 
 
 def seconds_text(s: float) -> str:
@@ -56,3 +59,18 @@ def load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from posereg.registration import load_pipeline_model, pretrained_pipeline_path
 
     return load_pipeline_model(args.model if args.model is not None else pretrained_pipeline_path())
+
+
+def reference_grid(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The output grid of a resampled image and its NIfTI frame code: ``--reference``, else
+    ``--atlas``, else the 1 mm MNI152 template (only the grid is used).
+
+    Raises:
+        FileNotFoundError, ValueError: an unreadable image.
+    """
+    from posereg.data import Contrast, XformCode, load_mni152, load_nifti
+
+    path = args.reference if args.reference is not None else getattr(args, "atlas", None)
+    if path is not None:
+        return load_nifti(path, grid_only=True), XformCode.ALIGNED
+    return load_mni152(Contrast.T1, resolution_mm=1).image, XformCode.MNI152

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from posereg.cli._common import add_atlas_arguments, atlas_on, load_model, working_grid
+from posereg.cli._common import (
+    INTERPOLATIONS,
+    add_atlas_arguments,
+    atlas_on,
+    load_model,
+    reference_grid,
+    working_grid,
+)
 
 __all__ = ["DOUBTFUL_EXIT", "add_parser", "run"]
 
@@ -33,7 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
     p.add_argument("--out-transform", required=True,
                    help="output transform: ITK text (.tfm, .txt), ITK HDF5 (.h5) or ANTs/MATLAB (.mat)")  # fmt: skip
-    p.add_argument("--out-image", help="output aligned image (NIfTI)")
+    p.add_argument("--out-image",
+                   help="output: the scan resampled at full resolution onto the reference grid (NIfTI)")  # fmt: skip
+    p.add_argument("--reference", help="grid of --out-image (default: the --atlas image, else the 1 mm MNI152 template)")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default="linear",
+                   help="interpolation of --out-image (default linear)")  # fmt: skip
     p.add_argument("--out-result", help="output: the result, its quality measures and verdict (JSON)")
     p.add_argument("--no-fallback", action="store_true",
                    help="do not run the search fallback when the result is doubtful")  # fmt: skip
@@ -46,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from posereg._files import atomic_outputs, check_outputs
-    from posereg.data import XformCode, load_nifti, save_nifti
+    from posereg.data import load_nifti, save_nifti
     from posereg.evaluation.registration_report import result_lines, result_record
     from posereg.registration import IntensitySettings, register_checked, write_rigid_transform
+    from posereg.registration.apply import Interpolation, resample_rigid
     from posereg.registration.itk import TRANSFORM_SUFFIXES
 
     outputs = {"--out-transform": args.out_transform, "--out-image": args.out_image, "--out-result": args.out_result}
-    check_outputs(outputs, [args.moving, args.atlas, args.model],
+    check_outputs(outputs, [args.moving, args.atlas, args.model, args.reference],
                   {"--out-transform": TRANSFORM_SUFFIXES, "--out-image": (".nii", ".nii.gz"), "--out-result": (".json",)})
     model = load_model(args)
     moving = load_nifti(args.moving)
@@ -65,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
         written = dict(zip(wanted, temporary, strict=True))
         write_rigid_transform(written[args.out_transform], result.R, result.t, result.centre)
         if args.out_image is not None:
-            space = XformCode.MNI152 if args.atlas is None else XformCode.ALIGNED
-            save_nifti(pipeline.aligned_image(moving, result), written[args.out_image], xform_code=space)
+            reference, space = reference_grid(args)
+            aligned = resample_rigid(moving, reference, result.R, result.t, result.centre, Interpolation(args.interpolation))
+            save_nifti(aligned, written[args.out_image], xform_code=space)
         if args.out_result is not None:
             Path(written[args.out_result]).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
     for line in result_lines(checked):

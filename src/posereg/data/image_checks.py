@@ -8,10 +8,10 @@ Two stages, both cheap:
   1e-4 mm voxels makes every resampling to a 3 mm grid need billions of samples.
 - ``brain_image_problems``, from the intensities: not constant, a foreground of plausible
   size (a brain is about 1.2 l, a tight crop of a small brain still more than 0.1 l), and
-  spatial structure. Structure is measured as the correlation of each foreground voxel with
-  its neighbour one voxel along each axis: MRI of anatomy at 0.5-6 mm is smooth at that scale
-  (the MNI template: 0.97; a noisy, thick-sliced synthetic scan still above 0.6), white noise
-  gives about 0.
+  spatial structure. Structure is measured as the correlation of each voxel with its
+  neighbour along each axis, over the whole (subsampled) image: real head and brain scans
+  that packages ship give 0.83-0.96 (docs/benchmarks/real_scans.md lists them), white noise
+  about 0.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from posereg.data.volume import Volume, threshold_mask
@@ -72,15 +73,17 @@ def check_header(shape: Sequence[int], spacing: Sequence[float], where: str, lim
                              f"volume ([{limits.min_extent_mm:g}, {limits.max_extent_mm:g}] mm per axis)")  # fmt: skip
 
 
-def neighbour_correlation(data: Tensor, mask: Tensor) -> float:
+def neighbour_correlation(data: Tensor, mask: Tensor | None = None) -> float:
     """Mean over the three axes of the Pearson correlation of voxel pairs one voxel apart, both in ``mask``.
 
     Args:
-        data: ``(I, J, K)`` intensities. mask: ``(I, J, K)`` booleans.
+        data: ``(I, J, K)`` intensities. mask: ``(I, J, K)`` booleans (default: every voxel).
 
     Returns:
         A correlation in [-1, 1]; 0 when no axis has two neighbouring masked voxels.
     """
+    if mask is None:
+        mask = torch.ones_like(data, dtype=torch.bool)
     values = []
     for axis in range(3):
         n = data.shape[axis]
@@ -101,7 +104,7 @@ def brain_image_problems(volume: Volume, limits: ImageLimits = ImageLimits()) ->
     """Why ``volume`` does not look like a head or brain MRI (empty list: it does).
 
     Checks, in order: constant intensities; no positive intensity; a foreground (``threshold_mask``) smaller than
-    ``limits.min_foreground_ml``; neighbour correlation in the foreground below
+    ``limits.min_foreground_ml``; neighbour correlation over the image below
     ``limits.min_correlation`` (noise). Volumes above 80^3 voxels are checked on a regular
     subsample of about 80^3 (neighbours then 2-4 mm apart on 1 mm scans: anatomy is still smooth).
     """
@@ -117,7 +120,7 @@ def brain_image_problems(volume: Volume, limits: ImageLimits = ImageLimits()) ->
     foreground_ml = float(mask.sum()) * voxel_ml
     if foreground_ml < limits.min_foreground_ml:
         return [f"the image is nearly empty (foreground {foreground_ml:.3g} ml; a brain is about 1200 ml)"]
-    correlation = neighbour_correlation(view, mask)
+    correlation = neighbour_correlation(view)
     if correlation < limits.min_correlation:
         return [f"the image has no anatomical structure (neighbouring voxels correlate {correlation:.2f}, "
                 f"anatomy > {limits.min_correlation:g}: noise?)"]  # fmt: skip

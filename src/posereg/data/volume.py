@@ -23,7 +23,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from posereg.data.image_checks import ImageLimits
 
-__all__ = ["Volume", "XformCode", "brain_mask", "load_nifti", "normalize_intensity", "save_nifti"]
+__all__ = ["Volume", "XformCode", "brain_mask", "load_nifti", "normalize_intensity", "save_nifti",
+           "stored_dtype"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def check_affine(affine: object, name: str = "affine") -> Tensor:
     return a
 
 
-def load_nifti(path: str | Path, limits: ImageLimits | None = None) -> Volume:
+def load_nifti(path: str | Path, limits: ImageLimits | None = None, *, grid_only: bool = False) -> Volume:
     """Read a 3D NIfTI image and reorient it to the closest canonical (RAS+) voxel order.
 
     Reorientation permutes and flips axes only (no resampling), so that ``i, j, k`` increase
@@ -98,6 +99,7 @@ def load_nifti(path: str | Path, limits: ImageLimits | None = None) -> Volume:
     Args:
         path: a ``.nii`` or ``.nii.gz`` file.
         limits: bounds on the grid (default ``ImageLimits()``).
+        grid_only: read the header only, for a reference grid: the data are zeros.
 
     Returns:
         ``Volume`` with float32 data and the float64 affine of the canonical grid.
@@ -130,6 +132,8 @@ def load_nifti(path: str | Path, limits: ImageLimits | None = None) -> Volume:
     check_header(image.shape, torch.linalg.vector_norm(affine[:3, :3], dim=0).tolist(), str(path),
                  ImageLimits() if limits is None else limits)  # fmt: skip
     image = nib.as_closest_canonical(image)
+    if grid_only:
+        return Volume(torch.zeros(image.shape), torch.as_tensor(image.affine, dtype=torch.float64))
     try:
         data = np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as exc:  # truncated data: EOFError, zlib errors, OSError
@@ -149,22 +153,47 @@ class XformCode(enum.IntEnum):
     MNI152 = 4  # MNI152 space (e.g. resampled onto posereg's bundled atlas)
 
 
-def save_nifti(volume: Volume, path: str | Path, *, xform_code: XformCode = XformCode.SCANNER) -> None:
-    """Write ``volume`` as NIfTI (float32, mm), atomically: a reader sees the old file or the new one.
+def save_nifti(
+    volume: Volume, path: str | Path, *, xform_code: XformCode = XformCode.SCANNER, data_dtype: np.dtype | None = None
+) -> None:
+    """Write ``volume`` as NIfTI (mm), atomically: a reader sees the old file or the new one.
 
-    The affine is stored as both qform and sform with ``xform_code``; the spatial unit is mm.
+    The affine is stored as both qform and sform with ``xform_code``. The data are float32, or
+    ``data_dtype`` (e.g. a label map's integer type: values are rounded, then stored as is).
+
+    Raises:
+        ValueError: values that ``data_dtype`` cannot hold.
     """
     import nibabel as nib
 
     from posereg._files import atomic_path
 
     affine = volume.affine.cpu().numpy()
-    image = nib.Nifti1Image(volume.data.detach().cpu().to(torch.float32).numpy(), affine)
+    data = volume.data.detach().cpu().to(torch.float32).numpy()
+    if data_dtype is not None and np.dtype(data_dtype) != np.float32:
+        dtype = np.dtype(data_dtype)
+        if dtype.kind in "iu":
+            data = np.rint(data)
+            info = np.iinfo(dtype)
+            if data.size and (data.min() < info.min or data.max() > info.max):
+                raise ValueError(f"{path}: values {data.min():g}..{data.max():g} do not fit {dtype}")
+        data = data.astype(dtype)
+    image = nib.Nifti1Image(data, affine)
     image.set_qform(affine, code=int(xform_code))
     image.set_sform(affine, code=int(xform_code))
     image.header.set_xyzt_units(xyz="mm")
     with atomic_path(path) as tmp:
         nib.save(image, str(tmp))
+
+
+def stored_dtype(path: str | Path) -> np.dtype:
+    """The data type a NIfTI file stores its voxels in (read from the header only)."""
+    import nibabel as nib
+
+    try:
+        return np.dtype(nib.load(str(path)).get_data_dtype())
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable NIfTI image ({exc})") from exc
 
 
 def _quantiles(values: Tensor, q: tuple[float, ...]) -> tuple[float, ...]:
