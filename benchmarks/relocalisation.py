@@ -45,6 +45,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from posereg.data.reloc import relocalisation_data
 from posereg.evaluation.plots import camera_positions
 from posereg.evaluation.relocalisation import RelocalisationResult
 from posereg.evaluation.report import markdown_table, write_report
@@ -54,7 +55,6 @@ from posereg.training.reloc import (
     load_reloc_model,
     metric_from_training_poses,
     metric_from_training_residuals,
-    relocalisation_data,
     train_reloc,
 )
 from posereg.training.reloc_config import LossKind, RelocTrainingConfig, load_reloc_config

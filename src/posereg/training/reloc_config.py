@@ -1,6 +1,6 @@
 """Typed configuration of ``posereg train reloc`` (camera relocalisation with PoseNet), from YAML.
 
-Sections: ``data`` (the synthetic scene and its sequences), ``model`` (the ``PoseNet``),
+Sections: ``data`` (``posereg.data.reloc.config``: where the frames come from), ``model`` (the ``PoseNet``),
 ``loss`` (one switch, ``loss.kind``, picks the paper: Kendall & Cipolla's ``beta`` or
 ``homoscedastic`` weighting or the ``reprojection`` fine-tune, or Hou et al.'s ``se3``
 geodesic loss with data-derived weights) and ``optim``. Unknown keys are rejected.
@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posereg.data.reloc.config import SOURCES, RelocDataConfig
+from posereg.data.reloc.scene import SCENES
 from posereg.training.config import parse_section, parse_sections, read_yaml_mapping
 
 __all__ = [
-    "LossKind", "RelocDataConfig", "RelocLossConfig", "RelocModelConfig", "RelocOptimConfig", "RelocTrainingConfig",
+    "LossKind", "RelocLossConfig", "RelocModelConfig", "RelocOptimConfig", "RelocTrainingConfig",
     "load_reloc_config", "reloc_config_from_dict",
 ]  # fmt: skip
 
@@ -30,43 +32,6 @@ class LossKind(enum.Enum):
     HOMOSCEDASTIC = "homoscedastic"  # learned s_p, s_q (Kendall & Cipolla 2017)
     REPROJECTION = "reprojection"  # L_g on the visible scene points (fine-tune; needs model.init_from)
     SE3 = "se3"  # squared SE(3) geodesic distance under W from the training poses (Hou et al. 2018)
-
-
-SCENES = ("room", "street")
-SOURCES = ("synthetic", "cambridge", "seven_scenes")
-
-
-@dataclass(frozen=True)
-class RelocDataConfig:
-    """Where the frames come from.
-
-    ``source``: 'synthetic' (posereg's rendered ``scene``, 'room' or 'street'), 'cambridge'
-    (a Cambridge Landmarks scene folder ``root`` with ``dataset_train.txt``,
-    ``dataset_test.txt`` and, for the reprojection loss, ``reconstruction.nvm``) or
-    'seven_scenes' (a 7-Scenes scene folder ``root`` with ``TrainSplit.txt``,
-    ``TestSplit.txt`` and ``seq-XX`` folders; no scene points, so no reprojection loss).
-
-    Synthetic: ``train_sequences`` and ``test_sequences`` paths of ``frames`` frames each
-    (seeds ``0 ..`` and ``1000 ..``), ``size`` x ``size`` pixels, renders cached under
-    ``cache`` (None: no cache). Real images: shorter side resized to ``resize``, then a
-    ``crop`` x ``crop`` crop (random for training, central for testing; PoseNet: 256, 224);
-    Cambridge rows with a coordinate beyond ``max_abs_position`` metres are dropped (one
-    Great Court frame lies at 3e9 m). Both: at most ``points_per_image`` scene points per
-    frame for the reprojection loss.
-    """
-
-    source: str = "synthetic"
-    scene: str = "room"
-    root: str | None = None
-    train_sequences: int = 8
-    test_sequences: int = 3
-    frames: int = 250
-    size: int = 64
-    points_per_image: int = 64
-    cache: str | None = "runs/scenes"
-    resize: int = 256
-    crop: int = 224
-    max_abs_position: float | None = 1e4
 
 
 @dataclass(frozen=True)
@@ -138,7 +103,7 @@ def _check(config: RelocTrainingConfig) -> RelocTrainingConfig:
     if d.source not in SOURCES:
         problems.append(f"data.source must be one of {list(SOURCES)}, got {d.source!r}")
     elif d.source == "synthetic" and d.scene not in SCENES:
-        problems.append(f"data.scene must be one of {list(SCENES)}, got {d.scene!r}")
+        problems.append(f"data.scene must be one of {sorted(SCENES)}, got {d.scene!r}")
     elif d.source != "synthetic" and d.root is None:
         problems.append(f"data.root must name the {d.source} scene folder")
     if d.source == "seven_scenes" and loss.kind is LossKind.REPROJECTION:
