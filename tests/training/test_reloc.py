@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 
 import pytest
@@ -19,6 +18,8 @@ from posereg.data.reloc import (
 )
 from posereg.geometry import matrix_to_quaternion, rotvec_to_matrix
 from posereg.losses import HomoscedasticWeighting
+from posereg.schema import load_config
+from posereg.training.config import LossKind, RelocTrainingConfig
 from posereg.training.reloc import (
     PoseTermsLoss,
     ReprojectionTermsLoss,
@@ -29,11 +30,10 @@ from posereg.training.reloc import (
     reloc_loss,
     train_reloc,
 )
-from posereg.training.reloc_config import LossKind, RelocTrainingConfig, reloc_config_from_dict
 
 
 def _config(tmp_path, **loss) -> RelocTrainingConfig:  # type: ignore[no-untyped-def]
-    return reloc_config_from_dict({
+    return RelocTrainingConfig.from_dict({
         "seed": 0,
         "data": {"scene": "room", "train_sequences": 2, "test_sequences": 1, "frames": 16, "size": 32,
                  "points_per_image": 16, "cache": str(tmp_path / "cache")},
@@ -50,33 +50,12 @@ def tiny(tmp_path_factory):  # type: ignore[no-untyped-def]
     return tmp, config, relocalisation_data(config.data)
 
 
-def test_config_rejects_bad_values(tmp_path) -> None:
-    with pytest.raises(ValueError, match="unknown keys"):
-        reloc_config_from_dict({"data": {"scene": "room", "frmaes": 3}})
-    with pytest.raises(ValueError, match="data.scene"):
-        reloc_config_from_dict({"data": {"scene": "moon"}})
-    with pytest.raises(ValueError, match="loss.kind"):
-        reloc_config_from_dict({"loss": {"kind": "l2"}})
-    with pytest.raises(ValueError, match="needs model.init_from"):
-        reloc_config_from_dict({"loss": {"kind": "reprojection"}})
-    with pytest.raises(ValueError, match="must be quaternion"):
-        reloc_config_from_dict({"loss": {"kind": "beta"}, "model": {"rotation_head": "rotvec"}})
-    with pytest.raises(ValueError, match="metric_weights"):
-        reloc_config_from_dict({"loss": {"kind": "se3", "metric_weights": [1, 1, 1]}})
-    with pytest.raises(ValueError, match="network must be 'reloc'"):
-        reloc_config_from_dict({"network": "slice"})
-    config = _config(tmp_path, kind="se3", metric_weights=[1, 1, 1, 2, 2, 2])
-    assert config.loss.kind is LossKind.SE3 and config.to_dict()["loss"]["kind"] == "se3"
-    assert reloc_config_from_dict(config.to_dict()) == config  # what model files store reads back
-
-
 def test_shipped_configs_parse() -> None:
-    from posereg.training.reloc_config import load_reloc_config
-
-    room, street = load_reloc_config("configs/reloc_room.yaml"), load_reloc_config("configs/reloc_street.yaml")
+    room = load_config("configs/reloc_room.yaml", RelocTrainingConfig)
+    street = load_config("configs/reloc_street.yaml", RelocTrainingConfig)
     assert (room.data.scene, street.data.scene) == ("room", "street")
     assert room.model == street.model and room.optim == street.optim  # the scenes differ in data only
-    cambridge = load_reloc_config("configs/reloc_cambridge.yaml")
+    cambridge = load_config("configs/reloc_cambridge.yaml", RelocTrainingConfig)
     assert cambridge.data.source == "cambridge" and cambridge.data.crop == 224
 
 
@@ -133,7 +112,7 @@ def test_loss_switch_values(tiny) -> None:
     R_pred = batch["rotation"] @ dR
     q_pred, c_pred = matrix_to_quaternion(R_pred), batch["position"] + torch.tensor([0.3, 0.0, 0.0])
     q = batch["quaternion"]
-    beta = reloc_loss(dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.BETA, beta=50.0)), train)
+    beta = reloc_loss(config.replace(loss=config.loss.replace(kind=LossKind.BETA, beta=50.0)), train)
     expected = (0.3 + 50.0 * (q - q_pred).abs().sum(-1)).mean()
     torch.testing.assert_close(beta(q_pred, c_pred, batch, net), expected)
     homo = reloc_loss(config, train)
@@ -141,13 +120,15 @@ def test_loss_switch_values(tiny) -> None:
     assert [p.tolist() for p in homo.parameters()] == [[0.0, -3.0]]
     expected = (0.3 * math.exp(0.0) + 0.0 + (q - q_pred).abs().sum(-1) * math.exp(3.0) - 3.0).mean()
     torch.testing.assert_close(homo(q_pred, c_pred, batch, net), expected)
-    se3_config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.SE3))
+    se3_config = config.replace(loss=config.loss.replace(kind=LossKind.SE3))
     se3 = reloc_loss(se3_config, train)
     W = metric_from_training_poses(train)
     torch.testing.assert_close(se3(q_pred, c_pred, batch, net), W[0, 0] * 0.2**2 + W[3, 3] * 0.3**2)
-    unsquared = reloc_loss(dataclasses.replace(se3_config, loss=dataclasses.replace(se3_config.loss, se3_squared=False)), train)
+    unsquared = reloc_loss(se3_config.replace(loss=se3_config.loss.replace(se3_squared=False)), train)
     torch.testing.assert_close(unsquared(q_pred, c_pred, batch, net), (W[0, 0] * 0.2**2 + W[3, 3] * 0.3**2).sqrt())
-    reproj_config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.REPROJECTION))
+    # a reprojection config must name a model to fine-tune (reloc_loss does not read it)
+    reproj_config = config.replace(loss=config.loss.replace(kind=LossKind.REPROJECTION),
+                                   model=config.model.replace(init_from="homoscedastic/model.pt"))
     reproj = reloc_loss(reproj_config, train)
     assert isinstance(reproj, ReprojectionTermsLoss)
     assert reproj(batch["quaternion"], batch["position"], batch, net).item() == pytest.approx(0.0, abs=1e-4)
@@ -156,7 +137,7 @@ def test_loss_switch_values(tiny) -> None:
 
 def test_training_lowers_the_loss_and_the_fine_tune_chain_works(tiny) -> None:
     tmp, config, _ = tiny
-    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=6))
+    config = config.replace(optim=config.optim.replace(epochs=6))
     result = train_reloc(config, tmp / "homo", progress=False)
     rows = list(csv.DictReader(result.metrics_csv.open()))
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
@@ -167,11 +148,10 @@ def test_training_lowers_the_loss_and_the_fine_tune_chain_works(tiny) -> None:
     net, loaded = load_reloc_model(result.model_path)
     assert loaded == config and not net.training
     # the reprojection fine-tune starts from that model
-    tuned = dataclasses.replace(
-        config,
-        model=dataclasses.replace(config.model, init_from=str(result.model_path)),
-        loss=dataclasses.replace(config.loss, kind=LossKind.REPROJECTION),
-        optim=dataclasses.replace(config.optim, epochs=1, lr=1e-5),
+    tuned = config.replace(
+        model=config.model.replace(init_from=str(result.model_path)),
+        loss=config.loss.replace(kind=LossKind.REPROJECTION),
+        optim=config.optim.replace(epochs=1, lr=1e-5),
     )
     fine = train_reloc(tuned, tmp / "reproj", progress=False)
     summary = evaluate_reloc_model(fine.model_path)[0]
@@ -184,10 +164,10 @@ def test_training_lowers_the_loss_and_the_fine_tune_chain_works(tiny) -> None:
 def test_init_from_checks_the_network(tiny) -> None:
     tmp, config, data = tiny
     net = build_posenet(config, data)
-    other = dataclasses.replace(config, model=dataclasses.replace(config.model, fc_features=8))
+    other = config.replace(model=config.model.replace(fc_features=8))
     path = tmp / "other"
     train_reloc(other, path, progress=False)
-    bad = dataclasses.replace(config, model=dataclasses.replace(config.model, init_from=str(path / "model.pt")))
+    bad = config.replace(model=config.model.replace(init_from=str(path / "model.pt")))
     with pytest.raises(ValueError, match="different network"):
         train_reloc(bad, tmp / "bad", progress=False)
     assert net.spec["fc_features"] == 32
@@ -215,7 +195,7 @@ def test_cli_train_and_evaluate_reloc(tmp_path, capsys) -> None:
 
     from posereg.cli import main
 
-    config = _config(tmp_path, kind="beta", beta=30.0).to_dict()
+    config = _config(tmp_path, kind="beta", beta=30.0).model_dump(mode="json")
     path = tmp_path / "reloc.yaml"
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
@@ -244,7 +224,7 @@ def test_trains_on_a_cambridge_layout(tmp_path) -> None:
     rendered = render_scene(room_scene(), sequences=[0, 1], frames=8, size=40, points_per_image=8)
     write_cambridge_scene(root, rendered, "train")
     (root / "dataset_test.txt").write_text((root / "dataset_train.txt").read_text())
-    config = reloc_config_from_dict({
+    config = RelocTrainingConfig.from_dict({
         "data": {"source": "cambridge", "root": str(root), "resize": 36, "crop": 32, "points_per_image": 20},
         "model": {"width": 0.125, "fc_features": 16, "dropout": 0.0},
         "loss": {"kind": "homoscedastic"}, "optim": {"epochs": 1, "batch_size": 4},
@@ -252,7 +232,8 @@ def test_trains_on_a_cambridge_layout(tmp_path) -> None:
     data = relocalisation_data(config.data)
     batch = _batch(data.test, 8)
     net = build_posenet(config, data)
-    reproj = reloc_loss(dataclasses.replace(config, loss=dataclasses.replace(config.loss, kind=LossKind.REPROJECTION)),
+    reproj = reloc_loss(config.replace(loss=config.loss.replace(kind=LossKind.REPROJECTION),
+                                       model=config.model.replace(init_from="homoscedastic/model.pt")),
                         data.train_poses)  # fmt: skip
     assert reproj(batch["quaternion"], batch["position"], batch, net).item() < 1e-3
     shifted = batch["position"] + torch.tensor([0.2, 0.0, 0.0])
@@ -261,8 +242,8 @@ def test_trains_on_a_cambridge_layout(tmp_path) -> None:
     assert evaluate_reloc_model(result.model_path)[0].position_m.shape == (16,)
     # without the reconstruction there are no points: the reprojection fine-tune refuses
     (root / "reconstruction.nvm").unlink()
-    tuned = reloc_config_from_dict({**config.to_dict(), "loss": {"kind": "reprojection"},
-                                    "model": {**config.to_dict()["model"], "init_from": str(result.model_path)}})  # fmt: skip
+    tuned = config.replace(loss=config.loss.replace(kind=LossKind.REPROJECTION),
+                           model=config.model.replace(init_from=str(result.model_path)))
     with pytest.raises(ValueError, match="no scene points"):
         train_reloc(tuned, tmp_path / "run2", progress=False)
 

@@ -46,8 +46,8 @@ from posereg.losses import (
 )
 from posereg.models import ROTATION_HEADS
 from posereg.models.posenet import PoseNet, load_posenet
+from posereg.training.config import LossKind, RelocTrainingConfig
 from posereg.training.loop import TrainingResult, fit_pose_network, read_model_file, seeded_network
-from posereg.training.reloc_config import LossKind, RelocTrainingConfig, reloc_config_from_dict
 from posereg.training.schedules import Stage, StageSchedule
 
 __all__ = [
@@ -219,11 +219,14 @@ def train_reloc(
 ) -> TrainingResult:
     """Train PoseNet as ``config`` says; write checkpoints, logs, ``model.pt`` and ``summary.json``.
 
+    ``config.seed`` seeds the initial weights, the order of the training frames and the random
+    crops of real training images.
+
     Raises:
         FileNotFoundError: ``model.init_from`` names no file.
         ValueError: ``model.init_from`` is not a relocalisation model of the same network.
     """
-    data = relocalisation_data(config.data, progress=progress)
+    data = relocalisation_data(config.data, seed=config.seed, progress=progress)
     if config.loss.kind is LossKind.REPROJECTION and not data.has_points:
         raise ValueError(f"loss.kind reprojection: the {config.data.source} data has no scene points "
                          "(Cambridge: put reconstruction.nvm in data.root)")  # fmt: skip
@@ -237,9 +240,9 @@ def train_reloc(
     o = config.optim
     schedule = StageSchedule([Stage(config.loss.kind.value, o.epochs, reloc_loss(config, data.train_poses))])
     module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, o.decoupled_weight_decay)
-    return fit_pose_network(module, data.train, data.test, config=config.to_dict(), output=output,
+    return fit_pose_network(module, data.train, data.test, config=config.model_dump(mode="json"), output=output,
                             batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
-                            progress=progress)  # fmt: skip
+                            progress=progress, seed=config.seed)  # fmt: skip
 
 
 def load_reloc_model(path: str | Path) -> tuple[PoseNet, RelocTrainingConfig]:
@@ -249,8 +252,7 @@ def load_reloc_model(path: str | Path) -> tuple[PoseNet, RelocTrainingConfig]:
         FileNotFoundError: no such file. ValueError: not a posereg relocalisation model.
     """
     net, config = read_model_file(path, "relocalisation", load_posenet)
-    values = dict(config)
-    return net, reloc_config_from_dict(values)  # type: ignore[return-value]
+    return net, RelocTrainingConfig.from_stored(config)  # type: ignore[return-value]
 
 
 def evaluate_reloc_model(path: str | Path, *, progress: bool = False) -> tuple[RelocalisationResult, RelocTrainingConfig]:

@@ -3,7 +3,6 @@ Cambridge Landmarks and 7-Scenes folders."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,7 @@ def test_renders_are_cached_by_settings(cached) -> None:  # type: ignore[no-unty
     again, _ = rendered_splits(config)
     assert torch.equal(again.images, train.images)
     assert torch.equal(RenderedScene.load(tmp_path / "cache" / files[1]).points, train.points)
-    small, _ = rendered_splits(dataclasses.replace(config, frames=8))
+    small, _ = rendered_splits(config.replace(frames=8))
     assert len(small) == 16 and len(sorted((tmp_path / "cache").glob("*.pt"))) == 4
     assert (test.positions[:, None] - train.positions[None]).norm(dim=-1).min() > 1e-4  # other paths
     # training paths use seeds 0.., test paths TEST_SEED_BASE..
@@ -99,16 +98,21 @@ def test_seven_scenes_layout(tmp_path: Path) -> None:
     truth = seven_scenes_tree(tmp_path, {1: 3, 2: 2})
     (tmp_path / "TrainSplit.txt").write_text("sequence1\n")
     (tmp_path / "TestSplit.txt").write_text("sequence2\n")
-    data = relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path), resize=10, crop=8))
+    data = relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path), resize=20, crop=16))
     assert (len(data.train), len(data.test)) == (3, 2) and not data.has_points
     assert set(data.train_poses.files) | set(data.test_poses.files) == set(truth)
     item = data.test[1]
-    assert item["image"].shape == (3, 8, 8) and "points" not in item
-    # 12 x 16 images resized to 10 x 13 (shorter side 10), then a central 8 x 8 crop
-    K = ImageTransform(resize=10, crop=8).intrinsics(seven_scenes_intrinsics(), (12, 16))
+    assert item["image"].shape == (3, 16, 16) and "points" not in item
+    # 12 x 16 images resized to 20 x 27 (shorter side 20), then a central 16 x 16 crop
+    K = ImageTransform(resize=20, crop=16).intrinsics(seven_scenes_intrinsics(), (12, 16))
     torch.testing.assert_close(item["intrinsics"], K.float())
     train = data.train
-    assert train[(0, 0)]["image"].shape == (3, 8, 8)  # random crops for training
+    assert train[(0, 0)]["image"].shape == (3, 16, 16)  # random crops for training, seeded by the seed
+    reseeded = relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path), resize=20, crop=16), seed=3)
+    assert (train.seed, reseeded.train.seed) == (0, 3)
+    crops = [(train[(e, 0)]["image"], reseeded.train[(e, 0)]["image"]) for e in range(4)]
+    assert any(not torch.equal(a, b) for a, b in crops)
+    assert torch.equal(data.test[0]["image"], reseeded.test[0]["image"])  # central crops for testing
     mean, std = data.image_statistics()
     assert len(mean) == len(std) == 3 and min(std) > 0
 

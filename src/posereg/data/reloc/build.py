@@ -67,7 +67,7 @@ def _synthetic_data(data: RelocDataConfig, progress: bool) -> RelocalisationData
                               lambda: (image.float() / 255 for image in train.images))  # fmt: skip
 
 
-def _real_data(data: RelocDataConfig) -> RelocalisationData:
+def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
     assert data.root is not None
     root = Path(data.root)
     if data.source == "cambridge":
@@ -91,7 +91,8 @@ def _real_data(data: RelocDataConfig) -> RelocalisationData:
         transform = ImageTransform(resize=data.resize, crop=data.crop, train=i == 0)
         pts = points[i]
         datasets.append(RelocalisationDataset(root, poses, transform, points=None if pts is None else pts[0],
-                                              points_mask=None if pts is None else pts[1], intrinsics=intrinsics[i]))  # fmt: skip
+                                              points_mask=None if pts is None else pts[1], intrinsics=intrinsics[i],
+                                              seed=seed))  # fmt: skip
     # statistics of up to 200 evenly spread training images, centre-cropped
     probe = ImageTransform(resize=data.resize, crop=data.crop, train=False)
     step = max(1, len(split[0]) // 200)
@@ -99,14 +100,15 @@ def _real_data(data: RelocDataConfig) -> RelocalisationData:
                               lambda: (probe(load_rgb(root / f)) for f in split[0].files[::step]))  # fmt: skip
 
 
-def relocalisation_data(data: RelocDataConfig, *, progress: bool = False) -> RelocalisationData:
+def relocalisation_data(data: RelocDataConfig, *, seed: int = 0, progress: bool = False) -> RelocalisationData:
     """The frames ``data`` describes: a rendered synthetic scene, Cambridge Landmarks or 7-Scenes.
 
     Args:
         data: the ``data`` section of a relocalisation configuration.
+        seed: the seed of the random crops of real training images (the configuration's ``seed``).
         progress: show a progress bar while rendering a synthetic scene.
 
     Raises:
         FileNotFoundError: missing dataset files. ValueError: malformed ones.
     """
-    return _synthetic_data(data, progress) if data.source == "synthetic" else _real_data(data)
+    return _synthetic_data(data, progress) if data.source == "synthetic" else _real_data(data, seed)
