@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     libs = _libraries()
-    from posereg.evaluation.report import write_report
     from posereg.accel import _native
+    from posereg.evaluation.report import write_report
 
     kernels = _native.kernels()
     fused_build = ("not built: posereg.fused runs the eager formulas" if kernels is None else

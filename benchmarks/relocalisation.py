@@ -45,19 +45,18 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from posereg.data.reloc import relocalisation_data
 from posereg.evaluation.plots import camera_positions
 from posereg.evaluation.relocalisation import RelocalisationResult
 from posereg.evaluation.report import markdown_table, write_report
+from posereg.training.config import LossKind, RelocTrainingConfig, load_config
 from posereg.training.loop import training_loader
 from posereg.training.reloc import (
-    evaluate_reloc_model,
-    load_reloc_model,
     metric_from_training_poses,
     metric_from_training_residuals,
-    relocalisation_data,
     train_reloc,
 )
-from posereg.training.reloc_config import LossKind, RelocTrainingConfig, load_reloc_config
+from posereg.training.reloc_model import evaluate_reloc_model, load_reloc_model
 
 PUBLISHED = [  # Kendall & Cipolla 2017 (median m / degrees), from ../shared/REFERENCE.md
     ("King's College", "PoseNet, beta (tuned)", "1.92 m, 5.40°"),
@@ -92,10 +91,10 @@ class Run:
 
 def _configure(base: RelocTrainingConfig, kind: LossKind, **changes) -> RelocTrainingConfig:  # type: ignore[no-untyped-def]
     loss_keys = ("beta", "metric_weights", "se3_squared", "init", "gamma")
-    loss = dataclasses.replace(base.loss, kind=kind, **{k: v for k, v in changes.items() if k in loss_keys})
-    model = dataclasses.replace(base.model, init_from=changes.get("init_from"))
-    optim = dataclasses.replace(base.optim, **{k: v for k, v in changes.items() if k in ("epochs", "lr")})
-    return dataclasses.replace(base, loss=loss, model=model, optim=optim)
+    loss = base.loss.replace(kind=kind, **{k: v for k, v in changes.items() if k in loss_keys})
+    model = base.model.replace(init_from=changes.get("init_from"))
+    optim = base.optim.replace(**{k: v for k, v in changes.items() if k in ("epochs", "lr")})
+    return base.replace(loss=loss, model=model, optim=optim)
 
 
 def _last_logged(run_dir: Path, key: str) -> float | None:
@@ -119,7 +118,7 @@ def _trained_with(out: Path, config: RelocTrainingConfig) -> bool:
     if not (out / "model.pt").is_file():
         return False
     _, trained = load_reloc_model(out / "model.pt")
-    return json.loads(json.dumps(trained.to_dict())) == json.loads(json.dumps(config.to_dict()))
+    return trained.model_dump(mode="json") == config.model_dump(mode="json")
 
 
 def _train(run: Run, runs: Path, reuse: bool) -> Path:
@@ -134,7 +133,7 @@ def _train(run: Run, runs: Path, reuse: bool) -> Path:
 def _loading_share(train: Dataset, config: RelocTrainingConfig, seconds_per_epoch: float) -> tuple[float, float]:
     """Seconds to load one epoch of batches (no network) through the training loader, and its
     share of a training epoch."""
-    loader = training_loader(train, config.optim.batch_size, config.optim.num_workers)
+    loader = training_loader(train, config.optim.batch_size, config.optim.num_workers, seed=config.seed)
     start = time.perf_counter()
     for _ in loader:
         pass
@@ -167,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     variant_runs: list[Run] = []
     notes: dict[str, list[str]] = {}
     for scene in args.scenes:
-        base = load_reloc_config(Path("configs") / f"reloc_{scene}.yaml")
+        base = load_config(Path("configs") / f"reloc_{scene}.yaml", RelocTrainingConfig)
         if args.epochs is not None:
-            base = dataclasses.replace(base, optim=dataclasses.replace(base.optim, epochs=args.epochs))
+            base = base.replace(optim=base.optim.replace(epochs=args.epochs))
         data = relocalisation_data(base.data, progress=True)
         train, test = data.train_poses, data.test_poses
         W = torch.diagonal(metric_from_training_poses(train))
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             return out
 
         for seed in args.seeds:
-            seeded = dataclasses.replace(base, seed=seed)
+            seeded = base.replace(seed=seed)
             for b in args.betas:
                 run_and_evaluate(Run(scene, f"beta={b:g}", _configure(seeded, LossKind.BETA, beta=b), seed))
             homo = Run(scene, "homoscedastic", _configure(seeded, LossKind.HOMOSCEDASTIC), seed)

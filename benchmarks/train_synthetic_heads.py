@@ -13,7 +13,6 @@ is data-bound.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -68,22 +67,19 @@ def main() -> None:
     args = parser.parse_args()
 
     from posereg.data.head_model import load_head_model
-    from posereg.training.config import load_volume_config
+    from posereg.training.config import VolumeTrainingConfig, load_config
     from posereg.training.volume import train_volume
 
-    config = load_volume_config(args.config)
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, head_model=args.head_model))
+    config = load_config(args.config, VolumeTrainingConfig)
+    config = config.replace(data=config.data.replace(head_model=args.head_model))
     device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
     synth, train = _rates(config, load_head_model(args.head_model), device)
     epochs = config.schedule.mse_epochs + config.schedule.geodesic_epochs
     # 85 % of the budget for training steps; validation and start-up take the rest.
     items = int(0.85 * 60 * args.budget_minutes * train / epochs) // config.optim.batch_size * config.optim.batch_size
     items = max(items, config.optim.batch_size)
-    config = dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data, items_per_epoch=items),
-        optim=dataclasses.replace(config.optim, max_minutes=args.budget_minutes),
-    )
+    config = config.replace(data=config.data.replace(items_per_epoch=items),
+                            optim=config.optim.replace(max_minutes=args.budget_minutes))
     rates = {"synthesis_samples_per_s": synth, "training_samples_per_s": train, "items_per_epoch": items,
              "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}  # fmt: skip
     print(json.dumps(rates), flush=True)

@@ -62,7 +62,7 @@ CASES = [
     (["register", "{d}/constant.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "constant"),
     (["register", "{d}/dot.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "nearly empty"),
     (["register", "{d}/negative.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "no positive intensities"),
-    (["register", "{d}/one-voxel.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "field of view"),
+    (["register", "{d}/one-voxel.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "constant"),
     (["register", "{d}/complex.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "complex data"),
     (["register", "{d}/tiny-voxels.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "voxel size"),
     (["register", "{d}/huge-voxels.nii.gz", "--out-transform", "{d}/T.tfm"], "register", "voxel size"),

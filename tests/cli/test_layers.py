@@ -31,7 +31,8 @@ from posereg.cli import main
 code = main(sys.argv[1:])
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("lightning", "pytorch_lightning", "lightning_fabric")
                 or m.startswith("posereg.training"))
-print(json.dumps({"code": code, "loaded": loaded}))
+lightning = sorted(m for m in loaded if not m.startswith("posereg"))
+print(json.dumps({"code": code, "loaded": loaded, "lightning": lightning}))
 """
 
 
@@ -41,7 +42,7 @@ def _probe(argv):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_register_and_locate_slice_import_neither_lightning_nor_training(tmp_path):
+def test_inference_commands_never_import_lightning(tmp_path):
     torch.manual_seed(0)
     grid = WorkingGrid(shape=16, spacing=12.0, resolution_mm=2)
     small = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
@@ -53,10 +54,15 @@ def test_register_and_locate_slice_import_neither_lightning_nor_training(tmp_pat
     save_nifti(Volume(head, torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))), tmp_path / "m.nii.gz")
     register = _probe(["register", tmp_path / "m.nii.gz", "--model", tmp_path / "pipeline.pt", "--no-fallback",
                        "--out-transform", tmp_path / "T.tfm"])  # fmt: skip
-    assert register["code"] in (0, 3) and register["loaded"] == []
+    assert register["code"] in (0, 3) and register["loaded"] == [] and register["lightning"] == []
     assert (tmp_path / "T.tfm").is_file()
     save_artifact(ModelArtifact.of_network(SlicePoseNet(width=0.125), {}, grid.record()), tmp_path / "slice.pt")
     save_nifti(Volume(head[:, :, 16:17], torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))),
                tmp_path / "s.nii.gz")  # fmt: skip
     located = _probe(["locate-slice", tmp_path / "s.nii.gz", "--model", tmp_path / "slice.pt"])
-    assert located == {"code": 0, "loaded": []}
+    assert located == {"code": 0, "loaded": [], "lightning": []}
+    # Evaluating a relocalisation model reads it through training's configuration schema, but
+    # never imports Lightning (the file is refused as a PoseNet model after the imports happened).
+    evaluated = _probe(["evaluate", "reloc", "--model", tmp_path / "slice.pt"])
+    assert evaluated["code"] == 2 and "posereg.training.reloc_model" in evaluated["loaded"]
+    assert evaluated["lightning"] == []

@@ -17,13 +17,12 @@ def test_a_grid_round_trips_through_its_record():
 
 @pytest.mark.parametrize(
     ("change", "key"),
-    [({"shape": 64.5}, "atlas.shape"), ({"shape": "64"}, "atlas.shape"), ({"shape": 2}, "atlas.shape"),
-     ({"spacing": float("nan")}, "atlas.spacing"), ({"spacing": -3.0}, "atlas.spacing"),
-     ({"spacing": float("inf")}, "atlas.spacing"), ({"resolution_mm": 3}, "atlas.resolution_mm"),
-     ({"contrast": "flair"}, "atlas.contrast"), ({"shpe": 64}, "atlas.shpe")],
+    [({"shape": 64.5}, "shape"), ({"shape": "64"}, "shape"), ({"shape": 2}, "shape"), ({"shape": True}, "shape"),
+     ({"spacing": float("nan")}, "spacing"), ({"spacing": -3.0}, "spacing"), ({"spacing": float("inf")}, "spacing"),
+     ({"resolution_mm": 3}, "resolution_mm"), ({"contrast": "flair"}, "contrast"), ({"shpe": 64}, "shpe")],
 )  # fmt: skip
 def test_bad_values_are_refused_naming_the_key(change, key):
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=rf"^atlas: 1 bad value:\n  {key}: "):
         WorkingGrid.from_record({**WorkingGrid().record(), **change})
 
 

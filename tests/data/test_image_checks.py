@@ -54,7 +54,7 @@ def test_neighbour_correlation_matches_a_direct_computation():
 )  # fmt: skip
 def test_implausible_headers_are_refused(shape, spacing, message):
     with pytest.raises(ValueError, match=message):
-        check_header(shape, spacing, "scan.nii")
+        check_header(shape, spacing, "scan.nii", ImageLimits(min_extent_mm=20.0))
 
 
 def test_plausible_headers_pass_and_limits_can_be_widened():

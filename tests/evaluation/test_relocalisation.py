@@ -9,7 +9,11 @@ import statistics
 import pytest
 import torch
 
-from posereg.evaluation.relocalisation import relocalisation_result, reprojection_error_px
+from posereg.evaluation.relocalisation import (
+    evaluate_relocalisation,
+    relocalisation_result,
+    reprojection_error_px,
+)
 from posereg.geometry import rotvec_to_matrix
 from posereg.losses import reprojection_loss
 
@@ -68,3 +72,61 @@ def test_bad_inputs_raise() -> None:
         reprojection_error_px(R, c, without_points)
     with pytest.raises(ValueError, match="reprojection_px: expected shape"):
         relocalisation_result(R, c, R, c, torch.zeros(2))
+
+
+def test_relocalisation_result_units() -> None:
+    R = rotvec_to_matrix(torch.zeros(3, 3))
+    c = torch.zeros(3, 3)
+    R_pred = rotvec_to_matrix(torch.tensor([[0.0, 0.0, math.radians(10)], [0.0, math.radians(4), 0.0], [0.0, 0.0, 0.0]]))
+    c_pred = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    result = relocalisation_result(R_pred, c_pred, R, c)
+    torch.testing.assert_close(result.position_m, torch.tensor([5.0, 1.0, 0.0]))
+    torch.testing.assert_close(result.rotation_deg, torch.tensor([10.0, 4.0, 0.0]), atol=1e-3, rtol=0)
+    assert result.median_position_m == 1.0 and result.median_rotation_deg == pytest.approx(4.0, abs=1e-3)
+    assert result.cell() == "1.00 m, 4.0°"
+    with pytest.raises(ValueError, match="matching"):
+        relocalisation_result(R_pred[:2], c_pred, R, c)
+
+
+class _ShiftedOracle(torch.nn.Module):
+    """Reads each frame's true pose off its image and answers it moved by ``shift`` metres."""
+
+    def __init__(self, shift: list[float]) -> None:
+        super().__init__()
+        self.shift = torch.tensor(shift)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return image[:, 0, 0, :4], image[:, 1, 0, :3] + self.shift
+
+    def to_matrix(self, rotation: torch.Tensor) -> torch.Tensor:
+        from posereg.geometry import quaternion_to_matrix
+
+        return quaternion_to_matrix(rotation)
+
+
+def test_evaluate_relocalisation_scores_the_test_frames() -> None:
+    from posereg.data.reloc import CameraPoses, RelocalisationData
+    from posereg.geometry import matrix_to_quaternion
+
+    gen = torch.Generator().manual_seed(0)
+    n = 5
+    # cameras turned about the optical axis (world z), at height 0, looking at a point 10 m up
+    R = rotvec_to_matrix(torch.randn(n, 1, generator=gen, dtype=torch.float64) * torch.tensor([0.0, 0.0, 1.0]))
+    c = torch.randn(n, 3, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 1.0, 0.0])
+    items = []
+    for i in range(n):
+        image = torch.zeros(3, 1, 4)
+        image[0, 0], image[1, 0, :3] = matrix_to_quaternion(R[i]).float(), c[i].float()
+        item = _item([[*c[i, :2].tolist(), 10.0]], [True])
+        item.update(image=image, rotation=R[i].float(), position=c[i].float(), points=item["points"].float(),
+                    intrinsics=K.float())  # fmt: skip
+        items.append(item)
+    poses = CameraPoses(tuple(str(i) for i in range(n)), c, R)
+    data = RelocalisationData(items[:1], items, poses.select([0]), poses, True, lambda: [])
+    result = evaluate_relocalisation(_ShiftedOracle([0.3, 0.4, 0.0]), data, batch_size=2)
+    torch.testing.assert_close(result.position_m, torch.full((n,), 0.5), atol=1e-5, rtol=0)
+    assert result.median_rotation_deg < 0.1 and result.reprojection_px is not None
+    # a camera moved 0.5 m sideways moves a point at 10 m depth by f * 0.5 / 10 pixels
+    torch.testing.assert_close(result.reprojection_px, torch.full((n,), F * 0.5 / 10), atol=1e-3, rtol=0)
+    no_points = RelocalisationData(items[:1], items, poses.select([0]), poses, False, lambda: [])
+    assert evaluate_relocalisation(_ShiftedOracle([0.0, 0.0, 0.0]), no_points).reprojection_px is None

@@ -31,17 +31,15 @@ def _batch(seed: int, n: int = 8):
 def test_fixed_weighting_is_posenet_loss():
     (R1, t1), (R2, t2) = _batch(0), _batch(1)
     q1, q2 = g.matrix_to_quaternion(R1), g.matrix_to_quaternion(R2)
-    loss = PoseLoss.from_config({"weighting": "fixed", "beta": 250.0, "rotation": "quaternion", "translation": "l2"})
+    loss = PoseLoss(FixedWeighting(250.0), QuaternionDistance(2), TranslationDistance(2))
     assert loss.representation is g.QUATERNION
     torch.testing.assert_close(loss(q1, t1, q2, t2), posenet_loss(t1, q1, t2, q2, beta=250.0))
 
 
 def test_salehi_weighting_and_geodesic_term_in_any_representation():
     (R1, t1), (R2, t2) = _batch(2), _batch(3)
-    loss = PoseLoss.from_config(
-        {"weighting": "fixed", "beta": 1.0, "translation_weight": 0.1, "rotation": "geodesic",
-         "representation": "sixd", "translation": "mse", "reduction": "none"}
-    )  # fmt: skip
+    loss = PoseLoss(FixedWeighting(1.0, translation_weight=0.1), SO3GeodesicLoss(g.SIXD, reduction="none"),
+                    TranslationDistance(2, squared=True), reduction="none")  # fmt: skip
     x1, x2 = g.matrix_to_sixd(R1), g.matrix_to_sixd(R2)
     expected = so3_geodesic_loss(R1, R2, reduction="none") + 0.1 * ((t1 - t2) ** 2).sum(-1)
     torch.testing.assert_close(loss(x1, t1, x2, t2), expected)
@@ -49,7 +47,8 @@ def test_salehi_weighting_and_geodesic_term_in_any_representation():
 
 def test_homoscedastic_weighting_learns_and_is_a_parameter():
     (R1, t1), (R2, t2) = _batch(4), _batch(5)
-    loss = PoseLoss.from_config({"weighting": "homoscedastic", "rotation": "geodesic_squared", "translation": "l1"})
+    loss = PoseLoss(HomoscedasticWeighting((0.0, -3.0), reduction="none"),
+                    SO3GeodesicLoss(g.ROTVEC, squared=True, reduction="none"), TranslationDistance(1))  # fmt: skip
     names = [n for n, _ in loss.named_parameters()]
     assert names == ["weighting.log_variances"]
     v1, v2 = g.matrix_to_rotvec(R1), g.matrix_to_rotvec(R2)
@@ -79,13 +78,13 @@ def test_metric_weighting_is_the_se3_loss_even_for_a_general_w():
     loss = PoseLoss(MetricWeighting(W))
     expected = se3_geodesic_loss(torch.cat((v1, t1), -1), torch.cat((v2, t2), -1), W)
     torch.testing.assert_close(loss(v1, t1, v2, t2), expected)
-    from_cfg = PoseLoss.from_config({"weighting": "metric", "W": [2.0, 2.0, 2.0, 0.5, 0.5, 0.5], "representation": "matrix"})
     W_iso = torch.diag(torch.tensor([2.0, 2.0, 2.0, 0.5, 0.5, 0.5], dtype=F64))
+    on_matrices = PoseLoss(MetricWeighting(W_iso, g.MATRIX))
     torch.testing.assert_close(
-        from_cfg(R1, t1, R2, t2),
+        on_matrices(R1, t1, R2, t2),
         se3_geodesic_loss(torch.cat((v1, t1), -1), torch.cat((v2, t2), -1), W_iso),
     )
-    assert list(dict(from_cfg.named_buffers())) == ["weighting.W"]
+    assert list(dict(on_matrices.named_buffers())) == ["weighting.W"]
 
 
 def test_gradients_reach_both_predictions():
@@ -97,18 +96,7 @@ def test_gradients_reach_both_predictions():
     assert torch.count_nonzero(q1.grad) > 0 and torch.count_nonzero(t1.grad) > 0
 
 
-def test_bad_configs_and_combinations():
-    with pytest.raises(ValueError, match=r"unknown keys \['betta'\]"):
-        PoseLoss.from_config({"weighting": "fixed", "betta": 3, "rotation": "geodesic", "translation": "l2"})
-    with pytest.raises(ValueError, match="missing required key 'beta'"):
-        PoseLoss.from_config({"weighting": "fixed", "rotation": "geodesic", "translation": "l2"})
-    with pytest.raises(ValueError, match="weighting must be one of"):
-        PoseLoss.from_config({"weighting": "learned", "rotation": "geodesic", "translation": "l2"})
-    with pytest.raises(ValueError, match="representation must be one of"):
-        PoseLoss.from_config({"weighting": "fixed", "beta": 1, "rotation": "geodesic", "translation": "l2",
-                              "representation": "euler"})  # fmt: skip
-    with pytest.raises(ValueError, match="remove \\['rotation'\\]"):
-        PoseLoss.from_config({"weighting": "metric", "W": [1.0] * 6, "rotation": "geodesic"})
+def test_bad_combinations():
     with pytest.raises(ValueError, match="pass None"):
         PoseLoss(MetricWeighting(torch.eye(6)), SO3GeodesicLoss(reduction="none"), TranslationDistance())
     with pytest.raises(ValueError, match="expected both"):

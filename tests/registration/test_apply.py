@@ -9,7 +9,7 @@ import SimpleITK as sitk
 import torch
 
 from posereg.cli import main
-from posereg.data import Volume, load_nifti, save_nifti
+from posereg.data import Volume, load_nifti
 from posereg.geometry import rotvec_to_matrix
 from posereg.registration import write_rigid_transform
 from posereg.registration.apply import Interpolation, invert_rigid, resample_rigid

@@ -141,12 +141,12 @@ def test_locate_slice_cli_writes_a_transform_that_maps_like_the_locator(tmp_path
     from posereg.cli import main
     from posereg.models.slice import SlicePoseNet
     from posereg.registration.slice import SliceLocator
-    from posereg.training.slice_config import slice_config_from_dict
+    from posereg.training.config import SliceTrainingConfig
 
     atlas, geometry, R, index, image = setup
     torch.manual_seed(0)
     net = SlicePoseNet(width=0.125, index_scale=40.0).eval()
-    config = slice_config_from_dict({"atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2}}).to_dict()
+    config = SliceTrainingConfig.from_dict({"atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2}}).model_dump(mode="json")
     torch.save({"config": config, "spec": net.spec, "state_dict": net.state_dict()}, tmp_path / "slice.pt")
     nib.save(nib.Nifti1Image(image.numpy(), np.diag([4.8, 4.8, 1.0, 1.0])), str(tmp_path / "slice.nii.gz"))
     argv = ["locate-slice", str(tmp_path / "slice.nii.gz"), "--model", str(tmp_path / "slice.pt"),

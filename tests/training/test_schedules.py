@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from posereg import geometry as g
-from posereg.losses import PoseLoss, ReprojectionLoss, RotvecMSELoss, SO3GeodesicLoss
-from posereg.training import Stage, StageSchedule, kendall_schedule, salehi_schedule
+from posereg.losses import PoseLoss, RotvecMSELoss, SO3GeodesicLoss
+from posereg.training import Stage, StageSchedule, salehi_schedule
 
 
 def test_salehi_schedule_switches_from_mse_to_geodesic():
@@ -28,14 +28,6 @@ def test_salehi_schedule_with_translation_uses_lambda():
     assert isinstance(geodesic.rotation, SO3GeodesicLoss) and geodesic.representation is g.SIXD
     v, t = torch.zeros(2, 3), torch.zeros(2, 3)
     assert mse(v, t, v, t + 2.0).item() == pytest.approx(0.5 * 12.0)
-
-
-def test_kendall_schedule_fine_tunes_with_reprojection():
-    schedule = kendall_schedule(4, 1, clip=100.0)
-    first, second = schedule.loss_at(3), schedule.loss_at(4)
-    assert isinstance(first, PoseLoss) and first.representation is g.QUATERNION
-    assert [p.tolist() for p in first.parameters()] == [[0.0, -3.0]]
-    assert isinstance(second, ReprojectionLoss) and second.clip == 100.0 and second.gamma == 1
 
 
 def test_bad_schedules_and_epochs():

@@ -47,33 +47,33 @@ def _add_training_arguments(p: argparse.ArgumentParser, example: str) -> None:
 
 def run_volume(args: argparse.Namespace) -> int:
     """Train the volume Pose-Net or Correction-Net of a YAML configuration."""
-    from posereg.training.config import load_volume_config
+    from posereg.training.config import VolumeTrainingConfig
     from posereg.training.volume import train_volume
 
-    return _train(args, load_volume_config, train_volume)
+    return _train(args, VolumeTrainingConfig, train_volume)
 
 
 def run_slice(args: argparse.Namespace) -> int:
     """Train the slice Pose-Net of a YAML configuration."""
+    from posereg.training.config import SliceTrainingConfig
     from posereg.training.slice import train_slice
-    from posereg.training.slice_config import load_slice_config
 
-    return _train(args, load_slice_config, train_slice)
+    return _train(args, SliceTrainingConfig, train_slice)
 
 
 def run_reloc(args: argparse.Namespace) -> int:
     """Train PoseNet on a relocalisation scene with the loss of a YAML configuration."""
+    from posereg.training.config import RelocTrainingConfig
     from posereg.training.reloc import train_reloc
-    from posereg.training.reloc_config import load_reloc_config
 
-    return _train(args, load_reloc_config, train_reloc)
+    return _train(args, RelocTrainingConfig, train_reloc)
 
 
-def _train(args: argparse.Namespace, load_config: Callable[[str], Any], train: Callable[..., Any]) -> int:
-    """Load the configuration, train, and print where the run's outputs are."""
-    config = load_config(args.config)
+def _train(args: argparse.Namespace, config_class: Any, train: Callable[..., Any]) -> int:
+    """Load the configuration (``config_class.from_yaml``), train, and print where the run's outputs are."""
+    config = config_class.from_yaml(args.config)
     result = train(config, args.output, accelerator=args.accelerator, progress=not args.quiet)
-    print(f"trained {config.to_dict()['network']} network in {result.seconds:.0f} s")
+    print(f"trained {config.model_dump(mode='json')['network']} network in {result.seconds:.0f} s")
     print(f"  model:       {result.model_path}")
     print(f"  best:        {result.best_checkpoint}")
     print(f"  metrics:     {result.metrics_csv}")

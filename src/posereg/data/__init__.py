@@ -1,8 +1,9 @@
 """Data: volumes with world frames (NIfTI), rigid resampling, atlases, synthetic subjects, datasets.
 
-Relocalisation data lives in two submodules, imported on their own: ``posereg.data.relocalisation``
-(Cambridge Landmarks, 7-Scenes, NVM reconstructions, image transforms) and
-``posereg.data.synthetic_scene`` (rendered scenes with exact poses and visible points)."""
+Relocalisation data lives in the subpackage ``posereg.data.reloc``, imported on its own: readers
+of Cambridge Landmarks, 7-Scenes and NVM reconstructions, image transforms and intrinsics,
+rendered synthetic scenes with their cache, and ``relocalisation_data(data_config)``, the one
+entry point that builds the datasets."""
 
 from posereg.data.atlas import Atlas, load_atlas, load_mni152
 from posereg.data.dataset import (

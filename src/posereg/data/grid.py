@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import Field
 
-__all__ = ["Contrast", "WorkingGrid", "validation_message"]
+from posereg.schema import Float, Int, Section, one_of, validate_config
+
+__all__ = ["Contrast", "WorkingGrid"]
 
 
 class Contrast(enum.Enum):
@@ -25,7 +27,7 @@ class Contrast(enum.Enum):
     T2 = "t2"
 
 
-class WorkingGrid(BaseModel):
+class WorkingGrid(Section):
     """An isotropic cube of voxels, RAS-aligned and centred on the atlas brain.
 
     Attributes:
@@ -35,12 +37,10 @@ class WorkingGrid(BaseModel):
         resolution_mm: the nilearn template grid (1 or 2 mm) the atlas is resampled from.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     contrast: Contrast = Contrast.T1
-    shape: StrictInt = Field(64, ge=4, le=512)
-    spacing: float = Field(3.0, gt=0.0, le=50.0, allow_inf_nan=False)
-    resolution_mm: Literal[1, 2] = 1
+    shape: Int = Field(64, ge=4, le=512)
+    spacing: Float = Field(3.0, gt=0.0, le=50.0)
+    resolution_mm: Annotated[Int, one_of(1, 2)] = 1
 
     @property
     def size(self) -> tuple[int, int, int]:
@@ -61,20 +61,6 @@ class WorkingGrid(BaseModel):
         """The grid of a ``record()`` (or a configuration's ``atlas`` section).
 
         Raises:
-            ValueError: unknown keys or bad values, each named as ``where.key``.
+            ValueError: unknown keys or bad values, each named (``where: ... shape: ...``).
         """
-        try:
-            return cls.model_validate(dict(values))
-        except ValidationError as exc:
-            raise ValueError(validation_message(exc, where)) from None
-        except TypeError:
-            raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}") from None
-
-
-def validation_message(exc: ValidationError, where: str) -> str:
-    """pydantic's errors as ``where.key: message`` lines (one per error)."""
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in (where, *error["loc"]) if part != "")
-        lines.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
-    return "; ".join(lines)
+        return validate_config(cls, values, where)

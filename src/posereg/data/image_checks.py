@@ -35,7 +35,8 @@ class ImageLimits:
     Attributes:
         max_voxels: voxels in the grid (default 512^3: 0.5 GiB as float32).
         min_spacing_mm, max_spacing_mm: voxel sizes (thick slices included).
-        min_extent_mm, max_extent_mm: field of view along each axis.
+        min_extent_mm, max_extent_mm: field of view along each axis (no minimum by default: tiny
+            images are refused by their content, ``brain_image_problems``).
         min_foreground_ml: foreground volume below which the image is "nearly empty".
         min_correlation: neighbour correlation below which the image has no spatial structure.
     """
@@ -43,7 +44,7 @@ class ImageLimits:
     max_voxels: int = 512**3
     min_spacing_mm: float = 0.1
     max_spacing_mm: float = 20.0
-    min_extent_mm: float = 20.0
+    min_extent_mm: float = 0.0
     max_extent_mm: float = 1000.0
     min_foreground_ml: float = 100.0
     min_correlation: float = 0.3

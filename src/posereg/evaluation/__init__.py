@@ -17,12 +17,13 @@ from posereg.evaluation.metrics import (
 )
 from posereg.evaluation.relocalisation import (
     RelocalisationResult,
+    evaluate_relocalisation,
     predict_camera_poses,
     relocalisation_result,
     reprojection_error_px,
 )
 
 __all__ = [
-    "ErrorSummary", "RegistrationCase", "RelocalisationResult", "SliceCase", "bin_indices", "equal_count_edges",
+    "ErrorSummary", "RegistrationCase", "RelocalisationResult", "SliceCase", "bin_indices", "equal_count_edges", "evaluate_relocalisation",
     "position_error_m", "predict_camera_poses", "relocalisation_result", "reprojection_error_px", "rotation_error_deg", "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm",
 ]  # fmt: skip

@@ -2,7 +2,8 @@
 
 Kendall & Cipolla (2017) report, per scene, the median distance between predicted and true
 camera centres and the median angle between predicted and true camera orientations; this
-module computes both from a network and a dataset of frames. Where the frames carry scene
+module computes both from a network and a dataset of frames (``evaluate_relocalisation``: a
+network on the test frames of ``posereg.data.reloc.relocalisation_data``). Where the frames carry scene
 points, it also gives each frame's reprojection error in pixels: the quantity the paper's
 reprojection fine-tune minimises (its ``L_g`` with the Euclidean norm), so that a fine-tune can
 be judged on its own objective as well as on metres and degrees. Frames: camera-to-world
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +23,13 @@ from torch.utils.data import DataLoader, Dataset
 from posereg.evaluation.metrics import position_error_m, rotation_error_deg
 from posereg.losses.reprojection import reprojection_residuals
 
-__all__ = ["RelocalisationResult", "predict_camera_poses", "relocalisation_result", "reprojection_error_px"]
+if TYPE_CHECKING:
+    from posereg.data.reloc import RelocalisationData
+
+__all__ = [
+    "RelocalisationResult", "evaluate_relocalisation", "predict_camera_poses", "relocalisation_result",
+    "reprojection_error_px",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -159,3 +167,21 @@ def reprojection_error_px(R_pred: Tensor, c_pred: Tensor, dataset: Dataset, batc
         errors.append(torch.where(count > 0, mean, torch.nan))
         start += n
     return torch.cat(errors)
+
+
+def evaluate_relocalisation(net: nn.Module, data: RelocalisationData, *, batch_size: int = 64) -> RelocalisationResult:
+    """Errors of ``net`` on the test frames of ``data``, with each frame's reprojection error in
+    pixels where the frames carry scene points.
+
+    Args:
+        net: a network returning ``(rotation, position)`` with ``to_matrix`` (``PoseNet``).
+        data: the frames (``relocalisation_data``); only ``data.test`` is evaluated.
+        batch_size: frames per forward pass.
+
+    Returns:
+        Position errors in metres, rotation errors in degrees (and pixels) per test frame.
+    """
+    R, c = predict_camera_poses(net, data.test, batch_size)
+    reprojection = reprojection_error_px(R, c, data.test, batch_size) if data.has_points else None
+    truth = data.test_poses
+    return relocalisation_result(R, c, truth.rotations.float(), truth.positions.float(), reprojection)

@@ -9,22 +9,21 @@ Three weightings, the three papers' answers to "how many metres is a radian wort
 - ``MetricWeighting(W)``: no separate terms; the squared SE(3) geodesic distance under the
   metric ``W`` (Hou et al. 2018), with ``W`` from ``estimate_metric_weights``.
 
-Configuration files choose by name (``PoseLoss.from_config``); Python code passes the
-component modules. Terms are ordered ``(translation, rotation)``, as Kendall & Cipolla's
+Configuration files choose a loss by name through one switch, ``loss.kind`` of ``posereg
+train reloc`` (``posereg.training.reloc.reloc_loss``); Python code passes the component
+modules. Terms are ordered ``(translation, rotation)``, as Kendall & Cipolla's
 ``(s_p, s_q)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from posereg.geometry import (
     QUATERNION,
-    REPRESENTATIONS,
     ROTVEC,
     RotationRepresentation,
     squared_geodesic_distance,
@@ -36,7 +35,6 @@ from posereg.losses._norms import check_gamma, gamma_norm
 from posereg.losses._reduction import check_reduction, reduce_loss
 from posereg.losses.homoscedastic import HomoscedasticWeighting
 from posereg.losses.posenet import quaternion_distance
-from posereg.losses.rotation import RotvecMSELoss, SO3GeodesicLoss
 
 __all__ = [
     "FixedWeighting",
@@ -229,70 +227,3 @@ class PoseLoss(nn.Module):
         return reduce_loss(
             self._per_sample(rotation_pred, translation_pred, rotation_target, translation_target), self.reduction
         )
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PoseLoss:
-        """Build a ``PoseLoss`` from a configuration mapping (e.g. a YAML section).
-
-        Keys:
-            weighting: 'fixed' (needs ``beta``; optional ``translation_weight``, default 1),
-                'homoscedastic' (optional ``init``, default
-                ``[0.0, -3.0]``) or 'metric' (needs ``W``: 6 diagonal weights or a 6x6 list).
-            rotation: 'geodesic', 'geodesic_squared', 'rotvec_mse' or 'quaternion'
-                (not with 'metric').
-            translation: 'l1', 'l2' or 'mse' (not with 'metric').
-            representation: the rotation representation for 'geodesic', 'geodesic_squared' and
-                'metric' (default 'rotvec').
-            gamma: the norm of the 'quaternion' rotation term, 1 or 2 (default 2).
-            reduction: default 'mean'.
-
-        Raises:
-            ValueError: an unknown key or value, or a missing required one.
-        """
-        cfg = dict(config)
-        allowed = {"weighting", "rotation", "translation", "representation", "gamma", "beta", "translation_weight",
-                   "init", "W", "reduction"}
-        unknown = sorted(set(cfg) - allowed)
-        if unknown:
-            raise ValueError(f"loss config: unknown keys {unknown}; expected some of {sorted(allowed)}")
-        reduction = cfg.get("reduction", "mean")
-        representation = _choose("representation", cfg.get("representation", "rotvec"), REPRESENTATIONS)
-        weighting_name = _required(cfg, "weighting")
-        if weighting_name == "metric":
-            extra = sorted({"rotation", "translation"} & set(cfg))
-            if extra:
-                raise ValueError(f"loss config: weighting 'metric' defines its own terms; remove {extra}")
-            W = torch.as_tensor(_required(cfg, "W"), dtype=torch.get_default_dtype())
-            W = torch.diag(W) if W.shape == (6,) else W
-            return cls(MetricWeighting(W, representation), reduction=reduction)
-        weightings: dict[str, Callable[[], nn.Module]] = {
-            "fixed": lambda: FixedWeighting(_required(cfg, "beta"), cfg.get("translation_weight", 1.0)),
-            "homoscedastic": lambda: HomoscedasticWeighting(cfg.get("init", (0.0, -3.0)), reduction="none"),
-        }
-        rotations: dict[str, Callable[[], nn.Module]] = {
-            "geodesic": lambda: SO3GeodesicLoss(representation, reduction="none"),
-            "geodesic_squared": lambda: SO3GeodesicLoss(representation, squared=True, reduction="none"),
-            "rotvec_mse": lambda: RotvecMSELoss("none"),
-            "quaternion": lambda: QuaternionDistance(cfg.get("gamma", 2)),
-        }
-        translations: dict[str, Callable[[], nn.Module]] = {
-            "l1": lambda: TranslationDistance(1),
-            "l2": lambda: TranslationDistance(2),
-            "mse": lambda: TranslationDistance(2, squared=True),
-        }
-        weighting = _choose("weighting", weighting_name, weightings)()
-        rotation = _choose("rotation", _required(cfg, "rotation"), rotations)()
-        translation = _choose("translation", _required(cfg, "translation"), translations)()
-        return cls(weighting, rotation, translation, reduction)
-
-
-def _required(cfg: Mapping[str, Any], key: str) -> Any:
-    if key not in cfg:
-        raise ValueError(f"loss config: missing required key {key!r}")
-    return cfg[key]
-
-
-def _choose(key: str, name: object, options: Mapping[str, Any]) -> Any:
-    if not isinstance(name, str) or name not in options:
-        raise ValueError(f"loss config: {key} must be one of {sorted(options)}, got {name!r}")
-    return options[name]

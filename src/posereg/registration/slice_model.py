@@ -19,7 +19,7 @@ from posereg.registration.slice import SliceLocator
 
 __all__ = ["DEFAULT_MIDDLE_FRACTION", "SliceModel", "load_slice_model"]
 
-DEFAULT_MIDDLE_FRACTION = 0.66  # the training default (slice_config.SliceDataConfig)
+DEFAULT_MIDDLE_FRACTION = 0.66  # the training default (posereg.data.config.SliceDataConfig)
 
 
 @dataclass(frozen=True)

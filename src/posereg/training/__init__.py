@@ -8,6 +8,6 @@ package. Importing ``posereg.training`` itself loads only the schedules; the tra
 Lightning when their module is imported.
 """
 
-from posereg.training.schedules import Stage, StageSchedule, kendall_schedule, salehi_schedule
+from posereg.training.schedules import Stage, StageSchedule, salehi_schedule
 
-__all__ = ["Stage", "StageSchedule", "kendall_schedule", "salehi_schedule"]
+__all__ = ["Stage", "StageSchedule", "salehi_schedule"]

@@ -181,8 +181,10 @@ class _StageEndSaver(L.Callback):
             _save_model(self.output / f"model_after_{name}.pt", self.config, module.net, self.grid)
 
 
-def training_loader(train: Dataset, batch_size: int, num_workers: int, *, shuffle: bool = True) -> DataLoader:
-    """The training ``DataLoader``: an ``EpochSampler`` over ``train``, shuffled by default.
+def training_loader(train: Dataset, batch_size: int, num_workers: int, *, shuffle: bool = True,
+                    seed: int = 0) -> DataLoader:  # fmt: skip
+    """The training ``DataLoader``: an ``EpochSampler`` over ``train``, shuffled by default (a new
+    order each epoch, drawn from ``seed``).
 
     Shuffling matters beyond fixed datasets: the slice dataset yields its items in groups of
     ``slices_per_volume`` slices of one rotated subject, so an ordered batch of 32 holds one
@@ -190,7 +192,7 @@ def training_loader(train: Dataset, batch_size: int, num_workers: int, *, shuffl
     towards one rotation and batch normalisation saw a single pose per batch: the rotation
     was never learned (70 degrees on validation, the error of a constant prediction).
     """
-    sampler = EpochSampler(len(train), shuffle=shuffle)  # type: ignore[arg-type]
+    sampler = EpochSampler(len(train), shuffle=shuffle, seed=seed)  # type: ignore[arg-type]
     return DataLoader(train, sampler=sampler, batch_size=batch_size, num_workers=num_workers,  # type: ignore[arg-type]
                       persistent_workers=num_workers > 0)  # fmt: skip
 
@@ -218,6 +220,7 @@ def fit_pose_network(
     shuffle: bool = True,
     precision: str = "32-true",
     max_minutes: float | None = None,
+    seed: int = 0,
 ) -> TrainingResult:
     """Train ``module`` on ``train`` (an epoch-aware dataset, see ``EpochSampler``) and write the run.
 
@@ -235,6 +238,7 @@ def fit_pose_network(
             independent and where the order must be kept).
         precision: Lightning's precision ('32-true', 'bf16-mixed', '16-mixed').
         max_minutes: stop after this wall-clock time (``model.pt`` is written all the same).
+        seed: the seed of the order of the training items (with ``shuffle``).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -243,7 +247,7 @@ def fit_pose_network(
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.json").write_text(json.dumps(dict(config), indent=2))
-    train_loader = training_loader(train, batch_size, num_workers, shuffle=shuffle)
+    train_loader = training_loader(train, batch_size, num_workers, shuffle=shuffle, seed=seed)
     val_loader = DataLoader(val, batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0)
     checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", monitor="val/rotation_error_deg", mode="min",
                                  save_last=True, filename="best-{epoch}")  # fmt: skip

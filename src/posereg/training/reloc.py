@@ -1,8 +1,9 @@
 """Training PoseNet for camera relocalisation with the geometric losses of the papers.
 
-``train_reloc(config, output)`` renders (or reads from the cache) the synthetic scene's
-training and test sequences, builds a ``PoseNet`` whose position head starts at the
-training cameras' mean, and trains it with the loss that ``loss.kind`` names:
+``train_reloc(config, output)`` takes the training and test frames of ``config.data``
+(``posereg.data.reloc.relocalisation_data``: a rendered synthetic scene, Cambridge Landmarks or
+7-Scenes), builds a ``PoseNet`` whose position head starts at the training cameras' mean, and
+trains it with the loss that ``loss.kind`` names (``reloc_loss``, the one loss switch):
 
 - 'beta': ``|p - p_hat|_g + beta |q - q_hat|_g`` (PoseNet, beta tuned by a sweep);
 - 'homoscedastic': ``L_p exp(-s_p) + s_p + L_q exp(-s_q) + s_q``, ``s`` learned (Kendall & Cipolla);
@@ -18,45 +19,16 @@ goes, and nothing is selected on them (``model.pt`` is the last epoch).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
-from posereg.data.relocalisation import (
-    CameraPoses,
-    ImageTransform,
-    RelocalisationDataset,
-    channel_statistics,
-    image_key,
-    load_rgb,
-    points_seen_by,
-    read_cambridge_poses,
-    read_nvm,
-    read_seven_scenes,
-    read_seven_scenes_split,
-    seven_scenes_intrinsics,
-)
-from posereg.data.synthetic_scene import (
-    RenderedScene,
-    SceneDataset,
-    SyntheticScene,
-    render_scene,
-    room_scene,
-    street_scene,
-)
+from posereg.data.reloc import CameraPoses, RelocalisationData, relocalisation_data
 from posereg.evaluation.metrics import position_error_m, rotation_error_deg
 from posereg.evaluation.relocalisation import (
-    RelocalisationResult,
     predict_camera_poses,
-    relocalisation_result,
-    reprojection_error_px,
 )
 from posereg.geometry import riemannian_log
 from posereg.losses import (
@@ -71,144 +43,16 @@ from posereg.losses import (
     reprojection_loss,
 )
 from posereg.models import ROTATION_HEADS
-from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.models.posenet import PoseNet
+from posereg.training.config import LossKind, RelocTrainingConfig
 from posereg.training.loop import TrainingResult, fit_pose_network, seeded_network
-from posereg.training.reloc_config import (
-    LossKind,
-    RelocDataConfig,
-    RelocTrainingConfig,
-    reloc_config_from_dict,
-)
+from posereg.training.reloc_model import load_reloc_model
 from posereg.training.schedules import Stage, StageSchedule
 
 __all__ = [
-    "PoseTermsLoss", "RelocalisationModule", "ReprojectionTermsLoss", "build_posenet", "evaluate_reloc_model", "load_reloc_model",
-    "RelocalisationData", "metric_from_training_poses", "metric_from_training_residuals", "relocalisation_data", "reloc_loss", "rendered_splits",
-    "synthetic_scene", "train_reloc",
+    "PoseTermsLoss", "RelocalisationModule", "ReprojectionTermsLoss", "build_posenet",
+    "metric_from_training_poses", "metric_from_training_residuals", "reloc_loss", "train_reloc",
 ]  # fmt: skip
-
-TEST_SEED_BASE = 1000  # test sequences use path seeds 1000, 1001, ...: never a training path
-
-
-def synthetic_scene(name: str) -> SyntheticScene:
-    """The scene a configuration names ('room' or 'street')."""
-    scenes = {"room": room_scene, "street": street_scene}
-    if name not in scenes:
-        raise ValueError(f"scene: expected one of {sorted(scenes)}, got {name!r}")
-    return scenes[name]()
-
-
-def rendered_splits(data: RelocDataConfig, *, progress: bool = False) -> tuple[RenderedScene, RenderedScene]:
-    """``(train, test)`` renders of the configured scene, read from or written to ``data.cache``.
-
-    The cache key hashes every setting that changes the pixels or labels, so a changed
-    configuration never reads a stale render.
-    """
-    scene = synthetic_scene(data.scene)
-    splits = {"train": range(data.train_sequences), "test": range(TEST_SEED_BASE, TEST_SEED_BASE + data.test_sequences)}
-    out = []
-    for name, seeds in splits.items():
-        settings = {"scene": repr(scene), "seeds": list(seeds), "frames": data.frames, "size": data.size,
-                    "points": data.points_per_image, "version": 1}  # fmt: skip
-        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-        path = Path(data.cache) / f"{data.scene}_{name}_{key}.pt" if data.cache is not None else None
-        if path is not None and path.is_file():
-            out.append(RenderedScene.load(path))
-            continue
-        rendered = render_scene(scene, sequences=list(seeds), frames=data.frames, size=data.size,
-                                points_per_image=data.points_per_image, progress=progress)  # fmt: skip
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rendered.save(path)
-        out.append(rendered)
-    return out[0], out[1]
-
-
-@dataclass(frozen=True)
-class RelocalisationData:
-    """Training and test frames with what the network and the losses need to know of them.
-
-    Attributes:
-        train, test: datasets of dict items (``image`` in [0, 1], ``position``, ``rotation``,
-            ``quaternion``, and when available ``points``, ``points_mask``, ``intrinsics``).
-        train_poses, test_poses: their camera-to-world poses (float64).
-        has_points: whether items carry scene points (the reprojection loss needs them).
-        statistics_images: yields the ``(3, H, W)`` images in [0, 1] that ``image_statistics``
-            summarises (read only when a new network needs them, not for evaluation).
-    """
-
-    train: Dataset
-    test: Dataset
-    train_poses: CameraPoses
-    test_poses: CameraPoses
-    has_points: bool
-    statistics_images: Callable[[], Iterable[Tensor]]
-
-    def image_statistics(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and standard deviation of the training images (``channel_statistics``)."""
-        mean, std = channel_statistics(self.statistics_images())
-        return mean.tolist(), std.tolist()
-
-
-def _poses_of(rendered: RenderedScene) -> CameraPoses:
-    return CameraPoses(tuple(f"frame{i:06d}" for i in range(len(rendered))), rendered.positions, rendered.rotations)
-
-
-def _synthetic_data(data: RelocDataConfig, progress: bool) -> RelocalisationData:
-    train, test = rendered_splits(data, progress=progress)
-    return RelocalisationData(SceneDataset(train), SceneDataset(test), _poses_of(train), _poses_of(test), True,
-                              lambda: (image.float() / 255 for image in train.images))  # fmt: skip
-
-
-def _real_data(data: RelocDataConfig) -> RelocalisationData:
-    assert data.root is not None
-    root = Path(data.root)
-    if data.source == "cambridge":
-        split = [read_cambridge_poses(root / f"dataset_{name}.txt", max_abs_position=data.max_abs_position)
-                 for name in ("train", "test")]  # fmt: skip
-    else:
-        split = [read_seven_scenes(root, read_seven_scenes_split(root / f"{name}Split.txt")) for name in ("Train", "Test")]
-    nvm = root / "reconstruction.nvm"
-    points: list[tuple[Tensor, Tensor] | None] = [None, None]
-    intrinsics: list[Tensor | None] = [None, None]
-    if data.source == "cambridge" and nvm.is_file():
-        reconstruction = read_nvm(nvm)
-        focal = {image_key(k): f for k, f in zip(reconstruction.files, reconstruction.focal_lengths.tolist())}
-        for i, poses in enumerate(split):
-            points[i] = points_seen_by(reconstruction, poses, data.points_per_image, allow_missing=True)
-            # NVM measurements are relative to the image centre: K has the centre as principal point
-            h, w = load_rgb(root / poses.files[0]).shape[-2:]
-            # frames the reconstruction lacks have no points (all-False mask); give them the median
-            # focal length so that no NaN enters the loss or its gradient
-            typical = float(reconstruction.focal_lengths.median())
-            f = torch.tensor([focal.get(image_key(name), typical) for name in poses.files], dtype=torch.float64)
-            K = torch.zeros(len(poses), 3, 3, dtype=torch.float64)
-            K[:, 0, 0] = K[:, 1, 1] = f
-            K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = (w - 1) / 2, (h - 1) / 2, 1.0
-            intrinsics[i] = K
-    elif data.source == "seven_scenes":
-        intrinsics = [seven_scenes_intrinsics(), seven_scenes_intrinsics()]
-    datasets = []
-    for i, poses in enumerate(split):
-        transform = ImageTransform(resize=data.resize, crop=data.crop, train=i == 0)
-        pts = points[i]
-        datasets.append(RelocalisationDataset(root, poses, transform, points=None if pts is None else pts[0],
-                                              points_mask=None if pts is None else pts[1], intrinsics=intrinsics[i]))  # fmt: skip
-    # statistics of up to 200 evenly spread training images, centre-cropped
-    probe = ImageTransform(resize=data.resize, crop=data.crop, train=False)
-    step = max(1, len(split[0]) // 200)
-    return RelocalisationData(datasets[0], datasets[1], split[0], split[1], points[0] is not None,
-                              lambda: (probe(load_rgb(root / f)) for f in split[0].files[::step]))  # fmt: skip
-
-
-def relocalisation_data(data: RelocDataConfig, *, progress: bool = False) -> RelocalisationData:
-    """The frames ``data`` describes: a rendered synthetic scene, Cambridge Landmarks or 7-Scenes.
-
-    Raises:
-        FileNotFoundError: missing dataset files. ValueError: malformed ones.
-    """
-    return _synthetic_data(data, progress) if data.source == "synthetic" else _real_data(data)
 
 
 def metric_from_training_poses(poses: CameraPoses) -> Tensor:
@@ -374,11 +218,14 @@ def train_reloc(
 ) -> TrainingResult:
     """Train PoseNet as ``config`` says; write checkpoints, logs, ``model.pt`` and ``summary.json``.
 
+    ``config.seed`` seeds the initial weights, the order of the training frames and the random
+    crops of real training images.
+
     Raises:
         FileNotFoundError: ``model.init_from`` names no file.
         ValueError: ``model.init_from`` is not a relocalisation model of the same network.
     """
-    data = relocalisation_data(config.data, progress=progress)
+    data = relocalisation_data(config.data, seed=config.seed, progress=progress)
     if config.loss.kind is LossKind.REPROJECTION and not data.has_points:
         raise ValueError(f"loss.kind reprojection: the {config.data.source} data has no scene points "
                          "(Cambridge: put reconstruction.nvm in data.root)")  # fmt: skip
@@ -392,31 +239,6 @@ def train_reloc(
     o = config.optim
     schedule = StageSchedule([Stage(config.loss.kind.value, o.epochs, reloc_loss(config, data.train_poses))])
     module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, o.decoupled_weight_decay)
-    return fit_pose_network(module, data.train, data.test, config=config.to_dict(), output=output,
+    return fit_pose_network(module, data.train, data.test, config=config.model_dump(mode="json"), output=output,
                             batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
-                            progress=progress)  # fmt: skip
-
-
-def load_reloc_model(path: str | Path) -> tuple[PoseNet, RelocTrainingConfig]:
-    """Load a relocalisation ``model.pt`` (safe ``weights_only`` loading), in eval mode.
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: not a posereg relocalisation model.
-    """
-    artifact = load_artifact(path, (NetworkKind.POSENET,))
-    return artifact.network(), reloc_config_from_dict(artifact.config)  # type: ignore[return-value]
-
-
-def evaluate_reloc_model(path: str | Path, *, progress: bool = False) -> tuple[RelocalisationResult, RelocTrainingConfig]:
-    """Errors of a relocalisation ``model.pt`` on the test frames of the data it was trained on
-    (with the per-frame reprojection error in pixels where the frames carry scene points).
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: not a posereg relocalisation model.
-    """
-    net, config = load_reloc_model(path)
-    data = relocalisation_data(config.data, progress=progress)
-    R, c = predict_camera_poses(net, data.test)
-    reprojection = reprojection_error_px(R, c, data.test) if data.has_points else None
-    return relocalisation_result(R, c, data.test_poses.rotations.float(), data.test_poses.positions.float(),
-                                 reprojection), config  # fmt: skip
+                            progress=progress, seed=config.seed)  # fmt: skip

@@ -2,9 +2,10 @@
 
 Both seed papers train in two stages because their final loss misbehaves from random
 weights: Salehi et al. (2018) train rotation-vector MSE first and fine-tune with the
-geodesic distance (ten epochs each); Kendall & Cipolla (2017) train with learned
-homoscedastic weights and fine-tune with the reprojection loss, which diverges from
-scratch. A ``StageSchedule`` holds the stages; the Lightning module asks it for the loss of
+geodesic distance (ten epochs each, ``salehi_schedule``); Kendall & Cipolla (2017) train with
+learned homoscedastic weights and fine-tune with the reprojection loss, which diverges from
+scratch (two runs of ``posereg train reloc``: ``loss.kind`` homoscedastic, then reprojection
+with ``model.init_from``). A ``StageSchedule`` holds the stages; the Lightning module asks it for the loss of
 the current epoch. No Lightning import here.
 """
 
@@ -13,21 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import nn
 
 from posereg.geometry import ROTVEC, RotationRepresentation
 from posereg.losses import (
     FixedWeighting,
-    HomoscedasticWeighting,
     PoseLoss,
-    QuaternionDistance,
-    ReprojectionLoss,
     RotvecMSELoss,
     SO3GeodesicLoss,
     TranslationDistance,
 )
 
-__all__ = ["Stage", "StageSchedule", "kendall_schedule", "salehi_schedule"]
+__all__ = ["Stage", "StageSchedule", "salehi_schedule"]
 
 
 @dataclass(frozen=True)
@@ -145,34 +143,3 @@ def salehi_schedule(
         raise ValueError(f"epochs: expected non-negative stage lengths, at least one epoch in all, got {mse_epochs}, {geodesic_epochs}")
     stages = [Stage("mse", mse_epochs, mse), Stage("geodesic", geodesic_epochs, geodesic)]
     return StageSchedule([stage for stage in stages if stage.epochs > 0])
-
-
-def kendall_schedule(
-    homoscedastic_epochs: int,
-    reprojection_epochs: int,
-    *,
-    K: Tensor | None = None,
-    gamma: int = 1,
-    clip: float | None = None,
-    init: Sequence[float] = (0.0, -3.0),
-) -> StageSchedule:
-    """Kendall & Cipolla (2017): learned homoscedastic weights, then the reprojection loss.
-
-    Stage 1 is a ``PoseLoss`` on ``(quaternion, position)`` with ``HomoscedasticWeighting``
-    (``s_p, s_q`` from ``init``) and Euclidean distances; stage 2 a ``ReprojectionLoss`` on
-    camera-to-world poses and scene points. Add stage 1's loss parameters (the ``s``) to the
-    optimiser.
-
-    Args:
-        homoscedastic_epochs: epochs of stage 1.
-        reprojection_epochs: epochs of the fine-tune.
-        K: intrinsics for the reprojection loss, ``None`` for normalised coordinates.
-        gamma: the reprojection residual norm (the paper: 1).
-        clip: optional residual clamp of the reprojection loss.
-        init: initial ``(s_p, s_q)``.
-    """
-    stage1 = PoseLoss(HomoscedasticWeighting(init, reduction="none"), QuaternionDistance(2), TranslationDistance(2))
-    stage2 = ReprojectionLoss(K, gamma=gamma, clip=clip)
-    return StageSchedule(
-        [Stage("homoscedastic", homoscedastic_epochs, stage1), Stage("reprojection", reprojection_epochs, stage2)]
-    )

@@ -8,17 +8,17 @@ weighted by ``schedule.translation_weight`` in both), and runs ``fit_pose_networ
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from posereg.data import Split, WorkingGrid, load_atlas, subject_seed, synthesize_subject
+from posereg.data import Split, load_atlas, subject_seed, synthesize_subject
 from posereg.data.slices import SliceGeometry, SlicePoseDataset, half_space_rotation
 from posereg.models import ROTATION_HEADS
 from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.models.slice import SlicePoseNet
+from posereg.training.config import SliceTrainingConfig
 from posereg.training.loop import (
     SLICE_INDEX,
     RigidPoseModule,
@@ -27,7 +27,6 @@ from posereg.training.loop import (
     seeded_network,
 )
 from posereg.training.schedules import salehi_schedule
-from posereg.training.slice_config import SliceTrainingConfig, slice_config_from_dict
 
 __all__ = ["build_slice_network", "load_slice_model", "slice_datasets", "train_slice"]
 
@@ -39,9 +38,10 @@ def build_slice_network(config: SliceTrainingConfig) -> SlicePoseNet:
 
 
 def slice_datasets(config: SliceTrainingConfig) -> tuple[SlicePoseDataset, SlicePoseDataset]:
-    """Training and validation slices (disjoint training-family subjects)."""
+    """Training and validation slices (disjoint training-family subjects; items seeded by
+    ``config.seed`` and ``config.seed + 1``)."""
     a, d = config.atlas, config.data
-    atlas = load_atlas(WorkingGrid.from_record(dataclasses.asdict(a)))
+    atlas = load_atlas(a)
     subjects = [
         synthesize_subject(atlas, torch.Generator().manual_seed(subject_seed(Split.TRAIN, i, d.subject_base_seed)))
         for i in range(d.train_subjects + d.val_subjects)
@@ -49,29 +49,31 @@ def slice_datasets(config: SliceTrainingConfig) -> tuple[SlicePoseDataset, Slice
     geometry = SliceGeometry(a.shape, a.spacing, a.shape)
 
     def sampler(gen: torch.Generator) -> torch.Tensor:
-        return half_space_rotation(gen, tuple(d.x_range_deg), tuple(d.y_range_deg), tuple(d.z_range_deg))  # type: ignore[arg-type]
+        return half_space_rotation(gen, d.x_range_deg, d.y_range_deg, d.z_range_deg)
 
     common = {"geometry": geometry, "rotation_sampler": sampler, "slices_per_volume": d.slices_per_volume,
               "middle_fraction": d.middle_fraction, "noise": d.noise}  # fmt: skip
-    train = SlicePoseDataset(subjects[: d.train_subjects], d.items_per_epoch, d.seed, **common)  # type: ignore[arg-type]
-    val = SlicePoseDataset(subjects[d.train_subjects :], d.val_items, d.seed + 1, **common)  # type: ignore[arg-type]
+    train = SlicePoseDataset(subjects[: d.train_subjects], d.items_per_epoch, config.seed, **common)  # type: ignore[arg-type]
+    val = SlicePoseDataset(subjects[d.train_subjects :], d.val_items, config.seed + 1, **common)  # type: ignore[arg-type]
     return train, val
 
 
 def train_slice(
     config: SliceTrainingConfig, output: str | Path, *, accelerator: str = "cpu", progress: bool = True
 ) -> TrainingResult:
-    """Train the slice network of ``config``; write checkpoints, logs and ``model.pt`` under ``output``."""
+    """Train the slice network of ``config``; write checkpoints, logs and ``model.pt`` under ``output``.
+
+    ``config.seed`` seeds the initial weights, the slices (``seed + 1``: validation) and their order.
+    """
     train, val = slice_datasets(config)
     net = seeded_network(config.seed, lambda: build_slice_network(config))
     s, o = config.schedule, config.optim
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
                                translation_weight=s.translation_weight)  # fmt: skip
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, SLICE_INDEX)
-    grid = WorkingGrid.from_record(dataclasses.asdict(config.atlas)).record()
-    return fit_pose_network(module, train, val, config=config.to_dict(), output=output, grid=grid,
-                            batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
-                            progress=progress)  # fmt: skip
+    return fit_pose_network(module, train, val, config=config.model_dump(mode="json"), output=output,
+                            grid=config.atlas.record(), batch_size=o.batch_size, num_workers=o.num_workers,
+                            accelerator=accelerator, progress=progress, seed=config.seed)  # fmt: skip
 
 
 def load_slice_model(path: str | Path) -> tuple[nn.Module, SliceTrainingConfig]:
@@ -81,4 +83,4 @@ def load_slice_model(path: str | Path) -> tuple[nn.Module, SliceTrainingConfig]:
         FileNotFoundError: no such file. ValueError: not a posereg slice model.
     """
     artifact = load_artifact(path, (NetworkKind.SLICE,))
-    return artifact.network(), slice_config_from_dict(artifact.config)
+    return artifact.network(), SliceTrainingConfig.from_stored(artifact.config)

@@ -9,18 +9,18 @@ every epoch, and the validation batches (seed + 1, epoch 0) are the same in ever
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from posereg.data import WorkingGrid, load_atlas
+from posereg.data import load_atlas
 from posereg.data.dataset import EpochDataset
 from posereg.data.head_model import HeadModel, build_head_model, load_head_model
 from posereg.data.head_synthesis import HeadVariation, correction_batch, pose_batch
-from posereg.training.config import NetworkKind, VolumeTrainingConfig
+from posereg.models.artifact import NetworkKind
+from posereg.training.config import VolumeTrainingConfig
 from posereg.training.loop import TRANSLATION, RigidPoseModule, TrainingResult, fit_pose_network
 from posereg.training.schedules import StageSchedule
 
@@ -98,8 +98,7 @@ def head_model_for(config: VolumeTrainingConfig) -> HeadModel:
     """The configuration's head model: ``data.head_model`` if set, else built from nilearn."""
     if config.data.head_model is not None:
         return load_head_model(config.data.head_model)
-    a = config.atlas
-    return build_head_model(load_atlas(WorkingGrid.from_record(dataclasses.asdict(a))))
+    return build_head_model(load_atlas(config.atlas))
 
 
 def train_on_synthetic_heads(
@@ -120,12 +119,12 @@ def train_on_synthetic_heads(
     d, o = config.data, config.optim
     batches = max(1, d.items_per_epoch // o.batch_size)
     val_batches = max(1, d.val_items // o.batch_size)
-    module = SyntheticHeadModule(net, schedule, head, config.network, batch_size=o.batch_size, seed=d.seed, lr=o.lr,
+    module = SyntheticHeadModule(net, schedule, head, config.network, batch_size=o.batch_size, seed=config.seed, lr=o.lr,
                                  weight_decay=o.weight_decay, cosine_decay=o.cosine_decay,
                                  max_translation_mm=d.max_translation_mm,
                                  max_angle_deg=d.max_rotation_angle_deg or 50.0)  # fmt: skip
-    return fit_pose_network(module, BatchSeeds(batches, d.seed), BatchSeeds(val_batches, d.seed + 1),
-                            config=config.to_dict(), output=output, grid=WorkingGrid.from_record(dataclasses.asdict(a)).record(),
-                             batch_size=1, num_workers=0,
+    return fit_pose_network(module, BatchSeeds(batches, config.seed), BatchSeeds(val_batches, config.seed + 1),
+                            config=config.model_dump(mode="json"), output=output, grid=config.atlas.record(),
+                            batch_size=1, num_workers=0,
                             accelerator=accelerator, progress=progress, precision=o.precision,
                             max_minutes=o.max_minutes)  # fmt: skip

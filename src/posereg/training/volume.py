@@ -9,7 +9,6 @@ seed family only), on-the-fly motion datasets, the network and Salehi's two-stag
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -21,16 +20,14 @@ from posereg.data import (
     RigidPoseDataset,
     ScannerVariation,
     Split,
-    WorkingGrid,
     load_atlas,
     subject_seed,
     synthesize_subject,
 )
 from posereg.geometry import random_euler_rotation, random_rotation_with_angle
 from posereg.models import volume_network_from_spec
-from posereg.models.artifact import NetworkKind as ModelKind
-from posereg.models.artifact import load_artifact
-from posereg.training.config import NetworkKind, VolumeTrainingConfig, volume_config_from_dict
+from posereg.models.artifact import NetworkKind, load_artifact
+from posereg.training.config import VolumeTrainingConfig
 from posereg.training.loop import (
     TRANSLATION,
     RigidPoseModule,
@@ -45,12 +42,7 @@ __all__ = ["RigidPoseModule", "TrainingResult", "build_network", "load_volume_mo
 
 def build_network(config: VolumeTrainingConfig) -> nn.Module:
     """The network a configuration describes (weights from the current torch RNG)."""
-    m = config.model
-    spec = {"network": config.network.value, "channels": m.channels, "pool_before": m.pool_before, "fc": m.fc,
-            "pooled_size": m.pooled_size, "rotation_head": m.rotation_head}  # fmt: skip
-    if config.network is NetworkKind.CORRECTION:
-        spec["translation_scale_mm"] = m.translation_scale_mm
-    return volume_network_from_spec(spec)
+    return volume_network_from_spec(config.model.spec(config.network))
 
 
 def _euler_sampler(max_deg: float):  # type: ignore[no-untyped-def]
@@ -87,8 +79,8 @@ def _datasets(config: VolumeTrainingConfig, atlas: Atlas) -> tuple[RigidPoseData
     reference = atlas.image if config.network is NetworkKind.CORRECTION else None
     common = {"max_translation_mm": d.max_translation_mm, "rotation_sampler": sampler,
               "scanner": ScannerVariation(crop=d.crop, noise=d.noise), "reference": reference}  # fmt: skip
-    train = RigidPoseDataset(subjects[: d.train_subjects], d.items_per_epoch, seed=d.seed, **common)  # type: ignore[arg-type]
-    val = RigidPoseDataset(subjects[d.train_subjects :], d.val_items, seed=d.seed + 1, **common)  # type: ignore[arg-type]
+    train = RigidPoseDataset(subjects[: d.train_subjects], d.items_per_epoch, seed=config.seed, **common)  # type: ignore[arg-type]
+    val = RigidPoseDataset(subjects[d.train_subjects :], d.val_items, seed=config.seed + 1, **common)  # type: ignore[arg-type]
     return train, val
 
 
@@ -96,6 +88,9 @@ def train_volume(
     config: VolumeTrainingConfig, output: str | Path, *, accelerator: str = "cpu", progress: bool = True
 ) -> TrainingResult:
     """Train the network of ``config``; write checkpoints, logs and ``model.pt`` under ``output``.
+
+    ``config.seed`` seeds the initial weights, the training motions and (``seed + 1``) the
+    validation motions.
 
     Args:
         config: the training configuration.
@@ -112,14 +107,13 @@ def train_volume(
         from posereg.training.synthetic_heads import train_on_synthetic_heads
 
         return train_on_synthetic_heads(config, net, schedule, output, accelerator=accelerator, progress=progress)
-    grid = WorkingGrid.from_record(dataclasses.asdict(config.atlas))
-    atlas = load_atlas(grid)
-    train, val = _datasets(config, atlas)
+    train, val = _datasets(config, load_atlas(config.atlas))
     o = config.optim
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, TRANSLATION if correction else None)
     # Volume items are independent draws, so order does not matter; kept in index order so that
     # the committed volume runs (docs/benchmarks/volume_training.md) reproduce exactly.
-    return fit_pose_network(module, train, val, config=config.to_dict(), output=output, grid=grid.record(),
+    return fit_pose_network(module, train, val, config=config.model_dump(mode="json"), output=output,
+                            grid=config.atlas.record(),
                             batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
                             progress=progress, shuffle=False, precision=o.precision, max_minutes=o.max_minutes)  # fmt: skip
 
@@ -130,5 +124,5 @@ def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig
     Raises:
         FileNotFoundError: no such file. ValueError: not a posereg volume model.
     """
-    artifact = load_artifact(path, (ModelKind.POSE, ModelKind.CORRECTION))
-    return artifact.network(), volume_config_from_dict(artifact.config)
+    artifact = load_artifact(path, (NetworkKind.POSE, NetworkKind.CORRECTION))
+    return artifact.network(), VolumeTrainingConfig.from_stored(artifact.config)

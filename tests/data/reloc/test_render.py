@@ -1,4 +1,4 @@
-"""The synthetic relocalisation scenes: ray casting, projection conventions, visibility, labels."""
+"""Rendering synthetic scenes: ray casting, projection conventions, visibility, rendered sequences as items."""
 
 from __future__ import annotations
 
@@ -7,25 +7,22 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from posereg.data.synthetic_scene import (
+from posereg.data.reloc import (
     Box,
     CameraPath,
     RenderedScene,
     SceneDataset,
     SyntheticScene,
-    _cast,
     camera_path_poses,
     look_rotation,
     render_images,
     render_scene,
     room_scene,
     scene_points,
-    street_scene,
     visible_points,
 )
+from posereg.data.reloc.render import _cast
 from posereg.geometry import project_points, quaternion_to_matrix
 
 
@@ -69,31 +66,6 @@ def test_cast_matches_brute_force_plane_intersections() -> None:
         t_ref, face_ref = _brute_force_hit(origins[i].numpy(), directions[i].numpy(), boxes)
         assert t[i].item() == pytest.approx(t_ref, rel=1e-9)
         assert face[i].item() == face_ref
-
-
-def test_look_rotation_axes() -> None:
-    zero = torch.zeros((), dtype=torch.float64)
-    R = look_rotation(zero, zero, zero)
-    # Looking along +x with z up: right is -y, down is -z (OpenCV camera axes as columns).
-    expected = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
-    torch.testing.assert_close(R, expected)
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.floats(-3.1, 3.1), st.floats(-1.4, 1.4), st.floats(-0.5, 0.5))
-def test_look_rotation_is_a_rotation_looking_where_asked(yaw: float, pitch: float, roll: float) -> None:
-    y, p, r = (torch.tensor(v, dtype=torch.float64) for v in (yaw, pitch, roll))
-    R = look_rotation(y, p, r)
-    torch.testing.assert_close(R.T @ R, torch.eye(3, dtype=torch.float64))
-    assert torch.linalg.det(R).item() == pytest.approx(1.0)
-    forward = torch.tensor([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)], dtype=torch.float64)
-    torch.testing.assert_close(R[:, 2], forward)
-    # roll turns the image plane about the optical axis: R = R_0 Rz(roll), R_0 unrolled with a horizontal x axis
-    R0 = look_rotation(y, p, torch.zeros((), dtype=torch.float64))
-    assert abs(R0[2, 0].item()) < 1e-12
-    cr, sr = math.cos(roll), math.sin(roll)
-    Rz = torch.tensor([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    torch.testing.assert_close(R0.T @ R, Rz)
 
 
 def _flat_textures(scene: SyntheticScene) -> torch.Tensor:
@@ -190,37 +162,7 @@ def test_scene_dataset_items() -> None:
         data[4]
 
 
-def test_scenes_differ_in_scale_as_7scenes_and_cambridge() -> None:
-    def spread(scene: SyntheticScene) -> float:
-        c = torch.cat([camera_path_poses(scene.path, 200, seed)[1] for seed in range(4)])
-        return float(c.std(0).norm())
-
-    room, street = spread(room_scene()), spread(street_scene())
-    assert room < 1.0 and street > 5.0 and street / room > 10
-
-
-def test_intrinsics_put_the_optical_axis_on_the_centre_pixel() -> None:
-    K = room_scene().intrinsics(33)
-    assert K[0, 2].item() == K[1, 2].item() == 16.0  # pixel centres at integers: pixel 16 of 0..32
-    assert 2 * torch.atan(torch.tensor(33 / 2 / K[0, 0].item())).item() == pytest.approx(math.radians(60.0))
-
-
-def test_camera_paths_stay_in_their_box_and_quaternions_off_the_hemisphere_edge() -> None:
-    from posereg.geometry import matrix_to_quaternion
-
-    for scene in (room_scene(), street_scene()):
-        R, c = camera_path_poses(scene.path, 300, seed=7)
-        assert bool((c >= torch.tensor(scene.path.position_low, dtype=torch.float64) - 1e-9).all())
-        assert bool((c <= torch.tensor(scene.path.position_high, dtype=torch.float64) + 1e-9).all())
-        # w stays away from 0: the w >= 0 canonicalisation never flips along a path
-        assert matrix_to_quaternion(R)[:, 0].min() > 0.1
-
-
-def test_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="lower < upper"):
-        Box((0.0, 0.0, 0.0), (1.0, 0.0, 1.0))
-    with pytest.raises(ValueError, match="at least 2 frames"):
-        camera_path_poses(room_scene().path, 1, 0)
+def test_bad_render_inputs() -> None:
     with pytest.raises(ValueError, match="expected shapes"):
         render_images(room_scene(), torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 16)
     with pytest.raises(ValueError, match="at least one sequence"):

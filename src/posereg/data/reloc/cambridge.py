@@ -1,0 +1,226 @@
+"""Cambridge Landmarks readers: ``dataset_*.txt`` pose files and VisualSFM ``.nvm`` reconstructions.
+
+Cambridge ``dataset_*.txt`` and ``.nvm`` quaternions are world-to-camera (``R`` = transpose of
+their matrix); Kendall's PoseNet 7-Scenes label files (same text format) hold camera-to-world
+quaternions. Poses are returned camera-to-world (``posereg.data.reloc.poses``). ``nvm_intrinsics``
+gives each frame's pixel intrinsics from the reconstruction's focal lengths.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from posereg.data.reloc.poses import (
+    CameraPoses,
+    clean_name,
+    image_key,
+    listed,
+    parse_floats,
+    quaternion_rotation,
+)
+
+__all__ = ["NVMReconstruction", "nvm_intrinsics", "points_seen_by", "read_cambridge_poses", "read_nvm"]
+
+
+def read_cambridge_poses(
+    path: str | Path, *, world_to_camera_quaternion: bool = True, max_abs_position: float | None = None
+) -> CameraPoses:
+    """Read a Cambridge Landmarks (or Kendall PoseNet-format) pose file.
+
+    Three header lines (``Visual Landmark Dataset V1``, ``ImageFile, Camera Position [X Y Z W
+    P Q R]``, blank), then ``<image> X Y Z W P Q R`` rows (blank lines skipped). ``XYZ`` is the
+    camera centre in world coordinates; quaternions need not be unit length.
+
+    Args:
+        world_to_camera_quaternion: ``True`` for Cambridge ``dataset_*.txt`` (``WPQR`` is the
+            world-to-camera rotation; ``R`` is the transpose of its matrix); ``False`` for
+            Kendall's 7-Scenes files ``kendall_posenet_*`` (``WPQR`` is camera-to-world).
+        max_abs_position: drop rows with any ``|X|, |Y|, |Z|`` above it (metres) with a warning
+            naming them (one Great Court frame sits near 3e9 m); ``None`` keeps every row.
+
+    Returns:
+        Camera-to-world poses in file order.
+
+    Raises:
+        ValueError: missing header, a row without 8 columns, a non-numeric or non-finite value,
+            or a zero quaternion; the message gives ``path:line``.
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    if not lines or not lines[0].startswith("Visual Landmark Dataset"):
+        raise ValueError(f"{path}:1: expected the header 'Visual Landmark Dataset V1'")
+    files, positions, rotations = [], [], []
+    for lineno, line in enumerate(lines[3:], start=4):
+        tokens, where = line.split(), f"{path}:{lineno}"
+        if not tokens:
+            continue
+        if len(tokens) != 8:
+            raise ValueError(f"{where}: expected 8 columns 'image X Y Z W P Q R', got {len(tokens)}: {line!r}")
+        values = parse_floats(tokens[1:], where)
+        if not all(math.isfinite(v) for v in values[:3]):
+            raise ValueError(f"{where}: expected a finite position, got {values[:3]}")
+        files.append(clean_name(tokens[0]))
+        positions.append(values[:3])
+        rotations.append(quaternion_rotation(values[3:], where))
+    R = torch.stack(rotations) if rotations else torch.zeros(0, 3, 3, dtype=torch.float64)
+    c = torch.tensor(positions, dtype=torch.float64).reshape(-1, 3)
+    poses = CameraPoses(tuple(files), c, R.mT if world_to_camera_quaternion else R)
+    if max_abs_position is not None:
+        keep = poses.positions.abs().amax(-1) <= max_abs_position
+        dropped = [f for f, k in zip(poses.files, keep.tolist()) if not k]
+        if dropped:
+            warnings.warn(f"{path}: dropped {len(dropped)} of {len(poses)} rows with |position| > "
+                          f"{max_abs_position}: {listed(dropped)}", stacklevel=2)  # fmt: skip
+            poses = poses.select(keep)
+    return poses
+
+
+@dataclass(frozen=True, eq=False)
+class NVMReconstruction:
+    """The first model of a VisualSFM ``NVM_V3`` file: ``N`` cameras, ``P`` points.
+
+    ``files`` (names as written), ``focal_lengths`` ``(N,)`` pixels, ``rotations`` ``(N, 3, 3)``
+    camera-to-world, ``centres`` ``(N, 3)`` world coordinates, ``radial`` ``(N,)`` distortion,
+    ``points`` ``(P, 3)`` world coordinates (all float64), ``colours`` ``(P, 3)`` uint8 RGB, and
+    ``visibility``: per camera, the sorted int64 indices of the points it sees.
+    """
+
+    files: tuple[str, ...]
+    focal_lengths: Tensor
+    rotations: Tensor
+    centres: Tensor
+    radial: Tensor
+    points: Tensor
+    colours: Tensor
+    visibility: tuple[Tensor, ...]
+
+    def poses(self) -> CameraPoses:
+        """The cameras as ``CameraPoses`` (names as in the file)."""
+        return CameraPoses(self.files, self.centres, self.rotations)
+
+
+def read_nvm(path: str | Path) -> NVMReconstruction:
+    """Read a VisualSFM ``NVM_V3`` reconstruction (the Cambridge ``reconstruction.nvm``).
+
+    Layout (blank lines ignored): ``NVM_V3``; camera count; per camera ``<file> <focal>
+    <qw qx qy qz> <cx cy cz> <radial> 0`` (``q`` world-to-camera, ``c`` the centre); point
+    count; per point ``<X Y Z> <R G B> <n>`` and ``n`` x ``<image> <feature> <x> <y>`` (pixels
+    relative to the image centre). Anything after the first model is ignored.
+
+    Raises:
+        ValueError: bad header, count, column count, number, zero quaternion, image index out
+            of range, or a truncated file; the message gives ``path:line``.
+    """
+    path = Path(path)
+    cursor = iter([(i, line.split()) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()])
+
+    def take(what: str) -> tuple[str, list[str]]:
+        try:
+            lineno, tokens = next(cursor)
+        except StopIteration:
+            raise ValueError(f"{path}: file ends before {what}") from None
+        return f"{path}:{lineno}", tokens
+
+    def count(what: str) -> int:
+        where, tokens = take(what)
+        if len(tokens) != 1 or not tokens[0].isdigit():
+            raise ValueError(f"{where}: expected {what}, got {' '.join(tokens)!r}")
+        return int(tokens[0])
+
+    where, tokens = take("the header")
+    if not tokens[0].startswith("NVM_V3"):
+        raise ValueError(f"{where}: expected the header 'NVM_V3', got {' '.join(tokens)!r}")
+    n = count("the camera count")
+    files, cams, rotations = [], [], []
+    for i in range(n):
+        where, tokens = take(f"camera {i}")
+        if len(tokens) != 11:
+            raise ValueError(f"{where}: expected 11 columns '<file> <f> <qw qx qy qz> <cx cy cz> <r> 0', "
+                             f"got {len(tokens)}")  # fmt: skip
+        values = parse_floats(tokens[1:], where)
+        files.append(tokens[0])
+        cams.append(values[:1] + values[5:9])
+        rotations.append(quaternion_rotation(values[1:5], where).mT)
+    cam = torch.tensor(cams, dtype=torch.float64).reshape(-1, 5)
+    p = count("the point count")
+    xyz, rgb, seen_image, seen_point = np.zeros((p, 3)), np.zeros((p, 3), np.uint8), [], []
+    for j in range(p):
+        where, tokens = take(f"point {j}")
+        m = int(tokens[6]) if len(tokens) > 6 and tokens[6].isdigit() else -1
+        if m < 0 or len(tokens) != 7 + 4 * m:
+            raise ValueError(f"{where}: expected '<X Y Z> <R G B> <n>' and n measurements of 4 numbers, "
+                             f"got {len(tokens)} columns")  # fmt: skip
+        values = np.asarray(parse_floats(tokens[:6] + tokens[7:], where))
+        xyz[j], rgb[j] = values[:3], values[3:6]
+        images = values[6:].reshape(m, 4)[:, 0].astype(np.int64)
+        if m and (images.min() < 0 or images.max() >= n):
+            raise ValueError(f"{where}: image index out of range 0..{n - 1}: {images.tolist()}")
+        seen_image.append(images)
+        seen_point.append(np.full(m, j, dtype=np.int64))
+    image_idx, point_idx = (np.concatenate(s) if s else np.zeros(0, np.int64) for s in (seen_image, seen_point))
+    order = np.lexsort((point_idx, image_idx))
+    groups = np.split(point_idx[order], np.searchsorted(image_idx[order], np.arange(1, n))) if n else []
+    R = torch.stack(rotations) if rotations else torch.zeros(0, 3, 3, dtype=torch.float64)
+    return NVMReconstruction(tuple(files), cam[:, 0], R, cam[:, 1:4], cam[:, 4], torch.from_numpy(xyz),
+                             torch.from_numpy(rgb), tuple(torch.from_numpy(np.unique(g)) for g in groups))  # fmt: skip
+
+
+def points_seen_by(
+    reconstruction: NVMReconstruction, poses: CameraPoses, max_points: int, *, allow_missing: bool = False
+) -> tuple[Tensor, Tensor]:
+    """The reconstruction's points each image of ``poses`` sees, padded to ``M = max_points``.
+
+    Images match NVM cameras by ``image_key`` (path without extension). A camera seeing more
+    than ``M`` points keeps ``M`` evenly spaced ones of its sorted point indices (deterministic).
+    With ``allow_missing``, images without an NVM camera get an all-False mask instead of a
+    ValueError.
+
+    Returns:
+        ``(points, mask)``: ``(N, M, 3)`` float64 world points (zeros where padded) and the
+        ``(N, M)`` bool mask of real points.
+    """
+    if max_points < 1:
+        raise ValueError(f"max_points: expected a positive int, got {max_points}")
+    camera_of = {image_key(f): i for i, f in enumerate(reconstruction.files)}
+    missing = [f for f in poses.files if image_key(f) not in camera_of]
+    if missing and not allow_missing:
+        raise ValueError(f"{len(missing)} of {len(poses)} images have no camera in the reconstruction: "
+                         f"{listed(missing)}")  # fmt: skip
+    points = torch.zeros(len(poses), max_points, 3, dtype=torch.float64)
+    mask = torch.zeros(len(poses), max_points, dtype=torch.bool)
+    for k, f in enumerate(poses.files):
+        if image_key(f) in camera_of:
+            seen = reconstruction.visibility[camera_of[image_key(f)]]
+            if len(seen) > max_points:
+                seen = seen[torch.arange(max_points) * len(seen) // max_points]
+            points[k, : len(seen)] = reconstruction.points[seen]
+            mask[k, : len(seen)] = True
+    return points, mask
+
+
+
+def nvm_intrinsics(reconstruction: NVMReconstruction, files: Sequence[str], image_hw: Sequence[int]) -> Tensor:
+    """``(N, 3, 3)`` float64 pixel intrinsics of the images ``files`` (all ``image_hw`` pixels).
+
+    NVM measurements are relative to the image centre, so ``K`` has the centre
+    ``((w - 1) / 2, (h - 1) / 2)`` as principal point and the focal length of the image's NVM
+    camera (matched by ``image_key``). Frames the reconstruction lacks have no points (an
+    all-False mask in ``points_seen_by``); they get the median focal length, so that no NaN
+    enters a loss or its gradient.
+    """
+    focal = {image_key(k): f for k, f in zip(reconstruction.files, reconstruction.focal_lengths.tolist())}
+    typical = float(reconstruction.focal_lengths.median())
+    h, w = image_hw
+    f = torch.tensor([focal.get(image_key(name), typical) for name in files], dtype=torch.float64)
+    K = torch.zeros(len(files), 3, 3, dtype=torch.float64)
+    K[:, 0, 0] = K[:, 1, 1] = f
+    K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = (w - 1) / 2, (h - 1) / 2, 1.0
+    return K

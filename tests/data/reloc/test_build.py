@@ -1,0 +1,124 @@
+"""``relocalisation_data``: the one entry point, for rendered scenes (through the render cache),
+Cambridge Landmarks and 7-Scenes folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from posereg.data.reloc import (
+    TEST_SEED_BASE,
+    ImageTransform,
+    RelocDataConfig,
+    RenderedScene,
+    camera_path_poses,
+    relocalisation_data,
+    render_scene,
+    rendered_splits,
+    room_scene,
+    seven_scenes_intrinsics,
+)
+from tests.data.reloc.conftest import seven_scenes_tree, write_cambridge_scene
+
+TINY = {"scene": "room", "train_sequences": 2, "test_sequences": 1, "frames": 16, "size": 32, "points_per_image": 16}
+
+
+def _batch(data, n: int) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    items = [data[i] for i in range(n)]
+    return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory):  # type: ignore[no-untyped-def]
+    tmp_path = tmp_path_factory.mktemp("scenes")
+    config = RelocDataConfig(**TINY, cache=str(tmp_path / "cache"))
+    return tmp_path, config, *rendered_splits(config)
+
+
+def test_renders_are_cached_by_settings(cached) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, config, train, test = cached
+    # the cache's file names (and so its format) are those of the files written before
+    files = sorted(p.name for p in (tmp_path / "cache").glob("*.pt"))
+    assert files == ["room_test_70896252fc6b.pt", "room_train_fe45799fa5ba.pt"]
+    again, _ = rendered_splits(config)
+    assert torch.equal(again.images, train.images)
+    assert torch.equal(RenderedScene.load(tmp_path / "cache" / files[1]).points, train.points)
+    small, _ = rendered_splits(config.replace(frames=8))
+    assert len(small) == 16 and len(sorted((tmp_path / "cache").glob("*.pt"))) == 4
+    assert (test.positions[:, None] - train.positions[None]).norm(dim=-1).min() > 1e-4  # other paths
+    # training paths use seeds 0.., test paths TEST_SEED_BASE..
+    torch.testing.assert_close(train.positions[:16], camera_path_poses(room_scene().path, 16, 0)[1])
+    torch.testing.assert_close(test.positions, camera_path_poses(room_scene().path, 16, TEST_SEED_BASE)[1])
+
+
+def test_synthetic_data(cached) -> None:  # type: ignore[no-untyped-def]
+    _, config, rendered, _ = cached
+    data = relocalisation_data(config)
+    assert len(data.train) == 32 and len(data.test) == 16 and data.has_points
+    assert data.train_poses.files[0] == "frame000000"
+    torch.testing.assert_close(data.train_poses.positions, rendered.positions)
+    pixels = rendered.images.double().div(255).transpose(0, 1).reshape(3, -1)
+    mean, std = data.image_statistics()
+    torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), pixels.mean(1))
+    torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), pixels.std(1, correction=0))
+    batch = _batch(data.test, 4)
+    assert set(batch) == {"image", "position", "rotation", "quaternion", "points", "points_mask", "intrinsics"}
+
+
+def test_cambridge_layout_reads_back(tmp_path: Path) -> None:
+    """A rendered scene written in Cambridge's format reads back with the same poses, and the
+    NVM focal lengths give the renderer's own intrinsics, through the resize and the crop."""
+    root = tmp_path / "Synthetic"
+    rendered = render_scene(room_scene(), sequences=[0, 1], frames=8, size=40, points_per_image=8)
+    write_cambridge_scene(root, rendered, "train")
+    (root / "dataset_test.txt").write_text((root / "dataset_train.txt").read_text())
+    config = RelocDataConfig(source="cambridge", root=str(root), resize=36, crop=32, points_per_image=20)
+    data = relocalisation_data(config)
+    assert data.has_points and len(data.train) == 16
+    torch.testing.assert_close(data.train_poses.positions, rendered.positions, atol=1e-8, rtol=0)
+    torch.testing.assert_close(data.train_poses.rotations, rendered.rotations, atol=1e-8, rtol=0)
+    batch = _batch(data.test, 8)
+    assert batch["image"].shape == (8, 3, 32, 32) and int(batch["points_mask"].sum()) > 8 * 5
+    expected = rendered.intrinsics[0, 0].item() * 36 / 40
+    assert batch["intrinsics"][0, 0, 0].item() == pytest.approx(expected, rel=1e-5)
+    # one K per frame from the NVM: the renderer's K of the 40 x 40 images (centre principal point)
+    assert data.test.intrinsics.shape == (16, 3, 3)
+    torch.testing.assert_close(data.test.intrinsics, rendered.intrinsics.expand(16, 3, 3), atol=1e-6, rtol=0)
+    after = ImageTransform(resize=36, crop=32).intrinsics(rendered.intrinsics, (40, 40)).float()
+    torch.testing.assert_close(batch["intrinsics"], after.expand(8, 3, 3), atol=1e-4, rtol=0)
+    # without the reconstruction there are no points (and no intrinsics)
+    (root / "reconstruction.nvm").unlink()
+    bare = relocalisation_data(config)
+    assert not bare.has_points and "points" not in bare.test[0] and "intrinsics" not in bare.test[0]
+
+
+def test_seven_scenes_layout(tmp_path: Path) -> None:
+    truth = seven_scenes_tree(tmp_path, {1: 3, 2: 2})
+    (tmp_path / "TrainSplit.txt").write_text("sequence1\n")
+    (tmp_path / "TestSplit.txt").write_text("sequence2\n")
+    data = relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path), resize=20, crop=16))
+    assert (len(data.train), len(data.test)) == (3, 2) and not data.has_points
+    assert set(data.train_poses.files) | set(data.test_poses.files) == set(truth)
+    item = data.test[1]
+    assert item["image"].shape == (3, 16, 16) and "points" not in item
+    # 12 x 16 images resized to 20 x 27 (shorter side 20), then a central 16 x 16 crop
+    K = ImageTransform(resize=20, crop=16).intrinsics(seven_scenes_intrinsics(), (12, 16))
+    torch.testing.assert_close(item["intrinsics"], K.float())
+    train = data.train
+    assert train[(0, 0)]["image"].shape == (3, 16, 16)  # random crops for training, seeded by the seed
+    reseeded = relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path), resize=20, crop=16), seed=3)
+    assert (train.seed, reseeded.train.seed) == (0, 3)
+    crops = [(train[(e, 0)]["image"], reseeded.train[(e, 0)]["image"]) for e in range(4)]
+    assert any(not torch.equal(a, b) for a, b in crops)
+    assert torch.equal(data.test[0]["image"], reseeded.test[0]["image"])  # central crops for testing
+    mean, std = data.image_statistics()
+    assert len(mean) == len(std) == 3 and min(std) > 0
+
+
+def test_missing_dataset_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        relocalisation_data(RelocDataConfig(source="cambridge", root=str(tmp_path)))
+    with pytest.raises(FileNotFoundError):
+        relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path)))
