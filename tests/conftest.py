@@ -8,6 +8,20 @@ import torch
 DTYPES = (torch.float32, torch.float64)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """posereg's caches (atlas, compiled kernels) in a folder of this test session, not the user's."""
+    import os
+
+    previous = os.environ.get("POSEREG_CACHE_DIR")
+    os.environ["POSEREG_CACHE_DIR"] = str(tmp_path_factory.mktemp("posereg-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("POSEREG_CACHE_DIR", None)
+    else:
+        os.environ["POSEREG_CACHE_DIR"] = previous
+
+
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     return request.param

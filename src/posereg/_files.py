@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["atomic_outputs", "atomic_path", "check_outputs"]
+__all__ = ["atomic_outputs", "atomic_path", "cache_root", "check_outputs", "private_folder"]
 
 
 @contextlib.contextmanager
@@ -120,3 +120,28 @@ def _existing_parent(folder: Path) -> Path:
     if not folder.is_dir():
         raise ValueError(f"{folder}: is a file, not a folder")
     return folder
+
+
+def cache_root() -> Path:
+    """posereg's cache folder: ``$POSEREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/posereg``, else
+    ``~/.cache/posereg`` (not created here)."""
+    if os.environ.get("POSEREG_CACHE_DIR"):
+        return Path(os.environ["POSEREG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "posereg"
+
+
+def private_folder(path: Path) -> Path | None:
+    """``path`` created 0700 if missing, or None unless it is a folder of this user that nobody
+    else can write (then the caller must neither read nor write cached files there)."""
+    import stat
+
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+    except OSError:
+        return None
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if not stat.S_ISDIR(info.st_mode) or (uid is not None and info.st_uid != uid) or info.st_mode & 0o022:
+        return None
+    return path

@@ -50,3 +50,34 @@ def test_a_user_atlas_is_centred_by_the_bundled_atlas_rule():
 def test_an_empty_user_atlas_is_refused():
     with pytest.raises(ValueError, match="no foreground"):
         load_atlas(WorkingGrid(shape=8, spacing=4.0), Volume(torch.zeros(8, 8, 8), torch.eye(4, dtype=torch.float64)))
+
+
+def test_the_template_atlas_is_cached_and_read_back_identically(tmp_path, monkeypatch):
+    import posereg.data.atlas as atlas_module
+
+    monkeypatch.setenv("POSEREG_CACHE_DIR", str(tmp_path))
+    grid = WorkingGrid(shape=12, spacing=16.0, resolution_mm=2)
+    built = load_atlas(grid)
+    files = list((tmp_path / "atlas").iterdir())
+    assert len(files) == 1 and (tmp_path / "atlas").stat().st_mode & 0o777 == 0o700
+
+    def no_template(*args, **kwargs):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(atlas_module, "load_mni152", no_template)
+    again = load_atlas(grid)
+    torch.testing.assert_close(again.image.data, built.image.data, rtol=0, atol=0)
+    torch.testing.assert_close(again.image.affine, built.image.affine, rtol=0, atol=0)
+    assert torch.equal(again.mask, built.mask) and again.contrast is built.contrast
+    files[0].write_bytes(b"damaged")  # a damaged cache file is rebuilt, not trusted
+    monkeypatch.undo()
+    monkeypatch.setenv("POSEREG_CACHE_DIR", str(tmp_path))
+    torch.testing.assert_close(load_atlas(grid).image.data, built.image.data, rtol=0, atol=0)
+
+
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSEREG_CACHE_DIR", str(tmp_path))
+    (tmp_path / "atlas").mkdir()
+    (tmp_path / "atlas").chmod(0o777)
+    load_atlas(WorkingGrid(shape=12, spacing=16.0, resolution_mm=2))
+    assert list((tmp_path / "atlas").iterdir()) == []  # nothing written where others could swap it

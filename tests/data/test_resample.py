@@ -175,3 +175,20 @@ def test_slab_parallel_resampling_equals_one_batch(threads):
         torch.testing.assert_close(batch[:1], reference, atol=1e-6, rtol=0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_block_reduction_keeps_every_voxel_in_place_and_averages_blocks():
+    from posereg.data import Volume, block_reduced
+
+    g = torch.Generator().manual_seed(0)
+    affine = torch.tensor([[0.0, -1.0, 0, 30], [1.0, 0, 0, -20], [0, 0, 1.2, 5], [0, 0, 0, 1]], dtype=torch.float64)
+    volume = Volume(torch.rand(9, 8, 7, generator=g), affine)
+    small = block_reduced(volume, 3.0)  # 1 mm axes reduce by 2, the 1.2 mm axis by 1
+    assert small.shape == (4, 4, 7)
+    assert torch.allclose(small.spacing, torch.tensor([2.0, 2.0, 1.2], dtype=torch.float64))
+    # Block (1, 2, 3) is the mean of voxels i in {2, 3}, j in {4, 5}, k = 3, and sits at their mean centre.
+    torch.testing.assert_close(small.data[1, 2, 3], volume.data[2:4, 4:6, 3].mean())
+    centres = torch.tensor([[i, j, 3.0, 1.0] for i in (2, 3) for j in (4, 5)], dtype=torch.float64) @ affine.T
+    torch.testing.assert_close((small.affine @ torch.tensor([1.0, 2.0, 3.0, 1.0], dtype=torch.float64))[:3],
+                               centres[:, :3].mean(0))  # fmt: skip
+    assert block_reduced(volume, 1.0) is volume  # nothing to reduce

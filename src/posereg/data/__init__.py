@@ -16,6 +16,7 @@ from posereg.data.dataset import (
 from posereg.data.grid import Contrast, WorkingGrid
 from posereg.data.resample import (
     antialiased,
+    block_reduced,
     gaussian_smooth,
     resample_to_grid,
     rigid_resample,
@@ -46,6 +47,6 @@ __all__ = [
     "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation", "WorkingGrid", "XformCode",
     "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity", "scan_intensity_range",
     "rician_noise", "scanner_effects", "subject_seed", "synthesize_subject",
-    "Volume", "antialiased", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
+    "Volume", "antialiased", "block_reduced", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
     "rigid_resample", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
 ]  # fmt: skip

@@ -84,7 +84,7 @@ def _centre_of_mass(volume: Volume, weights: Tensor) -> Tensor:
     return (volume.world_coordinates().reshape(-1, 3) * w).sum(0) / w.sum()
 
 
-def load_atlas(grid: WorkingGrid | None = None, image: Volume | None = None) -> Atlas:
+def load_atlas(grid: WorkingGrid | None = None, image: Volume | None = None, *, cache: bool = True) -> Atlas:
     """The atlas on a working grid: RAS-aligned, centred on the centre of mass of the brain mask.
 
     Args:
@@ -92,6 +92,10 @@ def load_atlas(grid: WorkingGrid | None = None, image: Volume | None = None) -> 
         image: a user's atlas image (any orientation, skull-stripped works best); default the
             MNI152 2009a template of nilearn in ``grid.contrast`` (``load_mni152``). A user image
             is taken as it is, whatever ``grid.contrast`` says; its brain mask is ``brain_mask``.
+        cache: keep the template on this grid in posereg's cache folder (``_files.cache_root``,
+            subfolder ``atlas``; private, keyed by the grid and the nilearn version) and read it
+            from there next time: building it from the 1 mm template takes seconds, reading it
+            milliseconds. User images are never cached.
 
     Returns:
         ``Atlas`` on the grid (MNI space for the template; the image's world frame otherwise,
@@ -102,6 +106,8 @@ def load_atlas(grid: WorkingGrid | None = None, image: Volume | None = None) -> 
         ValueError: an image without foreground.
     """
     grid = WorkingGrid() if grid is None else grid
+    if image is None and cache:
+        return _cached_template(grid)
     if image is None:
         native = load_mni152(grid.contrast, grid.resolution_mm)
         source, mask = native.image, native.mask
@@ -115,3 +121,29 @@ def load_atlas(grid: WorkingGrid | None = None, image: Volume | None = None) -> 
     resampled = resample_to_grid(source, grid.size, grid.spacing, centre)
     on_grid = resample_to_grid(source.with_data(mask.float()), grid.size, grid.spacing, centre).data > 0.5
     return Atlas(resampled.with_data(resampled.data.clamp(0.0, 1.0)), on_grid, grid.contrast)
+
+
+def _cached_template(grid: WorkingGrid) -> Atlas:
+    """``load_atlas(grid, cache=False)``, read from or written to the private atlas cache."""
+    import nilearn
+
+    from posereg._files import atomic_path, cache_root, private_folder
+
+    folder = private_folder(cache_root() / "atlas")
+    name = f"mni152-{grid.contrast.value}-{grid.shape}-{grid.spacing:g}mm-from{grid.resolution_mm}mm-nilearn{nilearn.__version__}.pt"
+    if folder is not None and (folder / name).is_file():
+        try:
+            stored = torch.load(folder / name, map_location="cpu", weights_only=True)
+            image, mask, affine = stored["image"], stored["mask"], stored["affine"]
+            if image.shape == grid.size and mask.shape == grid.size and mask.dtype == torch.bool:
+                return Atlas(Volume(image, affine), mask, grid.contrast)
+        except Exception:  # noqa: S110 - a damaged cache file is rebuilt below
+            pass
+    atlas = load_atlas(grid, cache=False)
+    if folder is not None:
+        try:
+            with atomic_path(folder / name) as tmp:
+                torch.save({"image": atlas.image.data, "mask": atlas.mask, "affine": atlas.image.affine}, tmp)
+        except OSError:  # a read-only or full cache: work without it
+            pass
+    return atlas

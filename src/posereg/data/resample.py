@@ -28,7 +28,7 @@ from torch import Tensor
 from posereg.data.volume import Volume, check_affine, isotropic_affine
 from posereg.geometry._checks import check_tensor
 
-__all__ = ["antialiased", "gaussian_smooth", "resample_to_grid", "rigid_resample", "sample_at_points", "transform_matrix"]
+__all__ = ["antialiased", "block_reduced", "gaussian_smooth", "resample_to_grid", "rigid_resample", "sample_at_points", "transform_matrix"]
 
 
 def transform_matrix(R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
@@ -152,6 +152,33 @@ def gaussian_smooth(data: Tensor, sigma_voxels: tuple[float, float, float]) -> T
         padding[axis] = radius
         out = F.conv3d(out, kernel.reshape(shape), padding=tuple(padding))
     return out[0, 0]
+
+
+def block_reduced(volume: Volume, spacing: float) -> Volume:
+    """``volume`` averaged over blocks of whole voxels, as coarse as resampling at ``spacing`` mm allows.
+
+    Each axis of voxel size ``s`` is reduced by ``k = floor(spacing / (1.5 s))`` (at least 1):
+    a 1 mm scan headed for a 3 mm grid becomes a 2 mm one, 8 times fewer voxels for the
+    anti-aliasing filter and every resampling after it. A box of ``k`` voxels is itself a
+    low-pass filter (variance ``(k^2 - 1) / 12`` voxels^2); with ``antialiased`` at ``spacing``
+    after it the total blur is within 6% of ``antialiased`` alone (1 mm -> 3 mm: 1.58 against
+    1.5 mm). Trailing voxels that do not fill a block are dropped (less than ``k`` voxels at
+    the edge of the field of view). The affine follows: block ``b`` sits at the mean of its
+    voxels' centres, ``A diag(k) b + A (k - 1) / 2 + o``.
+
+    Returns:
+        The reduced volume (the same object when no axis reduces).
+    """
+    factors = [max(1, math.floor(spacing / (1.5 * float(s)))) for s in volume.spacing]
+    if factors == [1, 1, 1]:
+        return volume
+    cropped = volume.data[tuple(slice(0, (n // k) * k) for n, k in zip(volume.shape, factors, strict=True))]
+    data = F.avg_pool3d(cropped[None, None], kernel_size=factors, stride=factors)[0, 0]
+    k = torch.tensor(factors, dtype=torch.float64)
+    affine = volume.affine.clone()
+    affine[:3, 3] = volume.affine[:3, :3] @ ((k - 1) / 2) + volume.affine[:3, 3]
+    affine[:3, :3] = volume.affine[:3, :3] * k
+    return Volume(data, affine)
 
 
 def antialiased(volume: Volume, spacing: float) -> Tensor:

@@ -47,6 +47,7 @@ from posereg.data import (
     Atlas,
     Volume,
     antialiased,
+    block_reduced,
     isotropic_affine,
     preprocess_intensity,
     rigid_resample,
@@ -193,6 +194,7 @@ class DeepRegistration:
         atlas = self.atlas.image
         c = atlas.centre
         start = time.perf_counter()
+        moving = block_reduced(moving, self.spacing)  # 1 mm scans: 8x fewer voxels for what follows
         smooth = antialiased(moving, self.spacing)  # once for every resampling below
         g_m = coarse_centre_of_gravity(moving, smooth, self.spacing)
         eye = torch.eye(3, dtype=torch.float64)
@@ -288,12 +290,14 @@ class DeepRegistration:
         like the pipeline's own result.
         """
         atlas = self.atlas.image
+        moving = block_reduced(moving, self.spacing)
         out = rigid_resample(antialiased(moving, self.spacing), moving.affine, R, t, atlas.centre,
                              out_affine=atlas.affine, out_shape=atlas.shape)[0, 0]  # fmt: skip
         return float(self.brain_similarity(preprocess_intensity(out, scan_intensity_range(out))))
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
         """``moving`` resampled onto the atlas grid by the result's transform."""
+        moving = block_reduced(moving, self.spacing)
         data = rigid_resample(antialiased(moving, self.spacing), moving.affine, result.R, result.t, result.centre,
                               out_affine=self.atlas.image.affine, out_shape=self.atlas.image.shape)  # fmt: skip
         return self.atlas.image.with_data(data[0, 0])
