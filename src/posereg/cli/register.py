@@ -39,7 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="pipeline model file (default: the bundled one; see 'posereg bundle')")
     p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
     p.add_argument("--out-transform", required=True,
-                   help="output transform: ITK text (.tfm, .txt), ITK HDF5 (.h5) or ANTs/MATLAB (.mat)")  # fmt: skip
+                   help="output transform (reference -> scan): see --transform-format")  # fmt: skip
+    p.add_argument("--transform-format", choices=("itk", "ras", "fsl"), default="itk",
+                   help="itk (default): ITK text .tfm/.txt, HDF5 .h5 or ANTs .mat; ras: a 4x4 RAS matrix as text "
+                        "(.txt, .mat; x_scan = M x_reference); fsl: a FLIRT -omat matrix (.mat, .txt; -in the scan, "
+                        "-ref the --out-image or --reference image)")  # fmt: skip
     p.add_argument("--out-image",
                    help="output: the scan resampled at full resolution onto the reference grid (NIfTI)")  # fmt: skip
     p.add_argument("--reference", help="grid of --out-image (default: the --atlas image, else the 1 mm MNI152 template)")
@@ -58,14 +62,19 @@ def run(args: argparse.Namespace) -> int:
 
     from posereg._files import atomic_outputs, check_outputs
     from posereg.data import load_nifti, save_nifti
+    from posereg.data.volume import stored_grid
     from posereg.evaluation.registration_report import result_lines, result_record
-    from posereg.registration import IntensitySettings, register_checked, write_rigid_transform
+    from posereg.registration import IntensitySettings, register_checked
     from posereg.registration.apply import Interpolation, resample_rigid
-    from posereg.registration.itk import TRANSFORM_SUFFIXES
+    from posereg.registration.transform_files import TransformFormat, write_transform
 
+    fmt = TransformFormat(args.transform_format)
+    if fmt is TransformFormat.FSL and args.out_image is None and args.reference is None:
+        raise ValueError("--transform-format fsl: FLIRT matrices are relative to a reference image file: "
+                         "pass --reference IMG, or --out-image to write one")  # fmt: skip
     outputs = {"--out-transform": args.out_transform, "--out-image": args.out_image, "--out-result": args.out_result}
     check_outputs(outputs, [args.moving, args.atlas, args.model, args.reference],
-                  {"--out-transform": TRANSFORM_SUFFIXES, "--out-image": (".nii", ".nii.gz"), "--out-result": (".json",)})
+                  {"--out-transform": fmt.suffixes, "--out-image": (".nii", ".nii.gz"), "--out-result": (".json",)})
     model = load_model(args)
     moving = load_nifti(args.moving)
     atlas = atlas_on(args, working_grid(args, model.grid))
@@ -75,16 +84,23 @@ def run(args: argparse.Namespace) -> int:
     wanted = [p for p in outputs.values() if p is not None]
     with atomic_outputs(wanted) as temporary:  # all outputs appear together, or none
         written = dict(zip(wanted, temporary, strict=True))
-        write_rigid_transform(written[args.out_transform], result.R, result.t, result.centre)
+        reference, space = reference_grid(args) if args.out_image is not None or fmt is TransformFormat.FSL else (None, None)
+        grids = {}
+        if fmt is TransformFormat.FSL:  # FLIRT works in the stored voxels of -in (the scan) and -ref
+            ref = stored_grid(args.reference) if args.reference is not None else (reference.affine.numpy(), reference.shape)
+            grids = {"moving_grid": stored_grid(args.moving), "reference_grid": ref}
+        write_transform(written[args.out_transform], result.R, result.t, result.centre, fmt, **grids)
         if args.out_image is not None:
-            reference, space = reference_grid(args)
             aligned = resample_rigid(moving, reference, result.R, result.t, result.centre, Interpolation(args.interpolation))
             save_nifti(aligned, written[args.out_image], xform_code=space)
         if args.out_result is not None:
             Path(written[args.out_result]).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
     for line in result_lines(checked):
         print(line)
-    print(f"transform:   {args.out_transform} (ITK, LPS, atlas -> moving: resample the moving image with it)")
+    described = {TransformFormat.ITK: "ITK, LPS, atlas -> moving: resample the moving image with it",
+                 TransformFormat.RAS: "4x4 RAS matrix, x_moving = M x_atlas",
+                 TransformFormat.FSL: f"FLIRT matrix: -in {args.moving} -ref {args.reference or args.out_image}"}  # fmt: skip
+    print(f"transform:   {args.out_transform} ({described[fmt]})")
     if args.out_image is not None:
         print(f"aligned:     {args.out_image}")
     if args.out_result is not None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from posereg.data.image_checks import ImageLimits
 
 __all__ = ["Volume", "XformCode", "brain_mask", "load_nifti", "normalize_intensity", "save_nifti",
-           "stored_dtype"]
+           "stored_dtype", "stored_grid"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,20 @@ def save_nifti(
     image.header.set_xyzt_units(xyz="mm")
     with atomic_path(path) as tmp:
         nib.save(image, str(tmp))
+
+
+def stored_grid(path: str | Path) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(affine, shape)`` of a NIfTI file's voxel grid as stored (not reoriented), from its header.
+
+    For tools that work in the file's voxels (FSL FLIRT matrices).
+    """
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable NIfTI image ({exc})") from exc
+    return np.asarray(image.affine, dtype=np.float64), tuple(int(n) for n in image.shape[:3])
 
 
 def stored_dtype(path: str | Path) -> np.dtype:
