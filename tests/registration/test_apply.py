@@ -125,3 +125,14 @@ def test_register_writes_the_scan_at_full_resolution_as_simpleitk_resamples_it(t
     assert aligned.shape == (48, 56, 44)
     torch.testing.assert_close(aligned.data, expected.data, atol=1e-3, rtol=1e-5)
     assert math.isclose(float(aligned.spacing[0]), 2.5)
+
+
+def test_apply_reads_and_writes_other_formats(files, capsys):
+    sitk.WriteImage(sitk.ReadImage(str(files / "moving.nii.gz")), str(files / "moving.nrrd"))
+    argv = ["apply", str(files / "T.tfm"), str(files / "moving.nrrd"), "--reference", str(files / "reference.nii.gz"),
+            "--out", str(files / "out.mha")]  # fmt: skip
+    assert main(argv) == 0
+    expected = _sitk_reference(files, "moving.nii.gz", sitk.sitkLinear)
+    from posereg.data.image_io import load_image
+
+    torch.testing.assert_close(load_image(files / "out.mha").data, expected.data, atol=1e-5, rtol=0)

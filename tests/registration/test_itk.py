@@ -9,14 +9,9 @@ import torch
 
 from posereg import geometry as g
 from posereg.data import Volume, rigid_resample
+from posereg.data.image_io import from_sitk_image, to_sitk_image
 from posereg.data.resample import gaussian_smooth
-from posereg.registration.itk import (
-    from_sitk_image,
-    read_rigid_transform,
-    rigid_to_sitk,
-    to_sitk_image,
-    write_rigid_transform,
-)
+from posereg.registration.itk import read_rigid_transform, rigid_to_sitk, write_rigid_transform
 
 F64 = torch.float64
 

@@ -17,7 +17,8 @@ def seconds_text(s: float) -> str:
 
 def add_atlas_arguments(p: argparse.ArgumentParser) -> None:
     """``--atlas`` and ``--atlas-contrast`` (default: the model's grid)."""
-    p.add_argument("--atlas", help="atlas image (NIfTI; default: the MNI152 2009a template on the model's grid)")
+    p.add_argument("--atlas", help="atlas image (NIfTI, NRRD, MHA/MHD or a DICOM folder; default: the MNI152 2009a "
+                                   "template on the model's grid)")  # fmt: skip
     p.add_argument("--atlas-contrast", choices=("t1", "t2"),
                    help="contrast of the bundled atlas (default: the one the model was trained on)")  # fmt: skip
 
@@ -45,9 +46,10 @@ def atlas_on(args: argparse.Namespace, grid):  # type: ignore[no-untyped-def]
     Raises:
         FileNotFoundError, ValueError: an unreadable or empty atlas image.
     """
-    from posereg.data import load_atlas, load_nifti
+    from posereg.data import load_atlas
+    from posereg.data.image_io import load_image
 
-    return load_atlas(grid, None if args.atlas is None else load_nifti(args.atlas))
+    return load_atlas(grid, None if args.atlas is None else load_image(args.atlas))
 
 
 def load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -68,9 +70,10 @@ def reference_grid(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     Raises:
         FileNotFoundError, ValueError: an unreadable image.
     """
-    from posereg.data import Contrast, XformCode, load_mni152, load_nifti
+    from posereg.data import Contrast, XformCode, load_mni152
+    from posereg.data.image_io import load_image
 
     path = args.reference if args.reference is not None else getattr(args, "atlas", None)
     if path is not None:
-        return load_nifti(path, grid_only=True), XformCode.ALIGNED
+        return load_image(path, grid_only=True), XformCode.ALIGNED
     return load_mni152(Contrast.T1, resolution_mm=1).image, XformCode.MNI152

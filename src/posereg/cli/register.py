@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "networks on the re-posed scan, similarity to the atlas in its brain); a doubtful result runs "
         f"a search fallback, and one still doubtful exits with status {DOUBTFUL_EXIT}.",
     )
-    p.add_argument("moving", help="the volume to align (NIfTI, any orientation)")
+    p.add_argument("moving", help="the volume to align (NIfTI, NRRD, MHA/MHD or a DICOM folder; any orientation)")
     add_atlas_arguments(p)
     p.add_argument("--grid-size", type=int, help="voxels per axis of the working grid (default: the model's)")
     p.add_argument("--spacing", type=float, help="working grid spacing in mm (default: the model's)")
@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(.txt, .mat; x_scan = M x_reference); fsl: a FLIRT -omat matrix (.mat, .txt; -in the scan, "
                         "-ref the --out-image or --reference image)")  # fmt: skip
     p.add_argument("--out-image",
-                   help="output: the scan resampled at full resolution onto the reference grid (NIfTI)")  # fmt: skip
+                   help="output: the scan resampled at full resolution onto the reference grid (.nii, .nii.gz, .nrrd, .mha)")  # fmt: skip
     p.add_argument("--reference", help="grid of --out-image (default: the --atlas image, else the 1 mm MNI152 template)")
     p.add_argument("--interpolation", choices=INTERPOLATIONS, default="linear",
                    help="interpolation of --out-image (default linear)")  # fmt: skip
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from posereg._files import atomic_outputs, check_outputs
-    from posereg.data import load_nifti, save_nifti
+    from posereg.data.image_io import WRITABLE_SUFFIXES, load_image, save_image
     from posereg.data.volume import stored_grid
     from posereg.evaluation.registration_report import result_lines, result_record
     from posereg.registration import IntensitySettings, register_checked
@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
                          "pass --reference IMG, or --out-image to write one")  # fmt: skip
     outputs = {"--out-transform": args.out_transform, "--out-image": args.out_image, "--out-result": args.out_result}
     check_outputs(outputs, [args.moving, args.atlas, args.model, args.reference],
-                  {"--out-transform": fmt.suffixes, "--out-image": (".nii", ".nii.gz"), "--out-result": (".json",)})
+                  {"--out-transform": fmt.suffixes, "--out-image": WRITABLE_SUFFIXES, "--out-result": (".json",)})
     model = load_model(args)
-    moving = load_nifti(args.moving)
+    moving = load_image(args.moving)
     atlas = atlas_on(args, working_grid(args, model.grid))
     pipeline = model.pipeline(atlas, IntensitySettings() if args.refine else None)
     checked = register_checked(pipeline, moving, fallback=not args.no_fallback)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         write_transform(written[args.out_transform], result.R, result.t, result.centre, fmt, **grids)
         if args.out_image is not None:
             aligned = resample_rigid(moving, reference, result.R, result.t, result.centre, Interpolation(args.interpolation))
-            save_nifti(aligned, written[args.out_image], xform_code=space)
+            save_image(aligned, written[args.out_image], xform_code=space)
         if args.out_result is not None:
             Path(written[args.out_result]).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
     for line in result_lines(checked):

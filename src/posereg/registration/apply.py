@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from posereg.data import Volume
-from posereg.registration.itk import from_sitk_image, rigid_to_sitk, to_sitk_image
+from posereg.data.image_io import from_sitk_image, to_sitk_image
+from posereg.registration.itk import rigid_to_sitk
 
 __all__ = ["Interpolation", "invert_rigid", "resample_rigid"]
 

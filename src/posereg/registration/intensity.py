@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from posereg.data import Volume
-from posereg.registration.itk import rigid_from_sitk, rigid_to_sitk, to_sitk_image
+from posereg.data.image_io import to_sitk_image
+from posereg.registration.itk import rigid_from_sitk, rigid_to_sitk
 
 __all__ = ["IntensitySettings", "Metric", "RigidResult", "register_rigid"]
 

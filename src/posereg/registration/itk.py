@@ -17,40 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from posereg.data import Volume
 from posereg.geometry import project_to_so3
 
-__all__ = ["TRANSFORM_SUFFIXES", "from_sitk_image", "read_rigid_transform", "rigid_from_sitk", "rigid_to_sitk", "to_sitk_image",
-           "write_rigid_transform"]  # fmt: skip
+__all__ = ["TRANSFORM_SUFFIXES", "read_rigid_transform", "rigid_from_sitk", "rigid_to_sitk", "write_rigid_transform"]
 
 _F = np.diag([-1.0, -1.0, 1.0])
-
-
-def to_sitk_image(volume: Volume):  # type: ignore[no-untyped-def]
-    """SimpleITK image (LPS geometry, float32) of a ``Volume`` (RAS). Arrays are (k, j, i) in SimpleITK."""
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(volume.data.detach().cpu().to(torch.float32).numpy().transpose(2, 1, 0))
-    A = _F @ volume.affine[:3, :3].cpu().numpy()
-    spacing = np.linalg.norm(A, axis=0)
-    image.SetSpacing(spacing.tolist())
-    image.SetDirection((A / spacing).flatten().tolist())
-    image.SetOrigin((_F @ volume.affine[:3, 3].cpu().numpy()).tolist())
-    return image
-
-
-def from_sitk_image(image) -> Volume:  # type: ignore[no-untyped-def]
-    """``Volume`` (RAS) of a 3D SimpleITK image."""
-    import SimpleITK as sitk
-
-    if image.GetDimension() != 3:
-        raise ValueError(f"image: expected a 3D SimpleITK image, got {image.GetDimension()}D")
-    data = sitk.GetArrayFromImage(image).astype(np.float32).transpose(2, 1, 0)
-    direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    affine = np.eye(4)
-    affine[:3, :3] = _F @ direction @ np.diag(image.GetSpacing())
-    affine[:3, 3] = _F @ np.asarray(image.GetOrigin())
-    return Volume(torch.from_numpy(np.ascontiguousarray(data)), torch.from_numpy(affine))
 
 
 def rigid_to_sitk(R: Tensor, t: Tensor, centre: Tensor):  # type: ignore[no-untyped-def]
