@@ -282,3 +282,62 @@ def test_build_is_cached_by_content(monkeypatch, tmp_path):
     check = plain.fn("rotvec_to_matrix", torch.float64)(v.data_ptr(), out.data_ptr(), 33, 1)
     assert math.isclose(check, float((v * v).sum()), rel_tol=1e-12)
     torch.testing.assert_close(out, g.rotvec_to_matrix(v), atol=1e-12, rtol=0)
+
+
+def _error(fn):  # type: ignore[no-untyped-def]
+    try:
+        fn()
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotation_check_and_mismatches_raise_like_eager(dtype):
+    """The eager functions refuse non-rotations and mismatched arguments with a ValueError; the
+    fused ones give the same message, and with ``check_rotation=False`` the same values."""
+    R = g.random_rotation(6, generator=torch.Generator().manual_seed(8), dtype=dtype)
+    bad = R.clone()
+    bad[4] = bad[4] @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=dtype))  # a reflection
+    other = torch.float64 if dtype == torch.float32 else torch.float32
+    cases = [
+        lambda m: m.geodesic_distance(R, bad),
+        lambda m: m.geodesic_distance(bad, R),
+        lambda m: m.matrix_to_rotvec(bad),
+        lambda m: m.matrix_to_rotvec(1.1 * R),
+        lambda m: m.geodesic_distance(R, R.to(other)),
+        lambda m: m.geodesic_distance(R[:4], R[:5]),
+        lambda m: m.geodesic_distance(R, torch.empty(6, 3, 3, dtype=dtype, device="meta")),
+    ]
+    for case in cases:
+        message = _error(lambda: case(g))
+        assert message is not None and _error(lambda: case(fused)) == message
+    # values off SO(3) (a reflection sits on atan2's 0/0, where rounding decides: not compared)
+    scaled = 1.1 * R
+    for a, b in ((R, scaled), (scaled, R)):
+        torch.testing.assert_close(fused.geodesic_distance(a, b, check_rotation=False),
+                                   g.geodesic_distance(a, b, check_rotation=False), atol=4 * TOL[dtype], rtol=0)  # fmt: skip
+    for M in (scaled, bad):
+        torch.testing.assert_close(fused.matrix_to_rotvec(M, check_rotation=False),
+                                   g.matrix_to_rotvec(M, check_rotation=False), atol=4 * TOL[dtype], rtol=0)  # fmt: skip
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_quaternions_give_eager_values_and_errors(dtype):
+    """Where ``|q|^2`` is subnormal in the kernel the eager function takes over (it rescales
+    exactly); quaternions the eager function refuses are refused with its message."""
+    tiny = torch.finfo(dtype).tiny
+    u = torch.randn(50, 4, generator=torch.Generator().manual_seed(9), dtype=dtype)
+    for power in (0.3, 0.45, 0.5, 0.505, 0.51, 0.52, 0.55, 0.57, 0.6, 0.8, 0.95):  # |q|^2 subnormal: 0.5-0.59
+        q = u * tiny**power
+        out = fused.quaternion_to_matrix(q)
+        torch.testing.assert_close(out, g.quaternion_to_matrix(q), atol=4 * TOL[dtype], rtol=0)
+        torch.testing.assert_close(out, g.quaternion_to_matrix(u), atol=4 * TOL[dtype], rtol=0)
+    for small in (tiny / 4, 0.0):
+        q = u.clone()
+        q[7] = small * u[7] / u[7].abs().max()
+        message = _error(lambda: g.quaternion_to_matrix(q))  # noqa: B023
+        assert message is not None and "at index (7,)" in message
+        assert _error(lambda: fused.quaternion_to_matrix(q)) == message  # noqa: B023

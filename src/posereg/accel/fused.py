@@ -14,7 +14,13 @@ this module unconditionally: CUDA tensors, dtypes other than float32/float64, a 
 without a C compiler or with an unsafe kernel cache (one warning), ``POSEREG_NO_NATIVE=1``
 (no warning), and inputs with NaN or inf (the eager function then raises its
 ``ValueError``). The first call builds the kernels (about a second; cached on disk in a
-private directory, see ``posereg.accel._native``).
+private directory, see ``posereg.accel._native``). Argument checks are the eager ones, run
+here before the kernels: shapes, dtype/device/batch mismatches, and the rotation check of
+matrix inputs (``posereg.geometry.check_rotation_matrix``, ``check_rotation=False`` skips
+it, as in eager; it is a separate pass, not fused into the kernels). A quaternion whose
+``|q|^2`` is below half the smallest normal number (``|q|`` below about 1e-19 in float32)
+makes the checksum ``sum 2 / |q|^2`` overflow, so the eager function takes over: it rescales
+such quaternions exactly, or raises for those it refuses.
 
 Gradients: the geodesic distance has a fused backward kernel (the derivative of
 ``atan2(|u|, c)`` in closed form, see ``_kernels.c``); the three conversions compute their
@@ -34,7 +40,8 @@ from torch.autograd.function import once_differentiable
 from posereg.accel import _native
 from posereg.accel._native import Kernels, kernels
 from posereg.geometry import quaternion, so3
-from posereg.geometry._checks import check_tensor
+from posereg.geometry._checks import check_compatible, check_tensor
+from posereg.geometry._rotation_check import check_rotation_arg
 
 __all__ = ["available", "geodesic_distance", "matrix_to_rotvec", "quaternion_to_matrix", "reset", "rotvec_to_matrix"]
 
@@ -139,16 +146,23 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     return _convert(q, "quaternion_to_matrix", "q", (4,), (3, 3), quaternion.quaternion_to_matrix)
 
 
-def matrix_to_rotvec(R: Tensor) -> Tensor:
+def matrix_to_rotvec(R: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Fused ``posereg.geometry.matrix_to_rotvec`` (log map through the Markley quaternion).
 
     Args:
         R: ``(..., 3, 3)`` rotation matrices.
+        check_rotation: check that ``R`` holds rotations (``check_rotation_matrix``).
 
     Returns:
         ``(..., 3)`` rotation vectors, radians, norm in ``[0, pi]``.
     """
-    return _convert(R, "matrix_to_rotvec", "R", (3, 3), (3,), so3.matrix_to_rotvec)
+    if check_rotation:
+        check_rotation_arg(R, "R", True)
+    return _convert(R, "matrix_to_rotvec", "R", (3, 3), (3,), _matrix_to_rotvec_unchecked)
+
+
+def _matrix_to_rotvec_unchecked(R: Tensor) -> Tensor:
+    return so3.matrix_to_rotvec(R, check_rotation=False)
 
 
 def _geodesic(k: Kernels, R1: Tensor, R2: Tensor) -> Tensor:
@@ -156,7 +170,7 @@ def _geodesic(k: Kernels, R1: Tensor, R2: Tensor) -> Tensor:
     when its checksum is not finite."""
     out = torch.empty(R1.shape[:-2], dtype=R1.dtype)
     check = _launch(k.fn("geodesic_distance", R1.dtype), [R1, R2, out], out.numel())
-    return out if math.isfinite(check) else so3.geodesic_distance(R1, R2)
+    return out if math.isfinite(check) else so3.geodesic_distance(R1, R2, check_rotation=False)
 
 
 class _FusedGeodesic(torch.autograd.Function):
@@ -182,21 +196,26 @@ class _FusedGeodesic(torch.autograd.Function):
         return g1, g2, None
 
 
-def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
+def geodesic_distance(R1: Tensor, R2: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Fused ``posereg.geometry.geodesic_distance``: ``atan2(|sum_k R1[k] x R2[k]|, <R1, R2>_F - 1)``.
 
     Args:
         R1: ``(..., 3, 3)`` rotation matrices.
-        R2: ``(..., 3, 3)`` rotation matrices, broadcastable with ``R1``.
+        R2: ``(..., 3, 3)`` rotation matrices, broadcastable with ``R1``, same dtype and device.
+        check_rotation: check that both hold rotations (``check_rotation_matrix``).
 
     Returns:
         ``(...)`` angles in radians, in ``[0, pi]``.
     """
     check_tensor(R1, (3, 3), "R1", finite=False)
     check_tensor(R2, (3, 3), "R2", finite=False)
+    check_compatible("R1, R2", (R1, R2), (2, 2))
+    if check_rotation:
+        check_rotation_arg(R1, "R1", True)
+        check_rotation_arg(R2, "R2", True)
     k = _kernels_for(R1, R2)
-    if k is None or R1.device != R2.device:
-        return so3.geodesic_distance(R1, R2)
+    if k is None:
+        return so3.geodesic_distance(R1, R2, check_rotation=False)
     if R1.shape != R2.shape:
         R1, R2 = torch.broadcast_tensors(R1, R2)  # differentiable: gradients are summed back
     R1, R2 = R1.contiguous(), R2.contiguous()

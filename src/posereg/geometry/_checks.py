@@ -11,12 +11,21 @@ element by element when that sum is not finite (it may overflow for huge, finite
 Checks are skipped while ``torch.compile`` traces, where data-dependent branches would
 break the graph. The optional fused C kernels (``posereg.accel.fused``, outside this
 layer) check shapes here and finiteness through a checksum they compute in the same pass.
+
+Rotation matrices are checked by ``check_rotation_matrix`` (``posereg.geometry._rotation_check``);
+arguments of one call must share dtype and device and have broadcastable batch shapes
+(``check_compatible``). float16 and bfloat16 inputs are computed in float32 (``upcast``) and
+the results returned in the input's dtype.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def shape_str(trailing: tuple[int, ...]) -> str:
@@ -61,6 +70,51 @@ def check_same_dtype_device(a: Tensor, b: Tensor, names: str) -> None:
             f"{names}: expected the same dtype and device, got {a.dtype}/{a.device} and "
             f"{b.dtype}/{b.device}"
         )
+
+
+def check_compatible(names: str, tensors: Sequence[Tensor], trailing: Sequence[int]) -> tuple[int, ...]:
+    """Check that the arguments of one call can be computed together.
+
+    Args:
+        names: the argument names, comma separated, for the message (``"R1, R2"``).
+        tensors: the (already shape-checked) tensors.
+        trailing: for each tensor, how many of its last dimensions are not batch dimensions.
+
+    Returns:
+        The broadcast batch shape.
+
+    Raises:
+        ValueError: tensors of different dtypes or devices, or batch shapes that do not
+            broadcast (``R1, R2: expected broadcastable batch shapes, got (4,) and (5,)``).
+    """
+    first = tensors[0]
+    if any(x.dtype != first.dtype or x.device != first.device for x in tensors[1:]):
+        got = " and ".join(f"{x.dtype}/{x.device}" for x in tensors)
+        raise ValueError(f"{names}: expected the same dtype and device, got {got}")
+    batches = [tuple(x.shape[: x.dim() - n]) for x, n in zip(tensors, trailing, strict=True)]
+    try:
+        return tuple(torch.broadcast_shapes(*batches))
+    except RuntimeError:
+        got = " and ".join(str(b) for b in batches)
+        raise ValueError(f"{names}: expected broadcastable batch shapes, got {got}") from None
+
+
+def at_index(flat: int, batch: tuple[int, ...]) -> str:
+    """`` at index (i, j)`` of the ``flat``-th element of a batch of shape ``batch``; ``""`` for
+    an empty batch shape (one element), for error messages."""
+    if not batch:
+        return ""
+    return f" at index {tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), batch))}"
+
+
+def upcast(x: Tensor) -> Tensor:
+    """``x`` in the dtype the formulas run in: float32 for float16 and bfloat16, else ``x``.
+
+    Half-precision arithmetic rounds after every operation (and some CPU kernels, such as
+    ``linalg.svd``, do not exist for it); computing in float32 and rounding the result once
+    gives answers accurate to the half dtype's own precision.
+    """
+    return x.float() if x.dtype in HALF_DTYPES else x
 
 
 def check_finite_by_product(by_product: Tensor, inputs: dict[str, Tensor], trailing: tuple[int, ...]) -> None:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from posereg.geometry._checks import check_tensor
+from posereg.geometry._checks import check_tensor, upcast
 from posereg.geometry._layout import join, split
+from posereg.geometry._rotation_check import check_rotation_arg
 from posereg.geometry._safe import safe_atan2, safe_hypot
 from posereg.geometry.quaternion import (
     _matrix_to_quaternion,
-    quaternion_multiply,
-    quaternion_to_matrix,
+    _quaternion_multiply,
+    quaternion_matrix_entries,
 )
 
 __all__ = ["euler_to_matrix", "euler_to_quaternion", "matrix_to_euler"]
@@ -57,6 +58,10 @@ def euler_to_quaternion(angles: Tensor, seq: str) -> Tensor:
     """
     axes, intrinsic = _parse_seq(seq)
     check_tensor(angles, (3,), "angles")
+    return _euler_to_quaternion(upcast(angles), axes, intrinsic).to(angles.dtype)
+
+
+def _euler_to_quaternion(angles: Tensor, axes: list[int], intrinsic: bool) -> Tensor:
     half = 0.5 * angles
     c, s = torch.cos(half), torch.sin(half)
     zero = torch.zeros_like(half[..., 0])
@@ -66,7 +71,7 @@ def euler_to_quaternion(angles: Tensor, seq: str) -> Tensor:
         comps[1 + axis] = s[..., i]
         qi = join(comps, (4,))
         # intrinsic: q = q1 q2 q3 (later rotations about moving axes act first on vectors)
-        q = qi if q is None else (quaternion_multiply(q, qi) if intrinsic else quaternion_multiply(qi, q))
+        q = qi if q is None else (_quaternion_multiply(q, qi) if intrinsic else _quaternion_multiply(qi, q))
     assert q is not None
     return q
 
@@ -81,22 +86,36 @@ def euler_to_matrix(angles: Tensor, seq: str) -> Tensor:
     Returns:
         ``(..., 3, 3)`` rotation matrices.
     """
-    return quaternion_to_matrix(euler_to_quaternion(angles, seq))
+    axes, intrinsic = _parse_seq(seq)
+    check_tensor(angles, (3,), "angles")
+    w, x, y, z = split(_euler_to_quaternion(upcast(angles), axes, intrinsic))  # unit to rounding
+    s = 2.0 / (w * w + x * x + y * y + z * z)
+    return join(quaternion_matrix_entries(w, x, y, z, s), (3, 3)).to(angles.dtype)
 
 
-def matrix_to_euler(R: Tensor, seq: str) -> Tensor:
+def matrix_to_euler(R: Tensor, seq: str, *, check_rotation: bool = True) -> Tensor:
     """Euler angles of rotation matrices (scipy's ``as_euler`` in torch).
 
     Args:
         R: ``(..., 3, 3)`` rotation matrices.
         seq: the convention, as in scipy (``"xyz"`` extrinsic, ``"XYZ"`` intrinsic, ...).
+        check_rotation: check that ``R`` holds rotations (``check_rotation_matrix``); with
+            False, other matrices give meaningless results.
 
     Returns:
         ``(..., 3)`` angles in radians in the order of ``seq``. In gimbal lock (middle
         angle within 1e-7 of 0 or pi) the third angle is 0, as in scipy.
+
+    Raises:
+        ValueError: a bad ``seq``, wrong shape, NaN/inf, or (``check_rotation``) a matrix
+            that is not a rotation.
     """
     axes, intrinsic = _parse_seq(seq)
-    check_tensor(R, (3, 3), "R")
+    check_rotation_arg(R, "R", check_rotation)
+    return _matrix_to_euler(upcast(R), axes, intrinsic).to(R.dtype)
+
+
+def _matrix_to_euler(R: Tensor, axes: list[int], intrinsic: bool) -> Tensor:
     extrinsic = not intrinsic
     q = split(_matrix_to_quaternion(R))
     qw, qv = q[0], q[1:]

@@ -5,6 +5,15 @@ as Kendall & Cipolla (2017) do for PoseNet labels. A quaternion here rotates vec
 the frame it is expressed in (active rotation); which frames a pose maps between is said
 where poses are defined (``posereg.geometry.se3``).
 
+Quaternions need not be unit length where a function normalises them (``quaternion_to_matrix``,
+``quaternion_to_rotvec``, ``quaternion_angle``): they are first divided by their largest
+component, so ``|q|^2`` neither underflows nor overflows and the result is exact for any
+quaternion whose largest ``|q_i|`` is a normal number of its dtype (at least
+``torch.finfo(dtype).tiny``: 1.2e-38 in float32, 2.2e-308 in float64, 6.1e-5 in float16).
+Smaller ones (zero, or only subnormal components, too few digits to define a direction)
+raise ValueError. Gradients are exact too (the results do not depend on the scale, so it is a
+constant for autograd); they grow like ``1 / |q|``, as the true derivative does.
+
 References: Shoemake, "Animating rotation with quaternion curves" (SIGGRAPH 1985);
 matrix -> quaternion by the largest-diagonal branch of Shepperd (1978) / Markley (2008),
 as in ``scipy.spatial.transform.Rotation.from_matrix``.
@@ -15,8 +24,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from posereg.geometry._checks import check_tensor
+from posereg.geometry._checks import at_index, check_compatible, check_tensor, upcast
 from posereg.geometry._layout import join, split
+from posereg.geometry._rotation_check import check_rotation_arg
 
 __all__ = [
     "canonicalize_quaternion",
@@ -54,27 +64,49 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
 
     Args:
         q: ``(..., 4)`` quaternions ``(w, x, y, z)``; they need not be unit length (the
-            matrix of ``q / |q|`` is returned) but must be non-zero.
+            matrix of ``q / |q|`` is returned, exact for any scale) but their largest
+            component must be a normal number (``>= torch.finfo(q.dtype).tiny``).
 
     Returns:
-        ``(..., 3, 3)`` rotation matrices ``R`` with ``R v = q v q*``.
+        ``(..., 3, 3)`` rotation matrices ``R`` with ``R v = q v q*``, in ``q``'s dtype.
 
     Raises:
-        ValueError: wrong shape, NaN/inf, or a zero quaternion.
+        ValueError: wrong shape, NaN/inf, or a zero or too small quaternion.
     """
     check_tensor(q, (4,), "q")
-    _check_non_zero(q)
-    w, x, y, z = split(q)
-    n2 = w * w + x * x + y * y + z * z
-    return join(quaternion_matrix_entries(w, x, y, z, 2.0 / n2), (3, 3))
+    w, x, y, z = split(scale_quaternion(upcast(q), "q", q.dtype))
+    n2 = w * w + x * x + y * y + z * z  # in [1, 4]
+    return join(quaternion_matrix_entries(w, x, y, z, 2.0 / n2), (3, 3)).to(q.dtype)
 
 
-def _check_non_zero(q: Tensor) -> None:
-    if not torch.compiler.is_compiling() and q.numel() > 0 and bool((q == 0).all(-1).any()):
-        raise ValueError("q: expected non-zero quaternions of shape (..., 4), found |q| = 0")
+def scale_quaternion(q: Tensor, name: str, dtype: torch.dtype) -> Tensor:
+    """``q / max_i |q_i|``: the same rotation with components in ``[-1, 1]`` (internal).
+
+    The scale is detached: callers compute functions of ``q`` that are homogeneous of
+    degree 0 (the matrix, rotation vector, angle of ``q / |q|``), whose gradient is
+    orthogonal to ``q``, so a constant scale gives the exact gradient.
+
+    Raises:
+        ValueError: where ``max_i |q_i| < torch.finfo(dtype).tiny`` (``dtype``: the caller's
+            input dtype, before any ``upcast``), naming ``name`` and the first such index.
+    """
+    m = q.detach().abs().amax(dim=-1, keepdim=True)
+    tiny = torch.finfo(dtype).tiny
+    if not torch.compiler.is_compiling() and q.numel() > 0:
+        small = m < tiny
+        if bool(small.any()):
+            first = int(small.flatten().nonzero()[0, 0])
+            value = float(m.flatten()[first])
+            found = "|q| = 0" if value == 0 else f"largest |q_i| = {value:.3g}"
+            found += at_index(first, tuple(q.shape[:-1]))
+            raise ValueError(
+                f"{name}: expected non-zero quaternions of shape (..., 4) whose largest |q_i| is at least "
+                f"{tiny:.3g} (the smallest normal {dtype}), found {found}"
+            )
+    return q / m
 
 
-def matrix_to_quaternion(R: Tensor) -> Tensor:
+def matrix_to_quaternion(R: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Unit quaternion of a rotation matrix, canonicalised to ``w >= 0``.
 
     Uses the candidate built from the largest of ``(R00, R11, R22, tr R)`` (Markley 2008),
@@ -83,12 +115,17 @@ def matrix_to_quaternion(R: Tensor) -> Tensor:
 
     Args:
         R: ``(..., 3, 3)`` rotation matrices.
+        check_rotation: check that ``R`` holds rotations (``check_rotation_matrix``); with
+            False, other matrices give meaningless results.
 
     Returns:
         ``(..., 4)`` unit quaternions ``(w, x, y, z)`` with ``w >= 0``.
+
+    Raises:
+        ValueError: wrong shape, NaN/inf, or (``check_rotation``) a matrix that is not a rotation.
     """
-    check_tensor(R, (3, 3), "R")
-    return _matrix_to_quaternion(R)
+    check_rotation_arg(R, "R", check_rotation)
+    return _matrix_to_quaternion(upcast(R)).to(R.dtype)
 
 
 def _matrix_to_quaternion(R: Tensor) -> Tensor:
@@ -149,13 +186,18 @@ def quaternion_multiply(p: Tensor, q: Tensor) -> Tensor:
 
     Args:
         p: ``(..., 4)`` quaternions ``(w, x, y, z)``.
-        q: ``(..., 4)`` quaternions, broadcastable with ``p``.
+        q: ``(..., 4)`` quaternions, broadcastable with ``p``, same dtype and device.
 
     Returns:
         ``(..., 4)`` products, with ``R(p q) = R(p) R(q)``.
     """
     check_tensor(p, (4,), "p")
     check_tensor(q, (4,), "q")
+    check_compatible("p, q", (p, q), (1, 1))
+    return _quaternion_multiply(upcast(p), upcast(q)).to(p.dtype)
+
+
+def _quaternion_multiply(p: Tensor, q: Tensor) -> Tensor:
     pw, px, py, pz = split(p)
     qw, qx, qy, qz = split(q)
     return join(
@@ -179,8 +221,9 @@ def rotvec_to_quaternion(rotvec: Tensor) -> Tensor:
         ``(..., 4)`` unit quaternions ``(w, x, y, z)``; ``w >= 0`` when ``|rotvec| <= pi``.
     """
     check_tensor(rotvec, (3,), "rotvec")
-    w, k = half_angle_terms(torch.linalg.vector_norm(rotvec, dim=-1))
-    return torch.cat((w.unsqueeze(-1), k.unsqueeze(-1) * rotvec), dim=-1)
+    v = upcast(rotvec)
+    w, k = half_angle_terms(torch.linalg.vector_norm(v, dim=-1))
+    return torch.cat((w.unsqueeze(-1), k.unsqueeze(-1) * v), dim=-1).to(rotvec.dtype)
 
 
 def half_angle_terms(theta: Tensor) -> tuple[Tensor, Tensor]:
@@ -201,14 +244,17 @@ def quaternion_to_rotvec(q: Tensor) -> Tensor:
     uses its Taylor series so that values and gradients stay finite.
 
     Args:
-        q: ``(..., 4)`` quaternions ``(w, x, y, z)``, not necessarily unit, non-zero.
+        q: ``(..., 4)`` quaternions ``(w, x, y, z)``, not necessarily unit; the largest
+            component must be a normal number (``>= torch.finfo(q.dtype).tiny``).
 
     Returns:
         ``(..., 3)`` rotation vectors with norm in ``[0, pi]`` (radians).
+
+    Raises:
+        ValueError: wrong shape, NaN/inf, or a zero or too small quaternion.
     """
     check_tensor(q, (4,), "q")
-    _check_non_zero(q)
-    return _quaternion_to_rotvec(q)
+    return _quaternion_to_rotvec(scale_quaternion(upcast(q), "q", q.dtype)).to(q.dtype)
 
 
 def _quaternion_to_rotvec(q: Tensor) -> Tensor:
@@ -233,14 +279,25 @@ def quaternion_angle(q1: Tensor, q2: Tensor) -> Tensor:
     """Angle of the rotation between two quaternions, in ``[0, pi]`` radians.
 
     ``2 atan2(|xyz(q1* q2)|, |w(q1* q2)|)``: sign invariant (``q`` and ``-q`` give the
-    same angle) and accurate at 0 and pi, unlike ``2 acos(|<q1, q2>|)``.
+    same angle), scale invariant, and accurate at 0 and pi, unlike ``2 acos(|<q1, q2>|)``.
 
     Args:
-        q1: ``(..., 4)`` unit quaternions.
-        q2: ``(..., 4)`` unit quaternions, broadcastable with ``q1``.
+        q1: ``(..., 4)`` quaternions, not necessarily unit; the largest component must be a
+            normal number (``>= torch.finfo(dtype).tiny``).
+        q2: ``(..., 4)`` quaternions, broadcastable with ``q1``, same dtype and device.
 
     Returns:
         ``(...)`` angles in radians.
+
+    Raises:
+        ValueError: wrong shapes, NaN/inf, zero or too small quaternions, different dtypes or
+            devices, or batch shapes that do not broadcast.
     """
-    rel = quaternion_multiply(quaternion_conjugate(q1), q2)
-    return 2.0 * torch.atan2(torch.linalg.vector_norm(rel[..., 1:], dim=-1), rel[..., 0].abs())
+    check_tensor(q1, (4,), "q1")
+    check_tensor(q2, (4,), "q2")
+    check_compatible("q1, q2", (q1, q2), (1, 1))
+    a = scale_quaternion(upcast(q1), "q1", q1.dtype)
+    b = scale_quaternion(upcast(q2), "q2", q2.dtype)
+    rel = _quaternion_multiply(a * a.new_tensor([1.0, -1.0, -1.0, -1.0]), b)
+    angle = 2.0 * torch.atan2(torch.linalg.vector_norm(rel[..., 1:], dim=-1), rel[..., 0].abs())
+    return angle.to(q1.dtype)

@@ -16,12 +16,7 @@ from torch import Tensor
 
 from posereg.geometry._checks import check_tensor
 from posereg.geometry.continuous import matrix_to_sixd, sixd_to_matrix, svd9d_to_matrix
-from posereg.geometry.quaternion import (
-    _check_non_zero,
-    matrix_to_quaternion,
-    quaternion_angle,
-    quaternion_to_matrix,
-)
+from posereg.geometry.quaternion import matrix_to_quaternion, quaternion_angle, quaternion_to_matrix
 from posereg.geometry.so3 import geodesic_distance, matrix_to_rotvec, rotvec_to_matrix
 
 __all__ = [
@@ -46,7 +41,8 @@ class RotationRepresentation:
         from_matrix: ``(..., 3, 3) -> (..., *trailing)``, a right inverse of ``to_matrix``.
         relative_angle: ``(a, b) -> (...)`` the geodesic angle between the rotations, in
             ``[0, pi]`` radians; through matrices unless the representation has a cheaper,
-            equally accurate form.
+            equally accurate form. For ``MATRIX`` the inputs are checked to be rotations
+            (``check_rotation_matrix``); the other representations build rotations themselves.
     """
 
     name: str
@@ -62,16 +58,10 @@ class RotationRepresentation:
 
 def _angle_through_matrices(to_matrix: Callable[[Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
     def angle(a: Tensor, b: Tensor) -> Tensor:
-        return geodesic_distance(to_matrix(a), to_matrix(b))
+        # to_matrix built rotations (to rounding): no need to check them again
+        return geodesic_distance(to_matrix(a), to_matrix(b), check_rotation=False)
 
     return angle
-
-
-def _quaternion_relative_angle(a: Tensor, b: Tensor) -> Tensor:
-    # quaternion_angle is scale invariant; a zero quaternion has no angle, say so.
-    _check_non_zero(check_tensor(a, (4,), "q1"))
-    _check_non_zero(check_tensor(b, (4,), "q2"))
-    return quaternion_angle(a, b)
 
 
 def _identity(R: Tensor) -> Tensor:
@@ -88,7 +78,7 @@ ROTVEC = RotationRepresentation(
 """Rotation vectors (axis times angle, radians): Salehi et al.'s ``pi * tanh`` head."""
 
 QUATERNION = RotationRepresentation(
-    "quaternion", (4,), quaternion_to_matrix, matrix_to_quaternion, _quaternion_relative_angle
+    "quaternion", (4,), quaternion_to_matrix, matrix_to_quaternion, quaternion_angle
 )
 """Unit quaternions ``(w, x, y, z)``, hemisphere ``w >= 0``: Kendall & Cipolla's head."""
 

@@ -11,6 +11,9 @@ when a generator is given).
   NOT Haar-uniform even with full ranges.
 - ``super_fibonacci_rotations``: a deterministic, evenly spread set of ``n`` rotations
   (Alexa, "Super-Fibonacci spirals", CVPR 2022), for exhaustive coarse searches.
+
+For ``dtype=torch.float16`` or ``torch.bfloat16`` the rotations are drawn and computed in
+float32 and rounded once to the dtype (the draws then match float32's for the same generator).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from posereg.geometry._checks import HALF_DTYPES
 from posereg.geometry._layout import join, split
 from posereg.geometry.euler import euler_to_matrix
 from posereg.geometry.quaternion import quaternion_to_matrix
@@ -39,6 +43,13 @@ def _shape(shape: Shape) -> tuple[int, ...]:
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype, device) -> Tensor:  # type: ignore[no-untyped-def]
     return torch.rand(shape, generator=generator, dtype=dtype, device=device)
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype to compute in for results of ``dtype``; ValueError unless it is floating."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype: expected a floating-point torch.dtype, got {dtype!r}")
+    return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
 def random_rotation(
@@ -63,7 +74,8 @@ def random_rotation(
     Returns:
         ``(*shape, 3, 3)`` rotation matrices.
     """
-    u1, u2, u3 = split(_uniform((*_shape(shape), 3), generator, dtype, device))
+    work = _work_dtype(dtype)
+    u1, u2, u3 = split(_uniform((*_shape(shape), 3), generator, work, device))
     theta, phi = 2 * torch.pi * u1, 2 * torch.pi * u2
     r = torch.sqrt(u3)
     vx, vy, vz = torch.cos(phi) * r, torch.sin(phi) * r, torch.sqrt(1 - u3)
@@ -75,7 +87,7 @@ def random_rotation(
     comps = []
     for row in h:
         comps += [row[0] * ct + row[1] * st, row[1] * ct - row[0] * st, row[2]]
-    return join(comps, (3, 3))
+    return join(comps, (3, 3)).to(dtype)
 
 
 def random_rotation_with_angle(
@@ -104,10 +116,11 @@ def random_rotation_with_angle(
     if not (0.0 <= min_angle <= max_angle <= torch.pi):
         raise ValueError(f"angle range: expected 0 <= min <= max <= pi, got [{min_angle}, {max_angle}]")
     shape = _shape(shape)
-    axis = torch.randn((*shape, 3), generator=generator, dtype=dtype, device=device)
-    axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-    angle = min_angle + (max_angle - min_angle) * _uniform(shape, generator, dtype, device)
-    return rotvec_to_matrix(axis * angle.unsqueeze(-1))
+    work = _work_dtype(dtype)
+    axis = torch.randn((*shape, 3), generator=generator, dtype=work, device=device)
+    axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp_min(torch.finfo(work).tiny)
+    angle = min_angle + (max_angle - min_angle) * _uniform(shape, generator, work, device)
+    return rotvec_to_matrix(axis * angle.unsqueeze(-1)).to(dtype)
 
 
 def random_euler_rotation(
@@ -134,12 +147,13 @@ def random_euler_rotation(
     Returns:
         ``(*shape, 3, 3)`` rotation matrices.
     """
-    lo = torch.as_tensor(low, dtype=dtype, device=device)
-    hi = torch.as_tensor(high, dtype=dtype, device=device)
+    work = _work_dtype(dtype)
+    lo = torch.as_tensor(low, dtype=work, device=device)
+    hi = torch.as_tensor(high, dtype=work, device=device)
     if lo.shape != (3,) or hi.shape != (3,) or bool((hi < lo).any()):
         raise ValueError(f"low, high: expected three bounds each with high >= low, got {low!r}, {high!r}")
-    u = _uniform((*_shape(shape), 3), generator, dtype, device)
-    return euler_to_matrix(lo + (hi - lo) * u, seq)
+    u = _uniform((*_shape(shape), 3), generator, work, device)
+    return euler_to_matrix(lo + (hi - lo) * u, seq).to(dtype)
 
 
 # Alexa (2022): psi is the real root of psi^4 = psi + 4.
@@ -167,6 +181,7 @@ def super_fibonacci_rotations(
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected a positive int, got {n!r}")
+    _work_dtype(dtype)
     s = torch.arange(n, dtype=torch.float64) + 0.5
     r = torch.sqrt(s / n)
     big_r = torch.sqrt(1.0 - s / n)

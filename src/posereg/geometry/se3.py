@@ -19,6 +19,11 @@ identity, in the coordinates ``(omega, rho)``; at pose ``g`` the tangent vector
 (with any off-diagonal blocks zero) the metric is the product of the bi-invariant SO(3)
 metric and the Euclidean R^3 metric, so
 ``d^2 = w_r angle(R1^T R2)^2 + w_t |t2 - t1|^2`` exactly.
+
+Arguments of one call share dtype and device, and their batch shapes broadcast (ValueError
+otherwise). Rotations are checked (``check_rotation_matrix``) unless ``check_rotation=False``.
+float16 and bfloat16 are computed in float32 and returned in their own dtype. The right
+Jacobian of SO(3) and the series of ``V`` are in ``posereg.geometry.jacobian``.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from posereg.geometry._checks import check_same_dtype_device, check_tensor
+from posereg.geometry._checks import check_compatible, check_tensor, upcast
+from posereg.geometry._rotation_check import check_rotation_arg
 from posereg.geometry._safe import safe_sqrt
-from posereg.geometry.so3 import hat, matrix_to_rotvec, rotvec_to_matrix
+from posereg.geometry.jacobian import _coefficient_d, _coefficients_bc
+from posereg.geometry.so3 import _matrix_to_rotvec, _rotvec_to_matrix
 
 __all__ = [
     "compose",
@@ -40,8 +47,6 @@ __all__ = [
     "riemannian_log",
     "se3_exp",
     "se3_log",
-    "so3_right_jacobian",
-    "so3_right_jacobian_inverse",
     "so3r3_exp",
     "so3r3_log",
     "squared_geodesic_distance",
@@ -50,51 +55,67 @@ __all__ = [
 ]
 
 
-def _check_pose(R: Tensor, t: Tensor, names: str = "R, t") -> None:
-    check_tensor(R, (3, 3), names.split(", ")[0])
-    check_tensor(t, (3,), names.split(", ")[1])
-    check_same_dtype_device(R, t, names)
+def _check_poses(names: str, poses: list[tuple[Tensor, Tensor]], check_rotation: bool) -> None:
+    """Shapes of every ``(R, t)``, one dtype and device, broadcastable batches, then rotations."""
+    labels = names.split(", ")
+    tensors: list[Tensor] = []
+    for k, (R, t) in enumerate(poses):
+        check_tensor(R, (3, 3), labels[2 * k], finite=False)
+        check_tensor(t, (3,), labels[2 * k + 1])
+        tensors += [R, t]
+    check_compatible(names, tensors, (2, 1) * len(poses))
+    for k, (R, _) in enumerate(poses):
+        check_rotation_arg(R, labels[2 * k], check_rotation)
 
 
-def to_homogeneous(R: Tensor, t: Tensor) -> Tensor:
+def to_homogeneous(R: Tensor, t: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Homogeneous matrix ``[[R, t], [0, 0, 0, 1]]`` of a pose.
 
     Args:
         R: ``(..., 3, 3)`` rotations.
-        t: ``(..., 3)`` translations (same units as the points the pose maps).
+        t: ``(..., 3)`` translations (same units as the points the pose maps), batch shape
+            broadcastable with ``R``'s.
+        check_rotation: check that ``R`` holds rotations (``check_rotation_matrix``).
 
     Returns:
         ``(..., 4, 4)`` matrices, mapping the same frames as ``(R, t)``.
     """
-    _check_pose(R, t)
-    R, t = torch.broadcast_tensors(R, t.unsqueeze(-1))[0], t
-    top = torch.cat((R, t.expand(*R.shape[:-2], 3).unsqueeze(-1)), dim=-1)
+    _check_poses("R, t", [(R, t)], check_rotation)
+    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    top = torch.cat((R.expand(*batch, 3, 3), t.expand(*batch, 3).unsqueeze(-1)), dim=-1)
     bottom = torch.zeros_like(top[..., :1, :])
     bottom[..., 0, 3] = 1
     return torch.cat((top, bottom), dim=-2)
 
 
-def from_homogeneous(T: Tensor) -> tuple[Tensor, Tensor]:
+def from_homogeneous(T: Tensor, *, check_rotation: bool = True) -> tuple[Tensor, Tensor]:
     """Split a homogeneous ``(..., 4, 4)`` matrix into ``(R, t)``.
 
     Args:
         T: ``(..., 4, 4)`` matrices with last row ``(0, 0, 0, 1)``.
+        check_rotation: check that the ``R`` blocks are rotations (``check_rotation_matrix``).
 
     Returns:
-        ``R`` ``(..., 3, 3)`` and ``t`` ``(..., 3)``.
+        ``R`` ``(..., 3, 3)`` and ``t`` ``(..., 3)`` (views of ``T``).
 
     Raises:
-        ValueError: wrong shape, NaN/inf, or a last row that is not ``(0, 0, 0, 1)``.
+        ValueError: wrong shape, NaN/inf, a last row that is not ``(0, 0, 0, 1)``, or
+            (``check_rotation``) an ``R`` block that is not a rotation.
     """
     check_tensor(T, (4, 4), "T")
     last = T[..., 3, :]
     expected = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=T.dtype, device=T.device)
     if T.numel() and not bool(torch.allclose(last, expected.expand_as(last))):
         raise ValueError("T: expected (..., 4, 4) homogeneous matrices with last row (0, 0, 0, 1)")
-    return T[..., :3, :3], T[..., :3, 3]
+    R = T[..., :3, :3]
+    if check_rotation:
+        check_rotation_arg(R, "T[..., :3, :3]", True)
+    return R, T[..., :3, 3]
 
 
-def compose(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor) -> tuple[Tensor, Tensor]:
+def compose(
+    R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor, *, check_rotation: bool = True
+) -> tuple[Tensor, Tensor]:
     """Composition ``g1 g2``: apply ``(R2, t2)`` first, then ``(R1, t1)``.
 
     If ``g2`` maps frame A to B and ``g1`` maps B to C, the result maps A to C:
@@ -103,123 +124,57 @@ def compose(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor) -> tuple[Tensor, Ten
     Args:
         R1, t1: ``(..., 3, 3)``, ``(..., 3)``.
         R2, t2: ``(..., 3, 3)``, ``(..., 3)``, broadcastable with the first pose.
+        check_rotation: check that ``R1`` and ``R2`` hold rotations.
 
     Returns:
         ``(R, t)`` of the composition.
     """
-    _check_pose(R1, t1, "R1, t1")
-    _check_pose(R2, t2, "R2, t2")
-    return R1 @ R2, (R1 @ t2.unsqueeze(-1)).squeeze(-1) + t1
+    _check_poses("R1, t1, R2, t2", [(R1, t1), (R2, t2)], check_rotation)
+    A1, A2 = upcast(R1), upcast(R2)
+    R = A1 @ A2
+    t = (A1 @ upcast(t2).unsqueeze(-1)).squeeze(-1) + upcast(t1)
+    return R.to(R1.dtype), t.to(R1.dtype)
 
 
-def inverse(R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+def inverse(R: Tensor, t: Tensor, *, check_rotation: bool = True) -> tuple[Tensor, Tensor]:
     """Inverse pose ``(R^T, -R^T t)``: maps the target frame back to the source frame.
 
     Args:
         R: ``(..., 3, 3)`` rotations.
-        t: ``(..., 3)`` translations.
+        t: ``(..., 3)`` translations, batch shape broadcastable with ``R``'s.
+        check_rotation: check that ``R`` holds rotations (for other matrices ``R^T`` is not
+            the inverse).
 
     Returns:
         ``(R^T, -R^T t)``.
     """
-    _check_pose(R, t)
+    _check_poses("R, t", [(R, t)], check_rotation)
     Rt = R.mT
-    return Rt, -(Rt @ t.unsqueeze(-1)).squeeze(-1)
+    return Rt, -(upcast(Rt) @ upcast(t).unsqueeze(-1)).squeeze(-1).to(R.dtype)
 
 
-def transform_points(R: Tensor, t: Tensor, points: Tensor) -> Tensor:
+def transform_points(R: Tensor, t: Tensor, points: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Apply poses to point sets: ``x' = R x + t``.
 
     Args:
         R: ``(..., 3, 3)`` rotations.
         t: ``(..., 3)`` translations.
-        points: ``(..., N, 3)`` points in the pose's source frame.
+        points: ``(..., N, 3)`` points in the pose's source frame; the batch shapes of ``R``,
+            ``t`` and ``points.shape[:-2]`` broadcast.
+        check_rotation: check that ``R`` holds rotations.
 
     Returns:
         ``(..., N, 3)`` points in the pose's target frame.
     """
-    _check_pose(R, t)
     check_tensor(points, (3,), "points")
     if points.dim() < 2:
         raise ValueError(f"points: expected a floating-point tensor of shape (..., N, 3), got shape {tuple(points.shape)}")
-    return points @ R.mT + t.unsqueeze(-2)
-
-
-# Taylor coefficients in t^2 (sympy series), used below t = 0.5: there the closed forms lose
-# up to 6 eps / t^2 of relative precision to cancellation, the series (7 terms) less than 1e-16.
-_SERIES_B = (1 / 2, -1 / 24, 1 / 720, -1 / 40320, 1 / 3628800, -1 / 479001600, 1 / 87178291200)
-_SERIES_C = (1 / 6, -1 / 120, 1 / 5040, -1 / 362880, 1 / 39916800, -1 / 6227020800, 1 / 1307674368000)
-_SERIES_D = (1 / 12, 1 / 720, 1 / 30240, 1 / 1209600, 1 / 47900160, 691 / 1307674368000, 1 / 74724249600)
-_SERIES_BELOW = 0.25  # t^2
-
-
-def _series(coefficients: tuple[float, ...], theta2: Tensor) -> Tensor:
-    out = torch.full_like(theta2, coefficients[-1])
-    for a in reversed(coefficients[:-1]):
-        out = out * theta2 + a
-    return out
-
-
-def _coefficients_bc(theta2: Tensor) -> tuple[Tensor, Tensor]:
-    """``B = (1 - cos t)/t^2`` and ``C = (t - sin t)/t^3``, with Taylor series for small t.
-
-    ``theta2`` is ``t^2``. The closed-form branch sees ``t^2 = 1`` where the series is
-    taken, so neither branch produces inf or NaN values or gradients.
-    """
-    small = theta2 < _SERIES_BELOW
-    t2 = torch.where(small, 1.0, theta2)
-    t = torch.sqrt(t2)
-    b = torch.where(small, _series(_SERIES_B, theta2), 0.5 * torch.sinc(t * (0.5 / torch.pi)) ** 2)
-    c = torch.where(small, _series(_SERIES_C, theta2), (t - torch.sin(t)) / (t2 * t))
-    return b, c
-
-
-def _coefficient_d(theta2: Tensor) -> Tensor:
-    """``D = (1 - h cot h) / t^2`` with ``h = t/2``, the ``[w]x^2`` coefficient of ``V^-1``."""
-    small = theta2 < _SERIES_BELOW
-    h = 0.5 * torch.sqrt(torch.where(small, 1.0, theta2))
-    return torch.where(small, _series(_SERIES_D, theta2), (1 - h * torch.cos(h) / torch.sin(h)) / (4 * h * h))
-
-
-def so3_right_jacobian(rotvec: Tensor) -> Tensor:
-    """Right Jacobian of SO(3) in rotation-vector coordinates.
-
-    ``exp([v + dv]x) = exp([v]x) exp([J_r(v) dv]x) + O(|dv|^2)``: it maps a change of the
-    rotation vector to the body (left-trivialised) angular velocity.
-    ``J_r(v) = I - (1 - cos t)/t^2 [v]x + (t - sin t)/t^3 [v]x^2``, ``t = |v|``
-    (Barfoot, "State estimation for robotics", eq. 7.77 with ``J_r(v) = J_l(-v)``);
-    Taylor series near 0. Hou et al. (2018) use it in ``G = J^-T W J^-1``.
-
-    Args:
-        rotvec: ``(..., 3)`` rotation vectors, radians.
-
-    Returns:
-        ``(..., 3, 3)`` Jacobians (singular only at ``t = 2 pi k``, ``k >= 1``).
-    """
-    check_tensor(rotvec, (3,), "rotvec")
-    b, c = _coefficients_bc((rotvec * rotvec).sum(-1))
-    K = hat(rotvec)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye - b[..., None, None] * K + c[..., None, None] * (K @ K)
-
-
-def so3_right_jacobian_inverse(rotvec: Tensor) -> Tensor:
-    """Inverse of ``so3_right_jacobian``: body angular velocity -> rotation-vector change.
-
-    ``J_r(v)^-1 = I + [v]x / 2 + (1 - h cot h)/t^2 [v]x^2`` with ``h = t/2`` (Barfoot eq.
-    7.78 with ``v -> -v``); finite up to and including ``t = pi``.
-
-    Args:
-        rotvec: ``(..., 3)`` rotation vectors, radians, norm below ``2 pi``.
-
-    Returns:
-        ``(..., 3, 3)`` matrices.
-    """
-    check_tensor(rotvec, (3,), "rotvec")
-    d = _coefficient_d((rotvec * rotvec).sum(-1))
-    K = hat(rotvec)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye + 0.5 * K + d[..., None, None] * (K @ K)
+    check_tensor(R, (3, 3), "R", finite=False)
+    check_tensor(t, (3,), "t")
+    check_compatible("R, t, points", (R, t, points), (2, 1, 2))
+    check_rotation_arg(R, "R", check_rotation)
+    out = upcast(points) @ upcast(R).mT + upcast(t).unsqueeze(-2)
+    return out.to(points.dtype)
 
 
 def se3_exp(xi: Tensor) -> tuple[Tensor, Tensor]:
@@ -233,33 +188,35 @@ def se3_exp(xi: Tensor) -> tuple[Tensor, Tensor]:
         ``(R, t)``, ``(..., 3, 3)`` and ``(..., 3)``.
     """
     check_tensor(xi, (6,), "xi")
-    w, rho = xi[..., :3], xi[..., 3:]
+    x = upcast(xi)
+    w, rho = x[..., :3], x[..., 3:]
     b, c = _coefficients_bc((w * w).sum(-1))
     wxr = torch.linalg.cross(w, rho, dim=-1)
     wwxr = torch.linalg.cross(w, wxr, dim=-1)
     t = rho + b.unsqueeze(-1) * wxr + c.unsqueeze(-1) * wwxr
-    return rotvec_to_matrix(w), t
+    return _rotvec_to_matrix(w).to(xi.dtype), t.to(xi.dtype)
 
 
-def se3_log(R: Tensor, t: Tensor) -> Tensor:
+def se3_log(R: Tensor, t: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Group logarithm of SE(3), the inverse of ``se3_exp`` (rotation angle in ``[0, pi]``).
 
     ``rho = V^-1 t`` with ``V^-1 = I - [w]x / 2 + D [w]x^2``.
 
     Args:
         R: ``(..., 3, 3)`` rotations.
-        t: ``(..., 3)`` translations.
+        t: ``(..., 3)`` translations, batch shape broadcastable with ``R``'s.
+        check_rotation: check that ``R`` holds rotations.
 
     Returns:
         ``(..., 6)`` twists ``(omega, rho)``.
     """
-    _check_pose(R, t)
-    w = matrix_to_rotvec(R)
-    w, t = torch.broadcast_tensors(w, t)
+    _check_poses("R, t", [(R, t)], check_rotation)
+    w = _matrix_to_rotvec(upcast(R))
+    w, x = torch.broadcast_tensors(w, upcast(t))
     d = _coefficient_d((w * w).sum(-1))
-    wxt = torch.linalg.cross(w, t, dim=-1)
-    rho = t - 0.5 * wxt + d.unsqueeze(-1) * torch.linalg.cross(w, wxt, dim=-1)
-    return torch.cat((w, rho), dim=-1)
+    wxt = torch.linalg.cross(w, x, dim=-1)
+    rho = x - 0.5 * wxt + d.unsqueeze(-1) * torch.linalg.cross(w, wxt, dim=-1)
+    return torch.cat((w, rho), dim=-1).to(R.dtype)
 
 
 def so3r3_exp(xi: Tensor) -> tuple[Tensor, Tensor]:
@@ -272,21 +229,22 @@ def so3r3_exp(xi: Tensor) -> tuple[Tensor, Tensor]:
         ``(R, t)``, ``(..., 3, 3)`` and ``(..., 3)``.
     """
     check_tensor(xi, (6,), "xi")
-    return rotvec_to_matrix(xi[..., :3]), xi[..., 3:]
+    return _rotvec_to_matrix(upcast(xi[..., :3])).to(xi.dtype), xi[..., 3:]
 
 
-def so3r3_log(R: Tensor, t: Tensor) -> Tensor:
+def so3r3_log(R: Tensor, t: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Inverse of ``so3r3_exp``: ``(R, t) -> (log(R), t)``.
 
     Args:
         R: ``(..., 3, 3)`` rotations.
-        t: ``(..., 3)`` translations.
+        t: ``(..., 3)`` translations, batch shape broadcastable with ``R``'s.
+        check_rotation: check that ``R`` holds rotations.
 
     Returns:
         ``(..., 6)``: rotation vector (norm in ``[0, pi]``) then translation.
     """
-    _check_pose(R, t)
-    w = matrix_to_rotvec(R)
+    _check_poses("R, t", [(R, t)], check_rotation)
+    w = _matrix_to_rotvec(upcast(R)).to(R.dtype)
     w, t = torch.broadcast_tensors(w, t)
     return torch.cat((w, t), dim=-1)
 
@@ -295,9 +253,10 @@ def _check_metric(W: Tensor) -> Tensor:
     check_tensor(W, (6, 6), "W")
     if W.dim() != 2:
         raise ValueError(f"W: expected one (6, 6) matrix, got shape {tuple(W.shape)}")
-    if not bool(torch.allclose(W, W.mT)):
+    V = upcast(W)  # cholesky has no half-precision kernel
+    if not bool(torch.allclose(V, V.mT)):
         raise ValueError("W: expected a symmetric (6, 6) matrix")
-    if torch.linalg.cholesky_ex(W).info.item() != 0:
+    if torch.linalg.cholesky_ex(V).info.item() != 0:
         raise ValueError("W: expected a positive definite (6, 6) matrix")
     return W
 
@@ -312,8 +271,9 @@ def is_block_isotropic(W: Tensor) -> bool:
         True when W is diagonal with equal rotation and equal translation entries.
     """
     _check_metric(W)
-    d = torch.diagonal(W)
-    diagonal = bool(torch.allclose(W, torch.diag(d)))
+    V = upcast(W)
+    d = torch.diagonal(V)
+    diagonal = bool(torch.allclose(V, torch.diag(d)))
     return diagonal and bool(torch.allclose(d[:3], d[0])) and bool(torch.allclose(d[3:], d[3]))
 
 
@@ -322,7 +282,8 @@ def metric_inner(W: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
     Args:
         W: ``(6, 6)`` symmetric positive definite metric at the identity.
-        a, b: ``(..., 6)`` left-trivialised tangent vectors ``(omega, rho)``.
+        a, b: ``(..., 6)`` left-trivialised tangent vectors ``(omega, rho)``, broadcastable,
+            same dtype and device as ``W``.
 
     Returns:
         ``(...)`` inner products.
@@ -330,7 +291,8 @@ def metric_inner(W: Tensor, a: Tensor, b: Tensor) -> Tensor:
     _check_metric(W)
     check_tensor(a, (6,), "a")
     check_tensor(b, (6,), "b")
-    return ((a @ W) * b).sum(-1)
+    check_compatible("W, a, b", (W, a, b), (2, 1, 1))
+    return ((upcast(a) @ upcast(W)) * upcast(b)).sum(-1).to(a.dtype)
 
 
 def metric_norm(W: Tensor, xi: Tensor) -> Tensor:
@@ -338,15 +300,21 @@ def metric_norm(W: Tensor, xi: Tensor) -> Tensor:
 
     Args:
         W: ``(6, 6)`` symmetric positive definite metric.
-        xi: ``(..., 6)`` tangent vectors.
+        xi: ``(..., 6)`` tangent vectors, same dtype and device as ``W``.
 
     Returns:
         ``(...)`` norms (gradient 0 at ``xi = 0``).
     """
-    return safe_sqrt(metric_inner(W, xi, xi))
+    _check_metric(W)
+    check_tensor(xi, (6,), "xi")
+    check_compatible("W, xi", (W, xi), (2, 1))
+    x = upcast(xi)
+    return safe_sqrt(((x @ upcast(W)) * x).sum(-1)).to(xi.dtype)
 
 
-def riemannian_log(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor) -> Tensor:
+def riemannian_log(
+    R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor, *, check_rotation: bool = True
+) -> Tensor:
     """Riemannian logarithm ``Log_{g1}(g2)`` of the product metric, left-trivialised at ``g1``.
 
     ``(log(R1^T R2), R1^T (t2 - t1))``: the initial velocity, in body coordinates of
@@ -356,20 +324,27 @@ def riemannian_log(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor) -> Tensor:
 
     Args:
         R1, t1: ``(..., 3, 3)``, ``(..., 3)`` base pose (e.g. the prediction).
-        R2, t2: ``(..., 3, 3)``, ``(..., 3)`` target pose (e.g. the ground truth).
+        R2, t2: ``(..., 3, 3)``, ``(..., 3)`` target pose (e.g. the ground truth); all four
+            of one dtype and device, batch shapes broadcastable.
+        check_rotation: check that ``R1`` and ``R2`` hold rotations.
 
     Returns:
         ``(..., 6)`` tangent vectors ``(omega, rho)``.
     """
-    _check_pose(R1, t1, "R1, t1")
-    _check_pose(R2, t2, "R2, t2")
-    w = matrix_to_rotvec(R1.mT @ R2)
+    _check_poses("R1, t1, R2, t2", [(R1, t1), (R2, t2)], check_rotation)
+    return _riemannian_log(upcast(R1), upcast(t1), upcast(R2), upcast(t2)).to(R1.dtype)
+
+
+def _riemannian_log(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor) -> Tensor:
+    w = _matrix_to_rotvec(R1.mT @ R2)
     rho = (R1.mT @ (t2 - t1).unsqueeze(-1)).squeeze(-1)
     w, rho = torch.broadcast_tensors(w, rho)
     return torch.cat((w, rho), dim=-1)
 
 
-def squared_geodesic_distance(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor, W: Tensor) -> Tensor:
+def squared_geodesic_distance(
+    R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor, W: Tensor, *, check_rotation: bool = True
+) -> Tensor:
     """Squared geodesic distance under the left-invariant metric ``W`` (Hou et al. 2018).
 
     ``d^2 = v^T W v`` with ``v = riemannian_log(g1, g2)``. Exact for block-isotropic ``W``
@@ -382,10 +357,15 @@ def squared_geodesic_distance(R1: Tensor, t1: Tensor, R2: Tensor, t2: Tensor, W:
     Args:
         R1, t1: ``(..., 3, 3)``, ``(..., 3)`` first pose (e.g. the prediction).
         R2, t2: ``(..., 3, 3)``, ``(..., 3)`` second pose.
-        W: ``(6, 6)`` symmetric positive definite metric at the identity.
+        W: ``(6, 6)`` symmetric positive definite metric at the identity, same dtype and
+            device as the poses.
+        check_rotation: check that ``R1`` and ``R2`` hold rotations.
 
     Returns:
         ``(...)`` squared distances (rad^2 times w_r plus length^2 times w_t).
     """
-    v = riemannian_log(R1, t1, R2, t2)
-    return metric_inner(W, v, v)
+    _check_poses("R1, t1, R2, t2", [(R1, t1), (R2, t2)], check_rotation)
+    _check_metric(W)
+    check_compatible("R1, W", (R1, W), (2, 2))
+    v = _riemannian_log(upcast(R1), upcast(t1), upcast(R2), upcast(t2))
+    return ((v @ upcast(W)) * v).sum(-1).to(R1.dtype)

@@ -3,8 +3,11 @@
 Conventions: rotation matrices ``(..., 3, 3)`` act on column vectors (``y = R x``);
 rotation vectors ``(..., 3)`` are axis times angle in radians (the Lie algebra
 coordinates ``v`` with ``R = exp([v]x)``). All functions accept any leading batch
-dimensions, float32 and float64, CPU and CUDA, and are differentiable with finite
-values and gradients at angle 0 and pi.
+dimensions, float32 and float64 (float16 and bfloat16 are computed in float32 and returned
+in their own dtype), CPU and CUDA, and are differentiable with finite values and gradients
+at angle 0 and pi. Functions that take rotation matrices check them
+(``check_rotation_matrix``: ``R^T R = I`` within 1e-3, ``det R = +1``) unless given
+``check_rotation=False``.
 
 Formulas (Rodrigues; Markley 2008; Huynh 2009 for the distance): Rodrigues' exp in half-angle form; log through
 the largest-diagonal quaternion (Markley 2008); the geodesic (bi-invariant) distance
@@ -17,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from posereg.geometry._checks import check_finite_by_product, check_tensor
+from posereg.geometry._checks import check_compatible, check_finite_by_product, check_tensor, upcast
 from posereg.geometry._layout import join, split
+from posereg.geometry._rotation_check import check_rotation_arg
 from posereg.geometry.quaternion import (
     _matrix_to_quaternion,
     _quaternion_to_rotvec,
@@ -83,6 +87,10 @@ def rotvec_to_matrix(rotvec: Tensor) -> Tensor:
         ``(..., 3, 3)`` rotation matrices.
     """
     check_tensor(rotvec, (3,), "rotvec")
+    return _rotvec_to_matrix(upcast(rotvec)).to(rotvec.dtype)
+
+
+def _rotvec_to_matrix(rotvec: Tensor) -> Tensor:
     theta = torch.linalg.vector_norm(rotvec, dim=-1)  # gradient 0 (not NaN) at 0
     return join(rotvec_matrix_entries(*split(rotvec), theta), (3, 3))
 
@@ -93,7 +101,7 @@ def rotvec_matrix_entries(x: Tensor, y: Tensor, z: Tensor, theta: Tensor) -> lis
     return quaternion_matrix_entries(w, k * x, k * y, k * z, 2.0)
 
 
-def matrix_to_rotvec(R: Tensor) -> Tensor:
+def matrix_to_rotvec(R: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Logarithm map ``SO(3) -> so(3)``: the rotation vector with angle in ``[0, pi]``.
 
     Goes through the unit quaternion of the largest-diagonal branch (as scipy does), then
@@ -103,15 +111,24 @@ def matrix_to_rotvec(R: Tensor) -> Tensor:
 
     Args:
         R: ``(..., 3, 3)`` rotation matrices.
+        check_rotation: check that ``R`` holds rotations (``check_rotation_matrix``); with
+            False, other matrices give meaningless results.
 
     Returns:
         ``(..., 3)`` rotation vectors, radians, norm in ``[0, pi]``.
+
+    Raises:
+        ValueError: wrong shape, NaN/inf, or (``check_rotation``) a matrix that is not a rotation.
     """
-    check_tensor(R, (3, 3), "R")
+    check_rotation_arg(R, "R", check_rotation)
+    return _matrix_to_rotvec(upcast(R)).to(R.dtype)
+
+
+def _matrix_to_rotvec(R: Tensor) -> Tensor:
     return _quaternion_to_rotvec(_matrix_to_quaternion(R))
 
 
-def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
+def geodesic_distance(R1: Tensor, R2: Tensor, *, check_rotation: bool = True) -> Tensor:
     """Geodesic (bi-invariant) distance ``|log(R1^T R2)|`` between rotations, in ``[0, pi]``.
 
     Computed as ``atan2(|u|, <R1, R2>_F - 1)`` with ``u = sum_k R1[k] x R2[k]`` (rows
@@ -124,20 +141,32 @@ def geodesic_distance(R1: Tensor, R2: Tensor) -> Tensor:
 
     Args:
         R1: ``(..., 3, 3)`` rotation matrices.
-        R2: ``(..., 3, 3)`` rotation matrices, broadcastable with ``R1``.
+        R2: ``(..., 3, 3)`` rotation matrices, broadcastable with ``R1``, same dtype and device.
+        check_rotation: check that both hold rotations (``check_rotation_matrix``); with
+            False, other matrices give meaningless results (``d(I, diag(1, 1, -1)) = 0``).
 
     Returns:
         ``(...)`` angles in radians.
+
+    Raises:
+        ValueError: wrong shapes, NaN/inf, different dtypes or devices, batch shapes that do
+            not broadcast, or (``check_rotation``) a matrix that is not a rotation.
     """
     check_tensor(R1, (3, 3), "R1", finite=False)
     check_tensor(R2, (3, 3), "R2", finite=False)
-    trace = torch.linalg.vecdot(R1.flatten(-2), R2.flatten(-2))  # tr M = 1 + 2 cos t
-    # Any NaN/inf entry of R1 or R2 makes its row of trace non-finite: one cheap check.
-    check_finite_by_product(trace, {"R1": R1, "R2": R2}, (3, 3))
-    if R1.shape != R2.shape:
-        R1, R2 = torch.broadcast_tensors(R1, R2)  # views; linalg.cross needs equal ndim
-    u = torch.linalg.cross(R1, R2, dim=-1).sum(-2)
-    return torch.atan2(torch.linalg.vector_norm(u, dim=-1), trace - 1)
+    check_compatible("R1, R2", (R1, R2), (2, 2))
+    if check_rotation:  # also rejects NaN and inf
+        check_rotation_arg(R1, "R1", True)
+        check_rotation_arg(R2, "R2", True)
+    A, B = upcast(R1), upcast(R2)
+    trace = torch.linalg.vecdot(A.flatten(-2), B.flatten(-2))  # tr M = 1 + 2 cos t
+    if not check_rotation:
+        # Any NaN/inf entry of R1 or R2 makes its row of trace non-finite: one cheap check.
+        check_finite_by_product(trace, {"R1": R1, "R2": R2}, (3, 3))
+    if A.shape != B.shape:
+        A, B = torch.broadcast_tensors(A, B)  # views; linalg.cross needs equal ndim
+    u = torch.linalg.cross(A, B, dim=-1).sum(-2)
+    return torch.atan2(torch.linalg.vector_norm(u, dim=-1), trace - 1).to(R1.dtype)
 
 
 def project_to_so3(M: Tensor) -> Tensor:
@@ -150,13 +179,13 @@ def project_to_so3(M: Tensor) -> Tensor:
     where differentiating through ``torch.linalg.svd`` gives NaN.
 
     Args:
-        M: ``(..., 3, 3)`` matrices with ``rank >= 2``.
+        M: ``(..., 3, 3)`` matrices with ``rank >= 2`` (any matrices: this is the projection).
 
     Returns:
         ``(..., 3, 3)`` rotation matrices.
     """
     check_tensor(M, (3, 3), "M")
-    return _SpecialProcrustes.apply(M)
+    return _SpecialProcrustes.apply(upcast(M)).to(M.dtype)
 
 
 class _SpecialProcrustes(torch.autograd.Function):
@@ -203,7 +232,9 @@ def _procrustes(M: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return U @ V.mT, U, s, V
 
 
-def chordal_mean(R: Tensor, weights: Tensor | None = None, dim: int = -3) -> Tensor:
+def chordal_mean(
+    R: Tensor, weights: Tensor | None = None, dim: int = -3, *, check_rotation: bool = True
+) -> Tensor:
     """Chordal L2 mean: the rotation closest in Frobenius norm to the weighted mean matrix.
 
     Hartley et al., "Rotation averaging" (IJCV 2013), section 5.3: ``proj_SO3(sum w_i R_i)``.
@@ -211,27 +242,47 @@ def chordal_mean(R: Tensor, weights: Tensor | None = None, dim: int = -3) -> Ten
     Args:
         R: ``(..., N, ..., 3, 3)`` rotations; the mean is taken over dimension ``dim``
             (default: the one before the matrix dimensions).
-        weights: optional non-negative weights broadcastable to ``R.shape[:-2]``.
+        weights: optional non-negative weights broadcastable to ``R.shape[:-2]`` (converted
+            to ``R``'s dtype and device).
         dim: the dimension to average over (must not be one of the last two).
+        check_rotation: check that ``R`` holds rotations (``check_rotation_matrix``).
 
     Returns:
         ``R`` without dimension ``dim``: ``(..., 3, 3)`` mean rotations.
+
+    Raises:
+        ValueError: wrong shape, NaN/inf, a bad ``dim``, negative or non-finite weights,
+            weights that do not broadcast, or (``check_rotation``) a matrix that is not a rotation.
     """
-    check_tensor(R, (3, 3), "R")
-    dim = _mean_dim(R, dim)
+    check_rotation_arg(R, "R", check_rotation)
+    d = _mean_dim(R, dim)
+    return _chordal_mean(upcast(R), weights, d).to(R.dtype)
+
+
+def _chordal_mean(R: Tensor, weights: Tensor | None, dim: int) -> Tensor:
     if weights is None:
         M = R.mean(dim=dim)
     else:
         w = torch.as_tensor(weights, dtype=R.dtype, device=R.device)
         if bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
             raise ValueError("weights: expected finite non-negative weights")
-        w = w.expand(R.shape[:-2]).unsqueeze(-1).unsqueeze(-1)
+        try:
+            w = w.expand(R.shape[:-2]).unsqueeze(-1).unsqueeze(-1)
+        except RuntimeError:
+            raise ValueError(
+                f"weights: expected a shape broadcastable to {tuple(R.shape[:-2])}, got {tuple(w.shape)}"
+            ) from None
         M = (w * R).sum(dim=dim) / w.sum(dim=dim).clamp_min(torch.finfo(R.dtype).tiny)
-    return project_to_so3(M)
+    return _SpecialProcrustes.apply(M)
 
 
 def karcher_mean(
-    R: Tensor, dim: int = -3, *, max_iterations: int = 50, tolerance: float | None = None
+    R: Tensor,
+    dim: int = -3,
+    *,
+    max_iterations: int = 50,
+    tolerance: float | None = None,
+    check_rotation: bool = True,
 ) -> Tensor:
     """Geodesic L2 (Karcher) mean: the rotation minimising ``sum_i d(mu, R_i)^2``.
 
@@ -244,21 +295,27 @@ def karcher_mean(
         dim: the dimension to average over.
         max_iterations: at most this many steps.
         tolerance: stop when every step's angle is below this (radians); default
-            ``100 * eps`` of the dtype.
+            ``100 * eps`` of the dtype the mean is computed in (float32 for half dtypes).
+        check_rotation: check that ``R`` holds rotations (``check_rotation_matrix``).
 
     Returns:
         ``(..., 3, 3)`` mean rotations.
+
+    Raises:
+        ValueError: wrong shape, NaN/inf, a bad ``dim``, or (``check_rotation``) a matrix
+            that is not a rotation.
     """
-    check_tensor(R, (3, 3), "R")
-    dim = _mean_dim(R, dim)
-    tol = 100 * torch.finfo(R.dtype).eps if tolerance is None else tolerance
-    mu = chordal_mean(R, dim=dim)
+    check_rotation_arg(R, "R", check_rotation)
+    d = _mean_dim(R, dim)
+    X = upcast(R)
+    tol = 100 * torch.finfo(X.dtype).eps if tolerance is None else tolerance
+    mu = _chordal_mean(X, None, d)
     for _ in range(max_iterations):
-        step = matrix_to_rotvec(mu.unsqueeze(dim).mT @ R).mean(dim=dim)
-        mu = mu @ rotvec_to_matrix(step)
+        step = _matrix_to_rotvec(mu.unsqueeze(d).mT @ X).mean(dim=d)
+        mu = mu @ _rotvec_to_matrix(step)
         if float(torch.linalg.vector_norm(step, dim=-1).max()) < tol:
             break
-    return mu
+    return mu.to(R.dtype)
 
 
 def _mean_dim(R: Tensor, dim: int) -> int:
