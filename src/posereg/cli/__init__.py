@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="posereg",
         description="Learn rigid poses (rotations, rigid transforms) with deep networks trained on geometric losses.",
     )
+    from posereg import __version__
+
+    parser.add_argument("--version", action="version", version=f"posereg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in _COMMANDS:
         command.add_parser(sub)

@@ -32,14 +32,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "networks on the re-posed scan, similarity to the atlas in its brain); a doubtful result runs "
         f"a search fallback, and one still doubtful exits with status {DOUBTFUL_EXIT}.",
     )
-    p.add_argument("moving", help="the volume to align (NIfTI, NRRD, MHA/MHD or a DICOM folder; any orientation)")
+    p.add_argument("moving", nargs="+",
+                   help="the volume to align (NIfTI, NRRD, MHA/MHD or a DICOM folder; any orientation); several "
+                        "with --out-dir")  # fmt: skip
     add_atlas_arguments(p)
     p.add_argument("--grid-size", type=int, help="voxels per axis of the working grid (default: the model's)")
     p.add_argument("--spacing", type=float, help="working grid spacing in mm (default: the model's)")
     p.add_argument("--model", help="pipeline model file (default: the bundled one; see 'posereg bundle')")
     p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
-    p.add_argument("--out-transform", required=True,
-                   help="output transform (reference -> scan): see --transform-format")  # fmt: skip
+    p.add_argument("--out-transform", help="output transform (reference -> scan): see --transform-format")
+    p.add_argument("--out-dir", help="batch mode: one transform per scan (<name>.tfm), results.csv and results.json "
+                                     "here; a failed scan does not stop the batch")  # fmt: skip
+    p.add_argument("--write-images", action="store_true",
+                   help="batch mode: also write <name>_aligned.nii.gz on the reference grid")  # fmt: skip
     p.add_argument("--transform-format", choices=("itk", "ras", "fsl"), default="itk",
                    help="itk (default): ITK text .tfm/.txt, HDF5 .h5 or ANTs .mat; ras: a 4x4 RAS matrix as text "
                         "(.txt, .mat; x_scan = M x_reference); fsl: a FLIRT -omat matrix (.mat, .txt; -in the scan, "
@@ -52,18 +57,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-result", help="output: the result, its quality measures and verdict (JSON)")
     p.add_argument("--no-fallback", action="store_true",
                    help="do not run the search fallback when the result is doubtful")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the result record(s) as JSON instead of text")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (and no progress bar)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Register, write the outputs, print the result; exit status 0, 2 (bad input) or ``DOUBTFUL_EXIT``."""
+    """Register one scan (or a batch with ``--out-dir``); exit status 0, 2 (bad input) or ``DOUBTFUL_EXIT``."""
+    if args.out_dir is not None:
+        from posereg.cli.register_batch import run_batch
+
+        return run_batch(args)
+    if len(args.moving) != 1 or args.out_transform is None or args.write_images:
+        raise ValueError("one scan takes --out-transform (and --out-image, --out-result); several scans, or "
+                         "--write-images, take --out-dir")  # fmt: skip
+    args.moving = args.moving[0]
     import json
     from pathlib import Path
 
     from posereg._files import atomic_outputs, check_outputs
     from posereg.data.image_io import WRITABLE_SUFFIXES, load_image, save_image
     from posereg.data.volume import stored_grid
-    from posereg.evaluation.registration_report import result_lines, result_record
+    from posereg.evaluation.registration_report import result_record
     from posereg.registration import IntensitySettings, register_checked
     from posereg.registration.apply import Interpolation, resample_rigid
     from posereg.registration.transform_files import TransformFormat, write_transform
@@ -95,6 +110,22 @@ def run(args: argparse.Namespace) -> int:
             save_image(aligned, written[args.out_image], xform_code=space)
         if args.out_result is not None:
             Path(written[args.out_result]).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result_record(args.moving, checked), indent=2))
+    elif not args.quiet:
+        _print_text(args, checked, fmt)
+    if checked.doubtful:
+        print("posereg register: the result is doubtful: " + "; ".join(checked.reasons)
+              + ". Check it visually (--out-image) before use.", file=sys.stderr)  # fmt: skip
+        return DOUBTFUL_EXIT
+    return 0
+
+
+def _print_text(args: argparse.Namespace, checked, fmt) -> None:  # type: ignore[no-untyped-def]
+    """The result, then where each output went."""
+    from posereg.evaluation.registration_report import result_lines
+    from posereg.registration.transform_files import TransformFormat
+
     for line in result_lines(checked):
         print(line)
     described = {TransformFormat.ITK: "ITK, LPS, atlas -> moving: resample the moving image with it",
@@ -105,8 +136,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"aligned:     {args.out_image}")
     if args.out_result is not None:
         print(f"result:      {args.out_result} (JSON)")
-    if checked.doubtful:
-        print("posereg register: the result is doubtful: " + "; ".join(checked.reasons)
-              + ". Check it visually (--out-image) before use.", file=sys.stderr)  # fmt: skip
-        return DOUBTFUL_EXIT
-    return 0
+

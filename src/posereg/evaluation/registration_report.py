@@ -7,15 +7,20 @@ quality measures and the verdict.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from posereg.geometry import matrix_to_rotvec
 from posereg.registration import CheckedResult
+from posereg.registration.batch import BatchRow
 
-__all__ = ["result_lines", "result_record"]
+__all__ = ["BATCH_COLUMNS", "batch_record", "result_lines", "result_record", "write_batch_table"]
 
 
 def _angle_axis(R: torch.Tensor) -> tuple[float, list[float]]:
@@ -58,3 +63,44 @@ def result_lines(checked: CheckedResult) -> list[str]:
     if checked.first_reasons and checked.method == "fallback search":
         lines.append("             (the networks' result was doubtful: " + "; ".join(checked.first_reasons) + ")")
     return lines
+
+
+BATCH_COLUMNS = ("input", "status", "rotation_deg", "axis_ras", "translation_mm", "agreement", "brain_nmi", "method",
+                 "seconds", "outputs", "error")  # fmt: skip
+
+
+def batch_record(row: BatchRow) -> dict[str, Any]:
+    """A batch row as plain data: ``result_record`` of the result (when there is one) plus the
+    row's ``status``, ``error``, total ``seconds`` and ``outputs``."""
+    record: dict[str, Any] = {"input": row.scan, "status": row.status}
+    if row.checked is not None:
+        record = result_record(row.scan, row.checked)
+        record["stage_seconds"] = record.pop("seconds")
+    record.update(status=row.status, error=row.error, seconds=row.seconds, outputs=list(row.outputs))
+    return record
+
+
+def write_batch_table(records: Sequence[dict[str, Any]], csv_path: str | Path, json_path: str | Path) -> None:
+    """The batch's results as CSV (one line per scan, ``BATCH_COLUMNS``) and JSON (the full records), atomically."""
+    from posereg._files import atomic_outputs
+
+    with atomic_outputs([csv_path, json_path]) as (csv_tmp, json_tmp):
+        with open(csv_tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(BATCH_COLUMNS)
+            for r in records:
+                quality = r.get("quality", {})
+                cells = [r["input"], r["status"], _number(r.get("rotation_deg")), _vector(r.get("axis_ras")),
+                         _vector(r.get("translation_mm")), _number(quality.get("agreement")),
+                         _number(quality.get("brain_nmi")), r.get("method", ""), _number(r["seconds"]),
+                         " ".join(r["outputs"]), r.get("error", "")]  # fmt: skip
+                writer.writerow(cells)
+        Path(json_tmp).write_text(json.dumps(list(records), indent=2) + "\n")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _vector(values: Sequence[float] | None) -> str:
+    return "" if values is None else " ".join(f"{v:.4f}" for v in values)

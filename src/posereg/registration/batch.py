@@ -1,0 +1,108 @@
+"""Registering many scans: one model and atlas for all, one row per scan, no stop at a failed one.
+
+``register_files`` reads each scan, registers it with ``register_checked``, writes its transform
+(and optionally its image on the reference grid) under an output folder, and yields a
+``BatchRow`` whatever happened: a scan that cannot be read or is not a brain image gives a row
+with status ``failed`` and the reason; a doubtful result gives ``doubtful``. Each scan's files
+appear together or not at all (``posereg._files.atomic_outputs``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from posereg._files import atomic_outputs
+from posereg.data import Volume, XformCode
+from posereg.data.image_io import load_image, save_image
+from posereg.registration.apply import Interpolation, resample_rigid
+from posereg.registration.checked import CheckedResult, register_checked
+from posereg.registration.pipeline import DeepRegistration
+from posereg.registration.transform_files import TransformFormat, write_transform
+
+__all__ = ["BatchRow", "output_stem", "register_files"]
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One scan of a batch.
+
+    Attributes:
+        scan: the input path.
+        status: 'ok', 'doubtful' or 'failed'.
+        checked: the checked result (None when failed).
+        error: why it failed (empty otherwise).
+        seconds: wall time for this scan, reading and writing included.
+        outputs: the files written for it.
+    """
+
+    scan: str
+    status: str
+    checked: CheckedResult | None
+    error: str
+    seconds: float
+    outputs: tuple[str, ...]
+
+
+def output_stem(path: str | Path) -> str:
+    """The file name of a scan without its image extension (``sub-01_T1w.nii.gz`` -> ``sub-01_T1w``)."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def register_files(
+    pipeline: DeepRegistration,
+    scans: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    fmt: TransformFormat = TransformFormat.ITK,
+    reference: tuple[Volume, XformCode] | None = None,
+    interpolation: Interpolation = Interpolation.LINEAR,
+    fallback: bool = True,
+) -> Iterator[BatchRow]:
+    """Register every scan; yield one row each, in order.
+
+    Args:
+        pipeline: the deep pipeline (one model and atlas for all scans).
+        scans: image paths (or DICOM folders); their names (``output_stem``) must be distinct.
+        out_dir: where ``<stem>.tfm`` (or ``.txt`` for RAS matrices) and ``<stem>_aligned.nii.gz`` go.
+        fmt: the transform format (ITK or RAS; FSL needs per-scan reference files).
+        reference: the grid and NIfTI frame code of aligned images; None writes no image.
+        interpolation: of the aligned images.
+        fallback: run the search fallback on doubtful results.
+
+    Raises:
+        ValueError: before any work, for FSL or two scans with the same output name.
+    """
+    if fmt is TransformFormat.FSL:
+        raise ValueError("batches write itk or ras transforms (FLIRT matrices need a reference file per scan)")
+    stems = [output_stem(s) for s in scans]
+    repeated = sorted({s for s in stems if stems.count(s) > 1})
+    if repeated:
+        raise ValueError(f"scans: several inputs would write the same outputs ({', '.join(repeated)}); rename them")
+    folder = Path(out_dir)
+    for scan, stem in zip(scans, stems, strict=True):
+        start = time.perf_counter()
+        paths = [folder / f"{stem}{'.tfm' if fmt is TransformFormat.ITK else '.txt'}"]
+        if reference is not None:
+            paths.append(folder / f"{stem}_aligned.nii.gz")
+        try:
+            moving = load_image(scan)
+            checked = register_checked(pipeline, moving, fallback=fallback)
+            r = checked.result
+            with atomic_outputs(paths) as temporary:
+                write_transform(temporary[0], r.R, r.t, r.centre, fmt)
+                if reference is not None:
+                    aligned = resample_rigid(moving, reference[0], r.R, r.t, r.centre, interpolation)
+                    save_image(aligned, temporary[1], xform_code=reference[1])
+        except (ValueError, OSError, EOFError, MemoryError) as exc:  # this scan only: the batch goes on
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            yield BatchRow(str(scan), "failed", None, message, time.perf_counter() - start, ())
+            continue
+        status = "doubtful" if checked.doubtful else "ok"
+        yield BatchRow(str(scan), status, checked, "", time.perf_counter() - start, tuple(map(str, paths)))
