@@ -126,3 +126,30 @@ def test_slice_files_load_and_resample_to_the_network_grid(tmp_path, small_atlas
         load_slice_nifti(tmp_path / "v.nii.gz")
     with pytest.raises(FileNotFoundError):
         load_slice_nifti(tmp_path / "none.nii.gz")
+
+
+def test_one_physical_slice_stored_in_any_in_plane_order_reads_as_one_image(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from posereg.data.slices import load_slice_nifti
+
+    g = np.random.default_rng(0)
+    image = g.random((30, 24)).astype(np.float32)  # rows along R, columns along A: asymmetric content
+    ras = np.diag([2.0, 1.5, 3.0, 1.0])
+    flip_j = np.array([[1, 0, 0, 0], [0, -1, 0, 23], [0, 0, 1, 0], [0, 0, 0, 1.0]])  # column j -> 23 - j
+    flip_i = np.array([[-1, 0, 0, 29], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    swap = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    stored = {
+        "RAS": (image, ras),
+        "RPS": (image[:, ::-1], ras @ flip_j),
+        "LAS": (image[::-1, :], ras @ flip_i),
+        "ARS": (image.T, ras @ swap),
+    }
+    results = []
+    for name, (data, affine) in stored.items():
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data)[..., None], affine), str(tmp_path / f"{name}.nii.gz"))
+        results.append(load_slice_nifti(tmp_path / f"{name}.nii.gz"))
+    for pixels, spacing in results:
+        torch.testing.assert_close(pixels, torch.from_numpy(image))
+        assert spacing == (2.0, 1.5)

@@ -229,8 +229,11 @@ def preprocess_slice(image: Tensor) -> Tensor:
 def load_slice_nifti(path: str | Path) -> tuple[Tensor, tuple[float, float]]:
     """Read a single 2D slice from NIfTI: ``(image (H, W) float32, pixel spacing (mm, mm))``.
 
-    The stored orientation is ignored on purpose (the slice's pose is what is unknown); a 3D
-    file must have exactly one axis of size 1.
+    The slice's pose is what is unknown, but its storage order is not: the pixels are first put
+    in the closest canonical (RAS+) order of the header's affine (axes permuted and flipped, as
+    ``load_nifti`` does for volumes), so that one physical slice stored RAS, RPS, LAS or
+    transposed gives the same image, and so the same located plane. A 3D file must have
+    exactly one axis of size 1.
 
     Raises:
         FileNotFoundError: no such file. ValueError: unreadable, not a single slice, all zero
@@ -247,7 +250,16 @@ def load_slice_nifti(path: str | Path) -> tuple[Tensor, tuple[float, float]]:
         data = np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as exc:  # nibabel raises several types for truncated or foreign files
         raise ValueError(f"{path}: not a readable NIfTI image ({exc})") from exc
-    zooms = [float(z) for z in image.header.get_zooms()[: data.ndim]]
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim == 3:  # in-plane order from the header (the affine is 3D even for a 2D file)
+        canonical = nib.as_closest_canonical(nib.Nifti1Image(data, image.affine))
+        data = np.asarray(canonical.dataobj, dtype=np.float32)
+        zooms = [float(z) for z in canonical.header.get_zooms()[:3]]
+    else:
+        zooms = [float(z) for z in image.header.get_zooms()[: data.ndim]]
     keep = [a for a in range(data.ndim) if data.shape[a] != 1]
     if len(keep) != 2 or data.ndim > 4:
         raise ValueError(f"{path}: expected a single 2D slice, got shape {data.shape}")
