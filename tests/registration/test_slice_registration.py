@@ -151,7 +151,7 @@ def test_locate_slice_cli_writes_a_transform_that_maps_like_the_locator(tmp_path
     nib.save(nib.Nifti1Image(image.numpy(), np.diag([4.8, 4.8, 1.0, 1.0])), str(tmp_path / "slice.nii.gz"))
     argv = ["locate-slice", str(tmp_path / "slice.nii.gz"), "--model", str(tmp_path / "slice.pt"),
             "--out-transform", str(tmp_path / "T.tfm"), "--out-slice", str(tmp_path / "atlas_slice.nii.gz"),
-            "--out-input", str(tmp_path / "input.nii.gz")]  # fmt: skip
+            "--out-input", str(tmp_path / "input.nii.gz"), "--out-placed", str(tmp_path / "placed.nii.gz")]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "plane normal" in out and "mm from the atlas centre" in out
@@ -169,7 +169,26 @@ def test_locate_slice_cli_writes_a_transform_that_maps_like_the_locator(tmp_path
         mapped = np.asarray(transform.TransformPoint((p.numpy() * flip).tolist())) * flip
         np.testing.assert_allclose(mapped, expected.numpy(), atol=1e-3)
     assert nib.load(str(tmp_path / "atlas_slice.nii.gz")).shape[:2] == (40, 40)
+    placed = nib.load(str(tmp_path / "placed.nii.gz"))
+    assert placed.shape == (40, 40, 40) and int(placed.header["sform_code"]) == 4 and np.asarray(placed.dataobj).any()
     assert "stack search" not in out
     assert main([*argv[:4], "--search-stack"]) == 0
     assert "stack search" in capsys.readouterr().out
     assert main(["locate-slice", str(tmp_path / "none.nii.gz"), "--model", str(tmp_path / "slice.pt")]) == 2
+
+
+def test_a_slice_placed_at_its_true_plane_matches_the_atlas_there(setup):
+    from posereg.registration.slice import SliceLocation, slice_in_atlas
+
+    atlas, geometry, R, index, image = setup
+    raw = cut_slices(atlas.image, R, torch.tensor(index), geometry)  # the atlas's own intensities
+    location = SliceLocation(R, index, float(geometry.offset_mm(index)), {}, {})
+    placed = slice_in_atlas(raw, location, geometry, atlas.image, thickness_mm=1.0)
+    drawn = placed.data != 0
+    assert placed.shape == atlas.image.shape and 50 < int(drawn.sum()) < 40 * 40
+    # Voxels within half a millimetre of the plane carry the atlas's value at (nearly) their own place.
+    err = (placed.data[drawn] - atlas.image.data[drawn]).abs()
+    assert float(err.median()) < 0.05 * float(atlas.image.data.max())
+    # A location 10 slices away draws a parallel plane: different voxels.
+    far = SliceLocation(R, index + 10, float(geometry.offset_mm(index + 10)), {}, {})
+    assert not bool((slice_in_atlas(raw, far, geometry, atlas.image, thickness_mm=1.0).data != 0)[drawn].any())

@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-transform", help="output ITK transform (.tfm): slice frame -> atlas")
     p.add_argument("--out-input", help="output: the input slice on the network's grid (NIfTI, slice frame)")
     p.add_argument("--out-slice", help="output: the atlas slice at the predicted plane (NIfTI, slice frame)")
+    p.add_argument("--out-placed", help="output: the input slice drawn at its located plane on the atlas grid (NIfTI, "
+                                        "atlas frame: overlay it on the atlas)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -36,17 +38,25 @@ def run(args: argparse.Namespace) -> int:
     """Locate the slice, print its plane and write the requested outputs."""
     import torch
 
-    from posereg.data import save_nifti
+    from posereg._files import atomic_outputs, check_outputs
+    from posereg.data import XformCode, save_nifti
     from posereg.data.slices import cut_slices, load_slice_nifti, preprocess_slice, slice_to_grid
     from posereg.geometry import matrix_to_euler
     from posereg.registration import write_rigid_transform
-    from posereg.registration.slice import slice_as_volume, slice_settings
+    from posereg.registration.itk import TRANSFORM_SUFFIXES
+    from posereg.registration.slice import slice_as_volume, slice_in_atlas, slice_settings
     from posereg.registration.slice_model import load_slice_model
 
+    nifti = (".nii", ".nii.gz")
+    outputs = {"--out-transform": args.out_transform, "--out-input": args.out_input, "--out-slice": args.out_slice,
+               "--out-placed": args.out_placed}  # fmt: skip
+    check_outputs(outputs, [args.slice, args.model, args.atlas],
+                  {"--out-transform": TRANSFORM_SUFFIXES, "--out-input": nifti, "--out-slice": nifti, "--out-placed": nifti})
     model = load_slice_model(args.model)
     image, spacing = load_slice_nifti(args.slice)
     atlas = atlas_on(args, working_grid(args, model.grid))
     geometry = model.geometry
+    space = XformCode.MNI152 if args.atlas is None else XformCode.ALIGNED
     view = preprocess_slice(slice_to_grid(image, spacing, geometry))
     location = model.locator(atlas, slice_settings() if args.refine else None, args.search_stack)(view)
     n = location.normal.tolist()
@@ -58,15 +68,23 @@ def run(args: argparse.Namespace) -> int:
           f"(slice {location.index:.1f} of {geometry.stack})")
     print("stages:        " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in location.seconds.items()))
     frame = slice_as_volume(view, geometry.spacing)
-    if args.out_transform is not None:
-        A, b = location.to_atlas(atlas.image.centre)
-        write_rigid_transform(args.out_transform, A, b, torch.zeros(3, dtype=torch.float64))
-        print(f"transform:     {args.out_transform} (ITK; slice frame of --out-input -> atlas)")
-    if args.out_input is not None:
-        save_nifti(frame, args.out_input)
-        print(f"input:         {args.out_input} (the slice on the network's grid, in the slice frame)")
-    if args.out_slice is not None:
-        atlas_slice = cut_slices(atlas.image, location.R, torch.tensor(location.index), geometry)
-        save_nifti(frame.with_data(atlas_slice[..., None]), args.out_slice)
-        print(f"atlas slice:   {args.out_slice} (the atlas cut at the predicted plane, same frame)")
+    wanted = [p for p in outputs.values() if p is not None]
+    with atomic_outputs(wanted) as temporary:  # all outputs appear together, or none
+        written = dict(zip(wanted, temporary, strict=True))
+        if args.out_transform is not None:
+            A, b = location.to_atlas(atlas.image.centre)
+            write_rigid_transform(written[args.out_transform], A, b, torch.zeros(3, dtype=torch.float64))
+        if args.out_input is not None:
+            save_nifti(frame, written[args.out_input])
+        if args.out_slice is not None:
+            atlas_slice = cut_slices(atlas.image, location.R, torch.tensor(location.index), geometry)
+            save_nifti(frame.with_data(atlas_slice[..., None]), written[args.out_slice])
+        if args.out_placed is not None:
+            save_nifti(slice_in_atlas(view, location, geometry, atlas.image), written[args.out_placed], xform_code=space)
+    for option, line in ((args.out_transform, "transform:     {} (ITK; slice frame of --out-input -> atlas)"),
+                         (args.out_input, "input:         {} (the slice on the network's grid, in the slice frame)"),
+                         (args.out_slice, "atlas slice:   {} (the atlas cut at the predicted plane, same frame)"),
+                         (args.out_placed, "placed:        {} (the slice at its plane on the atlas grid)")):  # fmt: skip
+        if option is not None:
+            print(line.format(option))
     return 0

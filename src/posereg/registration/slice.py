@@ -39,7 +39,7 @@ from posereg.registration.intensity import IntensitySettings, Metric, register_r
 
 __all__ = [
     "SliceLocation", "SliceLocator", "SliceRegistrationResult", "StackSearch", "register_slice", "search_stack", "slice_as_volume",
-    "slice_to_atlas",
+    "slice_in_atlas", "slice_to_atlas",
     "slice_settings",
 ]  # fmt: skip
 
@@ -264,3 +264,34 @@ class SliceLocator:
             stages["svr"] = (R, k)
             seconds["svr"] = time.perf_counter() - start
         return SliceLocation(R, k, float(self.geometry.offset_mm(k)), stages, seconds)
+
+
+def slice_in_atlas(image: Tensor, location: SliceLocation, geometry: SliceGeometry, atlas: Volume,
+                   thickness_mm: float | None = None) -> Volume:  # fmt: skip
+    """The slice drawn into the atlas grid at its located plane, for overlays in a viewer.
+
+    Each atlas voxel ``x`` is taken into the slice frame, ``p = A^T (x - b)`` (``slice_to_atlas``);
+    where ``|p_z|`` is within half the thickness, it takes the slice's bilinear value at
+    ``(p_x, p_y)``, elsewhere 0.
+
+    Args:
+        image: ``(size, size)`` the slice on the geometry's grid (``preprocess_slice``).
+        location: where it lies (``SliceLocator``).
+        geometry: the slice grid.
+        atlas: the atlas image (its grid is the output's).
+        thickness_mm: the slab drawn (default: the atlas voxel size, one voxel thick).
+
+    Returns:
+        ``Volume`` on the atlas grid, float32.
+    """
+    import torch.nn.functional as F
+
+    A, b = location.to_atlas(atlas.centre)
+    p = (atlas.world_coordinates() - b) @ A  # row vectors: p = A^T (x - b), slice frame mm
+    thickness = float(atlas.spacing.max()) if thickness_mm is None else thickness_mm
+    half_extent = geometry.spacing * (geometry.size - 1) / 2
+    # grid_sample's (x, y) = (column, row) = (v, u), normalised to [-1, 1] over the slice's pixel centres.
+    grid = torch.stack((p[..., 1], p[..., 0]), dim=-1).reshape(1, 1, -1, 2) / half_extent
+    values = F.grid_sample(image[None, None].float(), grid.float(), mode="bilinear", padding_mode="zeros",
+                           align_corners=True).reshape(atlas.shape)  # fmt: skip
+    return atlas.with_data(torch.where(p[..., 2].abs() <= thickness / 2, values, 0.0))
