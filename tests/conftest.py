@@ -41,3 +41,19 @@ def small_head(small_atlas):  # type: ignore[no-untyped-def]
     from posereg.data.head_model import build_head_model
 
     return build_head_model(small_atlas, spacing=4.0, n_points=512)
+
+
+def write_tiny_pipeline(folder):  # type: ignore[no-untyped-def]
+    """An untrained Pose-Net + Correction-Net pipeline file on a 16^3 x 12 mm grid (for command tests)."""
+    from posereg.data import WorkingGrid
+    from posereg.models import CorrectionNet, VolumePoseNet
+    from posereg.models.artifact import ModelArtifact, save_artifact
+    from posereg.registration import save_pipeline_model
+
+    torch.manual_seed(0)
+    grid = WorkingGrid(shape=16, spacing=12.0, resolution_mm=2)
+    small = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
+    for net, name in ((VolumePoseNet(**small), "pose.pt"), (CorrectionNet(**small), "correction.pt")):
+        save_artifact(ModelArtifact.of_network(net, {}, grid.record()), folder / name)
+    save_pipeline_model(folder / "pipeline.pt", folder / "pose.pt", folder / "correction.pt")
+    return folder / "pipeline.pt"

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from posereg.data import Volume, WorkingGrid, save_nifti
-from posereg.models import CorrectionNet, VolumePoseNet
 from posereg.models.artifact import ModelArtifact, save_artifact
 from posereg.models.slice import SlicePoseNet
-from posereg.registration import save_pipeline_model
+from tests.conftest import write_tiny_pipeline
 
 PACKAGES = ["geometry", "accel", "losses", "models", "data", "registration", "evaluation", "training", "cli"]
 
@@ -43,12 +42,8 @@ def _probe(argv):
 
 
 def test_inference_commands_never_import_lightning(tmp_path):
-    torch.manual_seed(0)
+    write_tiny_pipeline(tmp_path)
     grid = WorkingGrid(shape=16, spacing=12.0, resolution_mm=2)
-    small = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
-    for net, name in ((VolumePoseNet(**small), "pose.pt"), (CorrectionNet(**small), "c.pt")):
-        save_artifact(ModelArtifact.of_network(net, {}, grid.record()), tmp_path / name)
-    save_pipeline_model(tmp_path / "pipeline.pt", tmp_path / "pose.pt", tmp_path / "c.pt")
     head = torch.zeros(32, 32, 32)
     head[6:26, 8:24, 10:22] = 1.0
     save_nifti(Volume(head, torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))), tmp_path / "m.nii.gz")

@@ -8,10 +8,8 @@ import pytest
 import torch
 
 from posereg.cli import main
-from posereg.data import Volume, WorkingGrid, save_nifti
-from posereg.models import CorrectionNet, VolumePoseNet
-from posereg.models.artifact import ModelArtifact, save_artifact
-from posereg.registration import save_pipeline_model
+from posereg.data import Volume, save_nifti
+from tests.conftest import write_tiny_pipeline
 
 MM6 = torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))
 
@@ -19,12 +17,7 @@ MM6 = torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     d = tmp_path_factory.mktemp("batch")
-    torch.manual_seed(0)
-    grid = WorkingGrid(shape=16, spacing=12.0, resolution_mm=2)
-    small = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
-    for net, name in ((VolumePoseNet(**small), "pose.pt"), (CorrectionNet(**small), "c.pt")):
-        save_artifact(ModelArtifact.of_network(net, {}, grid.record()), d / name)
-    save_pipeline_model(d / "model.pt", d / "pose.pt", d / "c.pt")
+    (d / "model.pt").write_bytes(write_tiny_pipeline(d).read_bytes())
     head = torch.zeros(32, 32, 32)
     head[6:26, 8:24, 10:22] = 1.0 + 0.1 * torch.arange(12.0)
     save_nifti(Volume(head, MM6), d / "a.nii.gz")

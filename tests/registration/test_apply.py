@@ -97,24 +97,16 @@ def test_apply_command_refuses_overwriting_its_input(files, capsys):
 
 
 def test_register_writes_the_scan_at_full_resolution_as_simpleitk_resamples_it(tmp_path, capsys):
-    from posereg.data import WorkingGrid
-    from posereg.models import CorrectionNet, VolumePoseNet
-    from posereg.models.artifact import ModelArtifact, save_artifact
-    from posereg.registration import save_pipeline_model
+    from tests.conftest import write_tiny_pipeline
 
-    torch.manual_seed(0)
-    grid = WorkingGrid(shape=16, spacing=12.0, resolution_mm=2)
-    small = {"channels": (4, 8), "pool_before": (1,), "fc": (16,), "pooled_size": 2}
-    for net, name in ((VolumePoseNet(**small), "pose.pt"), (CorrectionNet(**small), "c.pt")):
-        save_artifact(ModelArtifact.of_network(net, {}, grid.record()), tmp_path / name)
-    save_pipeline_model(tmp_path / "model.pt", tmp_path / "pose.pt", tmp_path / "c.pt")
+    model = write_tiny_pipeline(tmp_path)
     affine = np.diag([-4.0, 4.0, 4.0, 1.0])
     affine[:3, 3] = [80, -80, -70]
     nib.save(nib.Nifti1Image(_blob().numpy() * 100, affine), str(tmp_path / "scan.nii.gz"))
     ref = np.diag([2.5, 2.5, 2.5, 1.0])
     ref[:3, 3] = [-60, -70, -50]
     nib.save(nib.Nifti1Image(np.zeros((48, 56, 44), np.float32), ref), str(tmp_path / "reference.nii.gz"))
-    code = main(["register", str(tmp_path / "scan.nii.gz"), "--model", str(tmp_path / "model.pt"), "--no-fallback",
+    code = main(["register", str(tmp_path / "scan.nii.gz"), "--model", str(model), "--no-fallback",
                  "--out-transform", str(tmp_path / "T.tfm"), "--out-image", str(tmp_path / "aligned.nii.gz"),
                  "--reference", str(tmp_path / "reference.nii.gz")])  # fmt: skip
     assert code in (0, 3)  # untrained networks: the verdict may go either way
