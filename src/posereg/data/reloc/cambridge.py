@@ -9,6 +9,7 @@ gives each frame's pixel intrinsics from the reconstruction's focal lengths.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,68 +20,90 @@ import torch
 from torch import Tensor
 
 from posereg.data.reloc.poses import (
+    MAX_ABS_POSITION,
     CameraPoses,
-    clean_name,
     image_key,
     listed,
     parse_floats,
     quaternion_rotation,
+    read_text_lines,
+    relative_image_name,
 )
 
 __all__ = ["NVMReconstruction", "nvm_intrinsics", "points_seen_by", "read_cambridge_poses", "read_nvm"]
 
 
+_COLUMNS_LINE = re.compile(r"imagefile\s*,", re.IGNORECASE)  # 'ImageFile, Camera Position [X Y Z W P Q R]'
+
+
 def read_cambridge_poses(
-    path: str | Path, *, world_to_camera_quaternion: bool = True, max_abs_position: float | None = None
+    path: str | Path, *, world_to_camera_quaternion: bool = True, max_abs_position: float | None = MAX_ABS_POSITION
 ) -> CameraPoses:
     """Read a Cambridge Landmarks (or Kendall PoseNet-format) pose file.
 
-    Three header lines (``Visual Landmark Dataset V1``, ``ImageFile, Camera Position [X Y Z W
-    P Q R]``, blank), then ``<image> X Y Z W P Q R`` rows (blank lines skipped). ``XYZ`` is the
-    camera centre in world coordinates; quaternions need not be unit length.
+    Header lines (``Visual Landmark Dataset V1``, ``ImageFile, Camera Position [X Y Z W P Q R]``,
+    blank), then ``<image> X Y Z W P Q R`` rows. The header is recognised by its content, not
+    by position: blank lines are skipped anywhere, the first other line must be ``Visual Landmark
+    Dataset ...``, and a line starting with ``ImageFile,`` before the first row is the column header.
+    Every other line is a row (a file without the blank third line loses none of its rows);
+    ``\\n`` and ``\\r\\n`` endings and a byte-order mark are accepted. ``XYZ`` is the camera
+    centre in world coordinates; quaternions need not be unit length. Image names must stay
+    under the dataset folder (``relative_image_name``).
 
     Args:
         world_to_camera_quaternion: ``True`` for Cambridge ``dataset_*.txt`` (``WPQR`` is the
             world-to-camera rotation; ``R`` is the transpose of its matrix); ``False`` for
             Kendall's 7-Scenes files ``kendall_posenet_*`` (``WPQR`` is camera-to-world).
-        max_abs_position: drop rows with any ``|X|, |Y|, |Z|`` above it (metres) with a warning
-            naming them (one Great Court frame sits near 3e9 m); ``None`` keeps every row.
+        max_abs_position: drop the frames with any ``|X|, |Y|, |Z|`` above it (metres), with a
+            warning saying how many and which (one Great Court frame sits near 3e9 m, a
+            reconstruction failure that would swamp the pose statistics and the metric
+            weights); ``None`` keeps every row. The default is ``MAX_ABS_POSITION``, as in the
+            ``data`` section.
 
     Returns:
         Camera-to-world poses in file order.
 
     Raises:
         ValueError: missing header, a row without 8 columns, a non-numeric or non-finite value,
-            or a zero quaternion; the message gives ``path:line``.
+            a zero quaternion, an image path outside the dataset folder, or a file that is not
+            UTF-8 text; the message gives ``path:line``.
     """
     path = Path(path)
-    lines = path.read_text().splitlines()
-    if not lines or not lines[0].startswith("Visual Landmark Dataset"):
-        raise ValueError(f"{path}:1: expected the header 'Visual Landmark Dataset V1'")
+    if max_abs_position is not None and not max_abs_position > 0:
+        raise ValueError(f"max_abs_position: expected a positive number of metres or None, got {max_abs_position}")
+    lines = [(i, line) for i, line in enumerate(read_text_lines(path), start=1) if line.strip()]
+    if not lines or not lines[0][1].strip().startswith("Visual Landmark Dataset"):
+        raise ValueError(f"{path}:{lines[0][0] if lines else 1}: expected the header 'Visual Landmark Dataset V1'")
     files, positions, rotations = [], [], []
-    for lineno, line in enumerate(lines[3:], start=4):
+    for lineno, line in lines[1:]:
         tokens, where = line.split(), f"{path}:{lineno}"
-        if not tokens:
+        if not files and _COLUMNS_LINE.match(line.strip()):
             continue
         if len(tokens) != 8:
             raise ValueError(f"{where}: expected 8 columns 'image X Y Z W P Q R', got {len(tokens)}: {line!r}")
         values = parse_floats(tokens[1:], where)
         if not all(math.isfinite(v) for v in values[:3]):
             raise ValueError(f"{where}: expected a finite position, got {values[:3]}")
-        files.append(clean_name(tokens[0]))
-        positions.append(values[:3])
         rotations.append(quaternion_rotation(values[3:], where))
+        files.append(relative_image_name(tokens[0], where))
+        positions.append(values[:3])
     R = torch.stack(rotations) if rotations else torch.zeros(0, 3, 3, dtype=torch.float64)
     c = torch.tensor(positions, dtype=torch.float64).reshape(-1, 3)
     poses = CameraPoses(tuple(files), c, R.mT if world_to_camera_quaternion else R)
-    if max_abs_position is not None:
-        keep = poses.positions.abs().amax(-1) <= max_abs_position
-        dropped = [f for f, k in zip(poses.files, keep.tolist()) if not k]
-        if dropped:
-            warnings.warn(f"{path}: dropped {len(dropped)} of {len(poses)} rows with |position| > "
-                          f"{max_abs_position}: {listed(dropped)}", stacklevel=2)  # fmt: skip
-            poses = poses.select(keep)
-    return poses
+    return poses if max_abs_position is None else _drop_outliers(poses, max_abs_position, path)
+
+
+def _drop_outliers(poses: CameraPoses, max_abs_position: float, path: Path) -> CameraPoses:
+    """``poses`` without the frames beyond ``max_abs_position`` metres, with a warning naming them."""
+    extent = poses.positions.abs().amax(-1)
+    keep = extent <= max_abs_position
+    if bool(keep.all()):
+        return poses
+    dropped = [f"{f} ({e:.3g} m)" for f, e, k in zip(poses.files, extent.tolist(), keep.tolist()) if not k]
+    warnings.warn(f"{path}: dropped {len(dropped)} of {len(poses)} frames as position outliers, with a camera "
+                  f"coordinate beyond max_abs_position = {max_abs_position:g} m (failed reconstructions, such as "
+                  f"the Great Court frame near 3e9 m; None keeps them): {listed(dropped)}", stacklevel=3)  # fmt: skip
+    return poses.select(keep)
 
 
 @dataclass(frozen=True, eq=False)
