@@ -264,6 +264,19 @@ def test_points_seen_by_missing_image(tmp_path: Path) -> None:
     assert bool(mask[0].any()) and not bool(mask[1].any())
 
 
+def _token(line: int, column: int, value: str):  # type: ignore[no-untyped-def]
+    """An edit of the NVM's lines setting one token (``column``) of line ``line`` (0-based) to ``value``."""
+
+    def edit(ls: list[str]) -> list[str]:
+        tokens = ls[line].split()
+        tokens[column] = value
+        return ls[:line] + [" ".join(tokens)] + ls[line + 1 :]
+
+    return edit
+
+
+# The synthetic NVM's layout: 0 header, 1 blank, 2 camera count, 3-7 cameras '<file> <f> <q x4> <c x3> <r> 0',
+# 8 blank, 9 point count, 10.. points '<X Y Z> <R G B> <n> (<image> <feature> <x> <y>) x n'.
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -273,6 +286,26 @@ def test_points_seen_by_missing_image(tmp_path: Path) -> None:
         (lambda ls: ls[:10] + [ls[10].split()[0] + " 0 0 1 2 3 1 7 0 1 2"] + ls[11:], r"nvm:11: image index out of range"),
         (lambda ls: ls[:10] + [" ".join(ls[10].split()[:-1])] + ls[11:], r"nvm:11: expected '<X Y Z> <R G B> <n>'"),
         (lambda ls: ls[:12], r"file ends before point"),
+        (_token(2, 0, "-5"), r"nvm:3: expected the camera count"),
+        (_token(4, 1, "nan"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 1, "inf"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 1, "-500"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 1, "0"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 2, "nan"), r"nvm:5: expected a finite non-zero quaternion"),
+        (_token(4, 5, "inf"), r"nvm:5: expected a finite non-zero quaternion"),
+        (_token(4, 6, "nan"), r"nvm:5: expected a finite camera centre"),
+        (_token(4, 8, "-inf"), r"nvm:5: expected a finite camera centre"),
+        (_token(4, 9, "nan"), r"nvm:5: expected a finite camera centre and radial distortion"),
+        (_token(4, 3, "abc"), r"nvm:5: expected numbers"),
+        (_token(11, 0, "inf"), r"nvm:12: expected a finite point X Y Z"),
+        (_token(11, 2, "nan"), r"nvm:12: expected a finite point X Y Z"),
+        (_token(11, 3, "300"), r"nvm:12: expected colours R G B, integers in 0\.\.255"),
+        (_token(11, 4, "-1"), r"nvm:12: expected colours R G B"),
+        (_token(11, 5, "1.5"), r"nvm:12: expected colours R G B"),
+        (_token(11, 9, "nan"), r"nvm:12: expected finite measurements"),
+        (_token(11, 7, "0.5"), r"nvm:12: image index out of range"),
+        (_token(11, 7, "inf"), r"nvm:12: expected finite measurements"),
+        (_token(9, 0, "99999999999999"), r"nvm:52: expected .<X Y Z>"),  # a huge count allocates nothing
     ],
 )
 def test_nvm_malformed(tmp_path: Path, edit, match: str) -> None:  # type: ignore[no-untyped-def]
@@ -281,6 +314,13 @@ def test_nvm_malformed(tmp_path: Path, edit, match: str) -> None:  # type: ignor
     assert lines[9] == "40"  # layout the edits rely on: header, blank, count, 5 cameras, blank, count
     path.write_text("\n".join(edit(lines)))
     with pytest.raises(ValueError, match=match):
+        read_nvm(path)
+
+
+def test_nvm_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "reconstruction.nvm"
+    path.write_bytes(b"NVM_V3\n\n1\n\xff\xfe 500 1 0 0 0 0 0 0 0 0\n")
+    with pytest.raises(ValueError, match=r"reconstruction\.nvm: not a UTF-8 text file"):
         read_nvm(path)
 
 

@@ -136,14 +136,18 @@ def read_nvm(path: str | Path) -> NVMReconstruction:
     Layout (blank lines ignored): ``NVM_V3``; camera count; per camera ``<file> <focal>
     <qw qx qy qz> <cx cy cz> <radial> 0`` (``q`` world-to-camera, ``c`` the centre); point
     count; per point ``<X Y Z> <R G B> <n>`` and ``n`` x ``<image> <feature> <x> <y>`` (pixels
-    relative to the image centre). Anything after the first model is ignored.
+    relative to the image centre). Anything after the first model is ignored. Camera names are
+    kept as written: they are matched to the dataset's images (``image_key``), never opened.
 
     Raises:
-        ValueError: bad header, count, column count, number, zero quaternion, image index out
-            of range, or a truncated file; the message gives ``path:line``.
+        ValueError: bad header, count, column count or number; a non-finite value (focal
+            length, quaternion, centre, distortion, point, measurement); a focal length not
+            above 0; a zero quaternion; colours outside 0..255; an image index that is not an
+            integer in range; a truncated file; the message gives ``path:line``.
     """
     path = Path(path)
-    cursor = iter([(i, line.split()) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()])
+    rows = [(i, line.split()) for i, line in enumerate(read_text_lines(path), 1) if line.strip()]
+    cursor = iter(rows)
 
     def take(what: str) -> tuple[str, list[str]]:
         try:
@@ -154,7 +158,7 @@ def read_nvm(path: str | Path) -> NVMReconstruction:
 
     def count(what: str) -> int:
         where, tokens = take(what)
-        if len(tokens) != 1 or not tokens[0].isdigit():
+        if len(tokens) != 1 or re.fullmatch(r"[0-9]+", tokens[0]) is None:
             raise ValueError(f"{where}: expected {what}, got {' '.join(tokens)!r}")
         return int(tokens[0])
 
@@ -165,35 +169,62 @@ def read_nvm(path: str | Path) -> NVMReconstruction:
     files, cams, rotations = [], [], []
     for i in range(n):
         where, tokens = take(f"camera {i}")
-        if len(tokens) != 11:
-            raise ValueError(f"{where}: expected 11 columns '<file> <f> <qw qx qy qz> <cx cy cz> <r> 0', "
-                             f"got {len(tokens)}")  # fmt: skip
-        values = parse_floats(tokens[1:], where)
         files.append(tokens[0])
-        cams.append(values[:1] + values[5:9])
-        rotations.append(quaternion_rotation(values[1:5], where).mT)
-    cam = torch.tensor(cams, dtype=torch.float64).reshape(-1, 5)
+        cams.append(_nvm_camera(tokens, where))
+        rotations.append(quaternion_rotation(cams[-1][1:5], where).mT)
+    cam = torch.tensor(cams, dtype=torch.float64).reshape(-1, 9)
     p = count("the point count")
-    xyz, rgb, seen_image, seen_point = np.zeros((p, 3)), np.zeros((p, 3), np.uint8), [], []
+    xyz, rgb, seen_image, seen_point = [], [], [], []
     for j in range(p):
         where, tokens = take(f"point {j}")
-        m = int(tokens[6]) if len(tokens) > 6 and tokens[6].isdigit() else -1
-        if m < 0 or len(tokens) != 7 + 4 * m:
-            raise ValueError(f"{where}: expected '<X Y Z> <R G B> <n>' and n measurements of 4 numbers, "
-                             f"got {len(tokens)} columns")  # fmt: skip
-        values = np.asarray(parse_floats(tokens[:6] + tokens[7:], where))
-        xyz[j], rgb[j] = values[:3], values[3:6]
-        images = values[6:].reshape(m, 4)[:, 0].astype(np.int64)
-        if m and (images.min() < 0 or images.max() >= n):
-            raise ValueError(f"{where}: image index out of range 0..{n - 1}: {images.tolist()}")
+        point, colour, images = _nvm_point(tokens, where, n)
+        xyz.append(point)
+        rgb.append(colour)
         seen_image.append(images)
-        seen_point.append(np.full(m, j, dtype=np.int64))
+        seen_point.append(np.full(len(images), j, dtype=np.int64))
     image_idx, point_idx = (np.concatenate(s) if s else np.zeros(0, np.int64) for s in (seen_image, seen_point))
     order = np.lexsort((point_idx, image_idx))
     groups = np.split(point_idx[order], np.searchsorted(image_idx[order], np.arange(1, n))) if n else []
     R = torch.stack(rotations) if rotations else torch.zeros(0, 3, 3, dtype=torch.float64)
-    return NVMReconstruction(tuple(files), cam[:, 0], R, cam[:, 1:4], cam[:, 4], torch.from_numpy(xyz),
-                             torch.from_numpy(rgb), tuple(torch.from_numpy(np.unique(g)) for g in groups))  # fmt: skip
+    points = torch.tensor(np.asarray(xyz, dtype=np.float64).reshape(-1, 3))
+    colours = torch.tensor(np.asarray(rgb, dtype=np.uint8).reshape(-1, 3))
+    return NVMReconstruction(tuple(files), cam[:, 0], R, cam[:, 5:8], cam[:, 8], points, colours,
+                             tuple(torch.from_numpy(np.unique(g)) for g in groups))  # fmt: skip
+
+
+def _nvm_camera(tokens: list[str], where: str) -> list[float]:
+    """``[f, qw, qx, qy, qz, cx, cy, cz, radial]`` of an NVM camera line, checked."""
+    if len(tokens) != 11:
+        raise ValueError(f"{where}: expected 11 columns '<file> <f> <qw qx qy qz> <cx cy cz> <r> 0', "
+                         f"got {len(tokens)}")  # fmt: skip
+    values = parse_floats(tokens[1:10], where)
+    if not (math.isfinite(values[0]) and values[0] > 0):
+        raise ValueError(f"{where}: expected a finite focal length > 0 pixels, got {values[0]}")
+    if not all(math.isfinite(v) for v in values[5:9]):
+        raise ValueError(f"{where}: expected a finite camera centre and radial distortion, got {values[5:9]}")
+    return values
+
+
+def _nvm_point(tokens: list[str], where: str, cameras: int) -> tuple[list[float], list[int], np.ndarray]:
+    """``(XYZ, RGB, image indices)`` of an NVM point line, checked against ``cameras`` cameras."""
+    m = int(tokens[6]) if len(tokens) > 6 and re.fullmatch(r"[0-9]+", tokens[6]) else -1
+    if m < 0 or len(tokens) != 7 + 4 * m:
+        raise ValueError(f"{where}: expected '<X Y Z> <R G B> <n>' and n measurements of 4 numbers, "
+                         f"got {len(tokens)} columns")  # fmt: skip
+    values = np.asarray(parse_floats(tokens[:6] + tokens[7:], where))
+    if not np.isfinite(values[:3]).all():
+        raise ValueError(f"{where}: expected a finite point X Y Z, got {values[:3].tolist()}")
+    colour = values[3:6]
+    if not (np.isfinite(colour).all() and (colour == np.round(colour)).all() and (colour >= 0).all()
+            and (colour <= 255).all()):  # fmt: skip
+        raise ValueError(f"{where}: expected colours R G B, integers in 0..255, got {colour.tolist()}")
+    measurements = values[6:].reshape(m, 4)
+    if not np.isfinite(measurements).all():
+        raise ValueError(f"{where}: expected finite measurements '<image> <feature> <x> <y>'")
+    images = measurements[:, 0]
+    if m and ((images != np.round(images)).any() or images.min() < 0 or images.max() >= cameras):
+        raise ValueError(f"{where}: image index out of range 0..{cameras - 1}: {images.tolist()}")
+    return values[:3].tolist(), colour.astype(np.int64).tolist(), images.astype(np.int64)
 
 
 def points_seen_by(
