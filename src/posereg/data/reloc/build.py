@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from posereg.data.reloc.cache import rendered_splits
 from posereg.data.reloc.cambridge import nvm_intrinsics, points_seen_by, read_cambridge_poses, read_nvm
 from posereg.data.reloc.config import RelocDataConfig
-from posereg.data.reloc.frames import RelocalisationDataset
+from posereg.data.reloc.frames import RelocalisationDataset, check_image_files
 from posereg.data.reloc.images import ImageTransform, channel_statistics, load_rgb
 from posereg.data.reloc.poses import CameraPoses
 from posereg.data.reloc.render import RenderedScene, SceneDataset
@@ -75,6 +75,8 @@ def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
                  for name in ("train", "test")]  # fmt: skip
     else:
         split = [read_seven_scenes(root, read_seven_scenes_split(root / f"{name}Split.txt")) for name in ("Train", "Test")]
+    for poses in split:
+        check_image_files(root, poses.files)  # all images, before any is read (the NVM's image size)
     nvm = root / "reconstruction.nvm"
     points: list[tuple[Tensor, Tensor] | None] = [None, None]
     intrinsics: list[Tensor | None] = [None, None]
