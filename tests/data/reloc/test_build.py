@@ -3,6 +3,7 @@ Cambridge Landmarks and 7-Scenes folders."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from posereg.data.reloc import (
     room_scene,
     seven_scenes_intrinsics,
 )
-from tests.data.reloc.conftest import seven_scenes_tree, write_cambridge_scene
+from posereg.losses import estimate_metric_weights, pose_spread
+from tests.data.reloc.conftest import HEADER, seven_scenes_tree, write_cambridge_scene
 
 TINY = {"scene": "room", "train_sequences": 2, "test_sequences": 1, "frames": 16, "size": 32, "points_per_image": 16}
 
@@ -122,3 +124,57 @@ def test_missing_dataset_files(tmp_path: Path) -> None:
         relocalisation_data(RelocDataConfig(source="cambridge", root=str(tmp_path)))
     with pytest.raises(FileNotFoundError):
         relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path)))
+
+
+@pytest.fixture(scope="module")
+def cambridge_scene(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A rendered scene in Cambridge's layout (train = test), its renders, and a copy to spoil per test."""
+    root = tmp_path_factory.mktemp("cambridge") / "Synthetic"
+    rendered = render_scene(room_scene(), sequences=[0, 1], frames=8, size=40, points_per_image=8)
+    write_cambridge_scene(root, rendered, "train")
+    (root / "dataset_test.txt").write_text((root / "dataset_train.txt").read_text())
+    return root, rendered
+
+
+def _copy(tree: Path, tmp_path: Path) -> Path:
+    shutil.copytree(tree, tmp_path / tree.name)
+    return tmp_path / tree.name
+
+
+def test_cambridge_outliers_never_reach_the_metric_weights(cambridge_scene, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = _copy(cambridge_scene[0], tmp_path)
+    train = root / "dataset_train.txt"
+    train.write_text(train.read_text() + "seq1/frame00099.png 3.1e9 1.0 2.0 1 0 0 0\n")  # no image: dropped first
+    config = RelocDataConfig(source="cambridge", root=str(root), resize=36, crop=32)
+    with pytest.warns(UserWarning, match=r"dataset_train\.txt: dropped 1 of 17 frames as position outliers"):
+        data = relocalisation_data(config)
+    assert len(data.train_poses) == 16 and "seq1/frame00099.png" not in data.train_poses.files
+    poses = data.train_poses
+    W = estimate_metric_weights(pose_spread(poses.rotations, poses.positions))
+    assert bool(torch.isfinite(W).all())
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error", "match"),
+    [
+        # the first image is read for the NVM's image size: it is checked (with all the others) before
+        (lambda root: (root / "seq1/frame00000.png").unlink(), FileNotFoundError,
+         r"Synthetic: 1 of 16 images missing: seq1/frame00000\.png$"),
+        (lambda root: (root / "seq2/frame00009.png").write_text("not an image"), ValueError,
+         r"Synthetic: 1 of 16 images cannot be read: seq2/frame00009\.png"),
+        (lambda root: _append(root / "dataset_test.txt", "../../../etc/passwd 1 2 3 1 0 0 0"), ValueError,
+         r"dataset_test\.txt:20: image path '\.\./\.\./\.\./etc/passwd' must name a file under the dataset folder"),
+        (lambda root: _append(root / "dataset_train.txt", "/etc/passwd 1 2 3 1 0 0 0"), FileNotFoundError,
+         r"Synthetic: 1 of 17 images missing: etc/passwd$"),  # PoseNet's '/name' is under the root
+        (lambda root: (root / "dataset_test.txt").write_text(HEADER), ValueError, r"Synthetic: no frames"),
+    ],
+)  # fmt: skip
+def test_cambridge_bad_files_refused_when_built(cambridge_scene, tmp_path: Path, spoil, error, match) -> None:  # type: ignore[no-untyped-def]
+    root = _copy(cambridge_scene[0], tmp_path)
+    spoil(root)
+    with pytest.raises(error, match=match):
+        relocalisation_data(RelocDataConfig(source="cambridge", root=str(root), resize=36, crop=32))
+
+
+def _append(path: Path, row: str) -> None:
+    path.write_text(path.read_text() + row + "\n")

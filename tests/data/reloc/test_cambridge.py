@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from posereg.data.reloc import (
     CameraPoses,
+    RelocDataConfig,
     dataset_image_name,
     image_key,
     nvm_intrinsics,
@@ -22,6 +24,7 @@ from posereg.data.reloc import (
     read_cambridge_poses,
     read_nvm,
 )
+from posereg.data.reloc.poses import MAX_ABS_POSITION
 from posereg.geometry import project_points
 from tests.data.reloc.conftest import HEADER, check_poses, labels, wxyz
 
@@ -70,15 +73,21 @@ def test_cambridge_round_trip_any_quaternion(quats: list[tuple[float, float, flo
     np.testing.assert_allclose(poses.rotations.numpy(), expected, atol=1e-8)
 
 
-def test_cambridge_outlier_kept_unless_filtered(tmp_path: Path) -> None:
+def test_cambridge_outliers_dropped_by_the_one_default(tmp_path: Path) -> None:
     q = wxyz(Rotation.random(3, random_state=1))
     pos = np.array([[1.0, 2.0, 3.0], [3.1e9, -2.0, 1.0], [4.0, 5.0, 6.0]])
     path = write_cambridge(tmp_path / "dataset_train.txt", ["a.png", "b.png", "c.png"], pos, q)
-    assert len(read_cambridge_poses(path)) == 3
-    with pytest.warns(UserWarning, match=r"dropped 1 of 3 rows .*b\.png"):
-        kept = read_cambridge_poses(path, max_abs_position=1e4)
+    # one default, in one place: the reader's and the data section's
+    default = inspect.signature(read_cambridge_poses).parameters["max_abs_position"].default
+    assert default == RelocDataConfig().max_abs_position == MAX_ABS_POSITION == 1e4
+    with pytest.warns(UserWarning, match=r"dataset_train\.txt: dropped 1 of 3 frames as position outliers, with a "
+                      r"camera coordinate beyond max_abs_position = 10000 m .*: b\.png \(3\.1e\+09 m\)$"):
+        kept = read_cambridge_poses(path)
     assert kept.files == ("a.png", "c.png")
     np.testing.assert_allclose(kept.positions.numpy(), pos[[0, 2]])
+    assert len(read_cambridge_poses(path, max_abs_position=None)) == 3
+    with pytest.raises(ValueError, match="max_abs_position"):
+        read_cambridge_poses(path, max_abs_position=0.0)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +97,18 @@ def test_cambridge_outlier_kept_unless_filtered(tmp_path: Path) -> None:
         ("seq1/frame00002.png 1 2 3 1 0 0 0 9", r"dataset_test\.txt:5: expected 8 columns"),
         ("seq1/frame00002.png 1 2 abc 1 0 0 0", r"dataset_test\.txt:5: expected numbers"),
         ("seq1/frame00002.png 1 2 3 0 0 0 0", r"dataset_test\.txt:5: .*non-zero quaternion"),
+        ("seq1/frame00002.png 1 2 3 1 inf 0 0", r"dataset_test\.txt:5: expected a finite non-zero quaternion"),
         ("seq1/frame00002.png 1 nan 3 1 0 0 0", r"dataset_test\.txt:5: expected a finite position"),
+        ("seq1/frame00002.png 1 2 -inf 1 0 0 0", r"dataset_test\.txt:5: expected a finite position"),
+        ("ImageFile, Camera Position [X Y Z W P Q R]", r"dataset_test\.txt:5: expected 8 columns"),  # not a header here
+        ("../../../etc/passwd 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path '\.\./\.\./\.\./etc/passwd' must name"),
+        ("seq1/../../x.png 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path .* under the dataset folder"),
+        ("..\\..\\x.png 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path .* under the dataset folder"),
+        ("//etc/passwd 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path '//etc/passwd'"),
+        ("C:/Windows/win.ini 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path 'C:/Windows/win\.ini'"),
+        ("c:x.png 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path 'c:x\.png'"),
+        ("/ 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path '/'"),
+        ("seq1/a\x00.png 1 2 3 1 0 0 0", r"dataset_test\.txt:5: image path"),
     ],
 )
 def test_cambridge_malformed_lines(tmp_path: Path, row: str, match: str) -> None:
@@ -98,10 +118,43 @@ def test_cambridge_malformed_lines(tmp_path: Path, row: str, match: str) -> None
         read_cambridge_poses(path)
 
 
-def test_cambridge_missing_header(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n\n{rows}\n",  # the dataset's own
+        "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n{rows}\n",  # no blank third line
+        "Visual Landmark Dataset V1\r\nImageFile, Camera Position [X Y Z W P Q R]\r\n\r\n{crlf_rows}\r\n",
+        "Visual Landmark Dataset V1\r\nImageFile, Camera Position [X Y Z W P Q R]\r\n{crlf_rows}",
+        "\ufeffVisual Landmark Dataset V1\nImageFile,Camera Position [X Y Z W P Q R]\n\n{rows}",  # BOM, no space
+        "Visual Landmark Dataset V1\n\n{rows}\n\n",  # no column line
+        "Visual Landmark Dataset V1\n{rows}",  # no column line, no blank line
+        "\nVisual Landmark Dataset V1\n\nimagefile, camera position\n\n{spaced_rows}\n",  # blank lines anywhere
+    ],
+)
+def test_cambridge_header_variants_keep_every_row(tmp_path: Path, text: str) -> None:
+    path, files, _, _ = random_cambridge(tmp_path, n=4)
+    expected = read_cambridge_poses(path)
+    rows = path.read_text().splitlines()[3:]
+    variant = text.format(rows="\n".join(rows), crlf_rows="\r\n".join(rows), spaced_rows="\n\n".join(rows))
+    path.write_bytes(variant.encode())
+    poses = read_cambridge_poses(path)
+    assert poses.files == expected.files == tuple(files)  # same frames, same order: none taken for a header
+    assert torch.equal(poses.positions, expected.positions) and torch.equal(poses.rotations, expected.rotations)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"seq1/frame00001.png 1 2 3 1 0 0 0\n", r"x\.txt:1: expected the header"),
+        (b"", r"x\.txt:1: expected the header"),
+        (b"\n\nseq1/frame00001.png 1 2 3 1 0 0 0\n", r"x\.txt:3: expected the header"),
+        (b"Visual Landmark Dataset V1\n\n\xff\xfe.png 1 2 3 1 0 0 0\n", r"x\.txt: not a UTF-8 text file"),
+    ],
+)
+def test_cambridge_missing_header(tmp_path: Path, content: bytes, match: str) -> None:
     path = tmp_path / "x.txt"
-    path.write_text("seq1/frame00001.png 1 2 3 1 0 0 0\n")
-    with pytest.raises(ValueError, match=r"x\.txt:1: expected the header"):
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
         read_cambridge_poses(path)
 
 
@@ -211,6 +264,19 @@ def test_points_seen_by_missing_image(tmp_path: Path) -> None:
     assert bool(mask[0].any()) and not bool(mask[1].any())
 
 
+def _token(line: int, column: int, value: str):  # type: ignore[no-untyped-def]
+    """An edit of the NVM's lines setting one token (``column``) of line ``line`` (0-based) to ``value``."""
+
+    def edit(ls: list[str]) -> list[str]:
+        tokens = ls[line].split()
+        tokens[column] = value
+        return ls[:line] + [" ".join(tokens)] + ls[line + 1 :]
+
+    return edit
+
+
+# The synthetic NVM's layout: 0 header, 1 blank, 2 camera count, 3-7 cameras '<file> <f> <q x4> <c x3> <r> 0',
+# 8 blank, 9 point count, 10.. points '<X Y Z> <R G B> <n> (<image> <feature> <x> <y>) x n'.
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -220,6 +286,26 @@ def test_points_seen_by_missing_image(tmp_path: Path) -> None:
         (lambda ls: ls[:10] + [ls[10].split()[0] + " 0 0 1 2 3 1 7 0 1 2"] + ls[11:], r"nvm:11: image index out of range"),
         (lambda ls: ls[:10] + [" ".join(ls[10].split()[:-1])] + ls[11:], r"nvm:11: expected '<X Y Z> <R G B> <n>'"),
         (lambda ls: ls[:12], r"file ends before point"),
+        (_token(2, 0, "-5"), r"nvm:3: expected the camera count"),
+        (_token(4, 1, "nan"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 1, "inf"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 1, "-500"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 1, "0"), r"nvm:5: expected a finite focal length > 0"),
+        (_token(4, 2, "nan"), r"nvm:5: expected a finite non-zero quaternion"),
+        (_token(4, 5, "inf"), r"nvm:5: expected a finite non-zero quaternion"),
+        (_token(4, 6, "nan"), r"nvm:5: expected a finite camera centre"),
+        (_token(4, 8, "-inf"), r"nvm:5: expected a finite camera centre"),
+        (_token(4, 9, "nan"), r"nvm:5: expected a finite camera centre and radial distortion"),
+        (_token(4, 3, "abc"), r"nvm:5: expected numbers"),
+        (_token(11, 0, "inf"), r"nvm:12: expected a finite point X Y Z"),
+        (_token(11, 2, "nan"), r"nvm:12: expected a finite point X Y Z"),
+        (_token(11, 3, "300"), r"nvm:12: expected colours R G B, integers in 0\.\.255"),
+        (_token(11, 4, "-1"), r"nvm:12: expected colours R G B"),
+        (_token(11, 5, "1.5"), r"nvm:12: expected colours R G B"),
+        (_token(11, 9, "nan"), r"nvm:12: expected finite measurements"),
+        (_token(11, 7, "0.5"), r"nvm:12: image index out of range"),
+        (_token(11, 7, "inf"), r"nvm:12: expected finite measurements"),
+        (_token(9, 0, "99999999999999"), r"nvm:52: expected .<X Y Z>"),  # a huge count allocates nothing
     ],
 )
 def test_nvm_malformed(tmp_path: Path, edit, match: str) -> None:  # type: ignore[no-untyped-def]
@@ -228,6 +314,13 @@ def test_nvm_malformed(tmp_path: Path, edit, match: str) -> None:  # type: ignor
     assert lines[9] == "40"  # layout the edits rely on: header, blank, count, 5 cameras, blank, count
     path.write_text("\n".join(edit(lines)))
     with pytest.raises(ValueError, match=match):
+        read_nvm(path)
+
+
+def test_nvm_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "reconstruction.nvm"
+    path.write_bytes(b"NVM_V3\n\n1\n\xff\xfe 500 1 0 0 0 0 0 0 0 0\n")
+    with pytest.raises(ValueError, match=r"reconstruction\.nvm: not a UTF-8 text file"):
         read_nvm(path)
 
 
@@ -243,6 +336,28 @@ def test_real_kings_college_labels() -> None:
     assert poses.rotations[:, 2, 1].median() < -0.9
     assert poses.rotations.mT[:, 2, 1].median() > -0.5
 
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["KingsCollege/dataset_train.reconstructed.txt", "KingsCollege/dataset_test.reconstructed.txt",
+     "ShopFacade/dataset_train.reconstructed.txt", "ShopFacade/dataset_test.reconstructed.txt",
+     "7Scenes_heads/kendall_posenet_heads_train.txt", "7Scenes_stairs/kendall_posenet_stairs_val.txt"],
+)  # fmt: skip
+def test_real_label_files_every_row_kept_in_any_header_variant(tmp_path: Path, relative: str) -> None:
+    path = labels(relative)
+    kendall = relative.startswith("7Scenes")
+    poses = read_cambridge_poses(path, world_to_camera_quaternion=not kendall)
+    lines = path.read_text().splitlines()
+    assert lines[:3] == HEADER.splitlines()
+    assert len(poses) == sum(1 for line in lines[3:] if line.strip())  # no outliers in these: every row
+    assert all(not f.startswith("/") and ".." not in f.split("/") for f in poses.files)
+    check_poses(poses)
+    # the same rows with Windows line endings and without the blank third line
+    variant = tmp_path / path.name
+    variant.write_bytes("\r\n".join(lines[:2] + lines[3:]).encode())
+    again = read_cambridge_poses(variant, world_to_camera_quaternion=not kendall)
+    assert again.files == poses.files and torch.equal(again.positions, poses.positions)
 
 
 def test_nvm_intrinsics_per_frame(tmp_path: Path) -> None:

@@ -26,6 +26,11 @@ def test_read_seven_scenes_split(tmp_path: Path) -> None:
     path.write_text("sequence1\nseq-02\n")
     with pytest.raises(ValueError, match=r"TrainSplit\.txt:2: expected 'sequenceN'"):
         read_seven_scenes_split(path)
+    path.write_bytes(b"\xef\xbb\xbfsequence1\r\nsequence3\r\n")  # a byte-order mark, Windows line endings
+    assert read_seven_scenes_split(path) == [1, 3]
+    path.write_bytes(b"sequence1\n\xff\n")
+    with pytest.raises(ValueError, match=r"TrainSplit\.txt: not a UTF-8 text file"):
+        read_seven_scenes_split(path)
 
 
 def test_read_seven_scenes_poses(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from posereg.data.reloc.cache import rendered_splits
 from posereg.data.reloc.cambridge import nvm_intrinsics, points_seen_by, read_cambridge_poses, read_nvm
 from posereg.data.reloc.config import RelocDataConfig
-from posereg.data.reloc.frames import RelocalisationDataset
+from posereg.data.reloc.frames import RelocalisationDataset, check_image_files
 from posereg.data.reloc.images import ImageTransform, channel_statistics, load_rgb
 from posereg.data.reloc.poses import CameraPoses
 from posereg.data.reloc.render import RenderedScene, SceneDataset
@@ -61,8 +61,8 @@ def _poses_of(rendered: RenderedScene) -> CameraPoses:
     return CameraPoses(tuple(f"frame{i:06d}" for i in range(len(rendered))), rendered.positions, rendered.rotations)
 
 
-def _synthetic_data(data: RelocDataConfig, progress: bool) -> RelocalisationData:
-    train, test = rendered_splits(data, progress=progress)
+def _synthetic_data(data: RelocDataConfig, progress: bool, write_cache: bool) -> RelocalisationData:
+    train, test = rendered_splits(data, progress=progress, write_cache=write_cache)
     return RelocalisationData(SceneDataset(train), SceneDataset(test), _poses_of(train), _poses_of(test), True,
                               lambda: (image.float() / 255 for image in train.images))  # fmt: skip
 
@@ -75,6 +75,8 @@ def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
                  for name in ("train", "test")]  # fmt: skip
     else:
         split = [read_seven_scenes(root, read_seven_scenes_split(root / f"{name}Split.txt")) for name in ("Train", "Test")]
+    for poses in split:
+        check_image_files(root, poses.files)  # all images, before any is read (the NVM's image size)
     nvm = root / "reconstruction.nvm"
     points: list[tuple[Tensor, Tensor] | None] = [None, None]
     intrinsics: list[Tensor | None] = [None, None]
@@ -100,15 +102,19 @@ def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
                               lambda: (probe(load_rgb(root / f)) for f in split[0].files[::step]))  # fmt: skip
 
 
-def relocalisation_data(data: RelocDataConfig, *, seed: int = 0, progress: bool = False) -> RelocalisationData:
+def relocalisation_data(
+    data: RelocDataConfig, *, seed: int = 0, progress: bool = False, write_cache: bool = True
+) -> RelocalisationData:
     """The frames ``data`` describes: a rendered synthetic scene, Cambridge Landmarks or 7-Scenes.
 
     Args:
         data: the ``data`` section of a relocalisation configuration.
         seed: the seed of the random crops of real training images (the configuration's ``seed``).
         progress: show a progress bar while rendering a synthetic scene.
+        write_cache: write new renders to ``data.cache``; pass False when ``data`` came from a
+            model file (evaluation), so that no path named by a model file is written.
 
     Raises:
         FileNotFoundError: missing dataset files. ValueError: malformed ones.
     """
-    return _synthetic_data(data, progress) if data.source == "synthetic" else _real_data(data, seed)
+    return _synthetic_data(data, progress, write_cache) if data.source == "synthetic" else _real_data(data, seed)

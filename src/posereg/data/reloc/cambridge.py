@@ -9,6 +9,7 @@ gives each frame's pixel intrinsics from the reconstruction's focal lengths.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,68 +20,90 @@ import torch
 from torch import Tensor
 
 from posereg.data.reloc.poses import (
+    MAX_ABS_POSITION,
     CameraPoses,
-    clean_name,
     image_key,
     listed,
     parse_floats,
     quaternion_rotation,
+    read_text_lines,
+    relative_image_name,
 )
 
 __all__ = ["NVMReconstruction", "nvm_intrinsics", "points_seen_by", "read_cambridge_poses", "read_nvm"]
 
 
+_COLUMNS_LINE = re.compile(r"imagefile\s*,", re.IGNORECASE)  # 'ImageFile, Camera Position [X Y Z W P Q R]'
+
+
 def read_cambridge_poses(
-    path: str | Path, *, world_to_camera_quaternion: bool = True, max_abs_position: float | None = None
+    path: str | Path, *, world_to_camera_quaternion: bool = True, max_abs_position: float | None = MAX_ABS_POSITION
 ) -> CameraPoses:
     """Read a Cambridge Landmarks (or Kendall PoseNet-format) pose file.
 
-    Three header lines (``Visual Landmark Dataset V1``, ``ImageFile, Camera Position [X Y Z W
-    P Q R]``, blank), then ``<image> X Y Z W P Q R`` rows (blank lines skipped). ``XYZ`` is the
-    camera centre in world coordinates; quaternions need not be unit length.
+    Header lines (``Visual Landmark Dataset V1``, ``ImageFile, Camera Position [X Y Z W P Q R]``,
+    blank), then ``<image> X Y Z W P Q R`` rows. The header is recognised by its content, not
+    by position: blank lines are skipped anywhere, the first other line must be ``Visual Landmark
+    Dataset ...``, and a line starting with ``ImageFile,`` before the first row is the column header.
+    Every other line is a row (a file without the blank third line loses none of its rows);
+    ``\\n`` and ``\\r\\n`` endings and a byte-order mark are accepted. ``XYZ`` is the camera
+    centre in world coordinates; quaternions need not be unit length. Image names must stay
+    under the dataset folder (``relative_image_name``).
 
     Args:
         world_to_camera_quaternion: ``True`` for Cambridge ``dataset_*.txt`` (``WPQR`` is the
             world-to-camera rotation; ``R`` is the transpose of its matrix); ``False`` for
             Kendall's 7-Scenes files ``kendall_posenet_*`` (``WPQR`` is camera-to-world).
-        max_abs_position: drop rows with any ``|X|, |Y|, |Z|`` above it (metres) with a warning
-            naming them (one Great Court frame sits near 3e9 m); ``None`` keeps every row.
+        max_abs_position: drop the frames with any ``|X|, |Y|, |Z|`` above it (metres), with a
+            warning saying how many and which (one Great Court frame sits near 3e9 m, a
+            reconstruction failure that would swamp the pose statistics and the metric
+            weights); ``None`` keeps every row. The default is ``MAX_ABS_POSITION``, as in the
+            ``data`` section.
 
     Returns:
         Camera-to-world poses in file order.
 
     Raises:
         ValueError: missing header, a row without 8 columns, a non-numeric or non-finite value,
-            or a zero quaternion; the message gives ``path:line``.
+            a zero quaternion, an image path outside the dataset folder, or a file that is not
+            UTF-8 text; the message gives ``path:line``.
     """
     path = Path(path)
-    lines = path.read_text().splitlines()
-    if not lines or not lines[0].startswith("Visual Landmark Dataset"):
-        raise ValueError(f"{path}:1: expected the header 'Visual Landmark Dataset V1'")
+    if max_abs_position is not None and not max_abs_position > 0:
+        raise ValueError(f"max_abs_position: expected a positive number of metres or None, got {max_abs_position}")
+    lines = [(i, line) for i, line in enumerate(read_text_lines(path), start=1) if line.strip()]
+    if not lines or not lines[0][1].strip().startswith("Visual Landmark Dataset"):
+        raise ValueError(f"{path}:{lines[0][0] if lines else 1}: expected the header 'Visual Landmark Dataset V1'")
     files, positions, rotations = [], [], []
-    for lineno, line in enumerate(lines[3:], start=4):
+    for lineno, line in lines[1:]:
         tokens, where = line.split(), f"{path}:{lineno}"
-        if not tokens:
+        if not files and _COLUMNS_LINE.match(line.strip()):
             continue
         if len(tokens) != 8:
             raise ValueError(f"{where}: expected 8 columns 'image X Y Z W P Q R', got {len(tokens)}: {line!r}")
         values = parse_floats(tokens[1:], where)
         if not all(math.isfinite(v) for v in values[:3]):
             raise ValueError(f"{where}: expected a finite position, got {values[:3]}")
-        files.append(clean_name(tokens[0]))
-        positions.append(values[:3])
         rotations.append(quaternion_rotation(values[3:], where))
+        files.append(relative_image_name(tokens[0], where))
+        positions.append(values[:3])
     R = torch.stack(rotations) if rotations else torch.zeros(0, 3, 3, dtype=torch.float64)
     c = torch.tensor(positions, dtype=torch.float64).reshape(-1, 3)
     poses = CameraPoses(tuple(files), c, R.mT if world_to_camera_quaternion else R)
-    if max_abs_position is not None:
-        keep = poses.positions.abs().amax(-1) <= max_abs_position
-        dropped = [f for f, k in zip(poses.files, keep.tolist()) if not k]
-        if dropped:
-            warnings.warn(f"{path}: dropped {len(dropped)} of {len(poses)} rows with |position| > "
-                          f"{max_abs_position}: {listed(dropped)}", stacklevel=2)  # fmt: skip
-            poses = poses.select(keep)
-    return poses
+    return poses if max_abs_position is None else _drop_outliers(poses, max_abs_position, path)
+
+
+def _drop_outliers(poses: CameraPoses, max_abs_position: float, path: Path) -> CameraPoses:
+    """``poses`` without the frames beyond ``max_abs_position`` metres, with a warning naming them."""
+    extent = poses.positions.abs().amax(-1)
+    keep = extent <= max_abs_position
+    if bool(keep.all()):
+        return poses
+    dropped = [f"{f} ({e:.3g} m)" for f, e, k in zip(poses.files, extent.tolist(), keep.tolist()) if not k]
+    warnings.warn(f"{path}: dropped {len(dropped)} of {len(poses)} frames as position outliers, with a camera "
+                  f"coordinate beyond max_abs_position = {max_abs_position:g} m (failed reconstructions, such as "
+                  f"the Great Court frame near 3e9 m; None keeps them): {listed(dropped)}", stacklevel=3)  # fmt: skip
+    return poses.select(keep)
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,14 +136,18 @@ def read_nvm(path: str | Path) -> NVMReconstruction:
     Layout (blank lines ignored): ``NVM_V3``; camera count; per camera ``<file> <focal>
     <qw qx qy qz> <cx cy cz> <radial> 0`` (``q`` world-to-camera, ``c`` the centre); point
     count; per point ``<X Y Z> <R G B> <n>`` and ``n`` x ``<image> <feature> <x> <y>`` (pixels
-    relative to the image centre). Anything after the first model is ignored.
+    relative to the image centre). Anything after the first model is ignored. Camera names are
+    kept as written: they are matched to the dataset's images (``image_key``), never opened.
 
     Raises:
-        ValueError: bad header, count, column count, number, zero quaternion, image index out
-            of range, or a truncated file; the message gives ``path:line``.
+        ValueError: bad header, count, column count or number; a non-finite value (focal
+            length, quaternion, centre, distortion, point, measurement); a focal length not
+            above 0; a zero quaternion; colours outside 0..255; an image index that is not an
+            integer in range; a truncated file; the message gives ``path:line``.
     """
     path = Path(path)
-    cursor = iter([(i, line.split()) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()])
+    rows = [(i, line.split()) for i, line in enumerate(read_text_lines(path), 1) if line.strip()]
+    cursor = iter(rows)
 
     def take(what: str) -> tuple[str, list[str]]:
         try:
@@ -131,7 +158,7 @@ def read_nvm(path: str | Path) -> NVMReconstruction:
 
     def count(what: str) -> int:
         where, tokens = take(what)
-        if len(tokens) != 1 or not tokens[0].isdigit():
+        if len(tokens) != 1 or re.fullmatch(r"[0-9]+", tokens[0]) is None:
             raise ValueError(f"{where}: expected {what}, got {' '.join(tokens)!r}")
         return int(tokens[0])
 
@@ -142,35 +169,62 @@ def read_nvm(path: str | Path) -> NVMReconstruction:
     files, cams, rotations = [], [], []
     for i in range(n):
         where, tokens = take(f"camera {i}")
-        if len(tokens) != 11:
-            raise ValueError(f"{where}: expected 11 columns '<file> <f> <qw qx qy qz> <cx cy cz> <r> 0', "
-                             f"got {len(tokens)}")  # fmt: skip
-        values = parse_floats(tokens[1:], where)
         files.append(tokens[0])
-        cams.append(values[:1] + values[5:9])
-        rotations.append(quaternion_rotation(values[1:5], where).mT)
-    cam = torch.tensor(cams, dtype=torch.float64).reshape(-1, 5)
+        cams.append(_nvm_camera(tokens, where))
+        rotations.append(quaternion_rotation(cams[-1][1:5], where).mT)
+    cam = torch.tensor(cams, dtype=torch.float64).reshape(-1, 9)
     p = count("the point count")
-    xyz, rgb, seen_image, seen_point = np.zeros((p, 3)), np.zeros((p, 3), np.uint8), [], []
+    xyz, rgb, seen_image, seen_point = [], [], [], []
     for j in range(p):
         where, tokens = take(f"point {j}")
-        m = int(tokens[6]) if len(tokens) > 6 and tokens[6].isdigit() else -1
-        if m < 0 or len(tokens) != 7 + 4 * m:
-            raise ValueError(f"{where}: expected '<X Y Z> <R G B> <n>' and n measurements of 4 numbers, "
-                             f"got {len(tokens)} columns")  # fmt: skip
-        values = np.asarray(parse_floats(tokens[:6] + tokens[7:], where))
-        xyz[j], rgb[j] = values[:3], values[3:6]
-        images = values[6:].reshape(m, 4)[:, 0].astype(np.int64)
-        if m and (images.min() < 0 or images.max() >= n):
-            raise ValueError(f"{where}: image index out of range 0..{n - 1}: {images.tolist()}")
+        point, colour, images = _nvm_point(tokens, where, n)
+        xyz.append(point)
+        rgb.append(colour)
         seen_image.append(images)
-        seen_point.append(np.full(m, j, dtype=np.int64))
+        seen_point.append(np.full(len(images), j, dtype=np.int64))
     image_idx, point_idx = (np.concatenate(s) if s else np.zeros(0, np.int64) for s in (seen_image, seen_point))
     order = np.lexsort((point_idx, image_idx))
     groups = np.split(point_idx[order], np.searchsorted(image_idx[order], np.arange(1, n))) if n else []
     R = torch.stack(rotations) if rotations else torch.zeros(0, 3, 3, dtype=torch.float64)
-    return NVMReconstruction(tuple(files), cam[:, 0], R, cam[:, 1:4], cam[:, 4], torch.from_numpy(xyz),
-                             torch.from_numpy(rgb), tuple(torch.from_numpy(np.unique(g)) for g in groups))  # fmt: skip
+    points = torch.tensor(np.asarray(xyz, dtype=np.float64).reshape(-1, 3))
+    colours = torch.tensor(np.asarray(rgb, dtype=np.uint8).reshape(-1, 3))
+    return NVMReconstruction(tuple(files), cam[:, 0], R, cam[:, 5:8], cam[:, 8], points, colours,
+                             tuple(torch.from_numpy(np.unique(g)) for g in groups))  # fmt: skip
+
+
+def _nvm_camera(tokens: list[str], where: str) -> list[float]:
+    """``[f, qw, qx, qy, qz, cx, cy, cz, radial]`` of an NVM camera line, checked."""
+    if len(tokens) != 11:
+        raise ValueError(f"{where}: expected 11 columns '<file> <f> <qw qx qy qz> <cx cy cz> <r> 0', "
+                         f"got {len(tokens)}")  # fmt: skip
+    values = parse_floats(tokens[1:10], where)
+    if not (math.isfinite(values[0]) and values[0] > 0):
+        raise ValueError(f"{where}: expected a finite focal length > 0 pixels, got {values[0]}")
+    if not all(math.isfinite(v) for v in values[5:9]):
+        raise ValueError(f"{where}: expected a finite camera centre and radial distortion, got {values[5:9]}")
+    return values
+
+
+def _nvm_point(tokens: list[str], where: str, cameras: int) -> tuple[list[float], list[int], np.ndarray]:
+    """``(XYZ, RGB, image indices)`` of an NVM point line, checked against ``cameras`` cameras."""
+    m = int(tokens[6]) if len(tokens) > 6 and re.fullmatch(r"[0-9]+", tokens[6]) else -1
+    if m < 0 or len(tokens) != 7 + 4 * m:
+        raise ValueError(f"{where}: expected '<X Y Z> <R G B> <n>' and n measurements of 4 numbers, "
+                         f"got {len(tokens)} columns")  # fmt: skip
+    values = np.asarray(parse_floats(tokens[:6] + tokens[7:], where))
+    if not np.isfinite(values[:3]).all():
+        raise ValueError(f"{where}: expected a finite point X Y Z, got {values[:3].tolist()}")
+    colour = values[3:6]
+    if not (np.isfinite(colour).all() and (colour == np.round(colour)).all() and (colour >= 0).all()
+            and (colour <= 255).all()):  # fmt: skip
+        raise ValueError(f"{where}: expected colours R G B, integers in 0..255, got {colour.tolist()}")
+    measurements = values[6:].reshape(m, 4)
+    if not np.isfinite(measurements).all():
+        raise ValueError(f"{where}: expected finite measurements '<image> <feature> <x> <y>'")
+    images = measurements[:, 0]
+    if m and ((images != np.round(images)).any() or images.min() < 0 or images.max() >= cameras):
+        raise ValueError(f"{where}: image index out of range 0..{cameras - 1}: {images.tolist()}")
+    return values[:3].tolist(), colour.astype(np.int64).tolist(), images.astype(np.int64)
 
 
 def points_seen_by(

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from posereg.data.reloc.poses import MAX_ABS_POSITION
 from posereg.data.reloc.scene import SCENES
 from posereg.schema import ConfigError, Float, Int, Section, Str
 
@@ -48,7 +49,7 @@ class RelocDataConfig(Section):
     cache: Str | None = "runs/scenes"
     resize: Int = Field(256, ge=16)
     crop: Int = Field(224, ge=16)
-    max_abs_position: Float | None = Field(1e4, gt=0)
+    max_abs_position: Float | None = Field(MAX_ABS_POSITION, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> RelocDataConfig:

@@ -1,25 +1,60 @@
-"""``RelocalisationDataset``: the frames of a real relocalisation scene (image files and poses) as training items."""
+"""``RelocalisationDataset``: the frames of a real relocalisation scene (image files and poses) as training items.
+
+``check_image_files`` checks every image when a dataset is built, not when an item is loaded:
+names stay under the dataset folder (``relative_image_name``; symbolic links inside it are
+followed), files exist, and their headers are images Pillow can read. Training then cannot stop
+mid-run on a missing or foreign file (a truncated image body is still only found when decoded).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from posereg.data.dataset import EpochDataset, item_generator
-from posereg.data.reloc.images import ImageTransform, adjust_intrinsics, load_rgb
-from posereg.data.reloc.poses import CameraPoses, listed
+from posereg.data.reloc.images import ImageTransform, adjust_intrinsics, image_size, load_rgb
+from posereg.data.reloc.poses import CameraPoses, listed, relative_image_name
 
-__all__ = ["RelocalisationDataset"]
+__all__ = ["RelocalisationDataset", "check_image_files"]
+
+
+def check_image_files(root: str | Path, files: Sequence[str]) -> list[Path]:
+    """The paths of the images ``files`` (names relative to ``root``), every one checked.
+
+    Raises:
+        ValueError: no files; a name outside ``root`` (absolute, a drive, ``..``); or files whose
+            header is not an image, saying how many and listing the first few.
+        FileNotFoundError: missing files, saying how many and listing the first few.
+    """
+    root = Path(root)
+    if not files:
+        raise ValueError(f"{root}: no frames (an empty label file, or every frame dropped?)")
+    paths = [root / relative_image_name(f, f"{root}: image {i} of {len(files)}") for i, f in enumerate(files)]
+    missing = [f for f, p in zip(files, paths) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{root}: {len(missing)} of {len(paths)} images missing: {listed(missing)}")
+    unreadable = []
+    for f, p in zip(files, paths):
+        try:
+            image_size(p)
+        except (OSError, ValueError) as err:
+            unreadable.append(f"{f} ({str(err).removeprefix(f'{p}: ')})")
+    if unreadable:
+        raise ValueError(f"{root}: {len(unreadable)} of {len(paths)} images cannot be read: "
+                         f"{listed(unreadable)}")  # fmt: skip
+    return paths
 
 
 class RelocalisationDataset(EpochDataset):
     """Images and camera-to-world poses for pose regression (PoseNet and its losses).
 
-    Image ``i`` is ``root / poses.files[i]``; all are checked at construction (FileNotFoundError
-    naming the first missing). With ``transform.train`` item ``i`` of epoch ``e`` crops with
-    ``item_generator(seed, i, e)`` (``set_epoch``; or request ``(epoch, index)``). Optional
+    Image ``i`` is ``root / poses.files[i]``; all are checked at construction
+    (``check_image_files``: names under ``root``, files present, image headers). With
+    ``transform.train`` item ``i`` of epoch ``e`` crops with ``item_generator(seed, i, e)``
+    (``set_epoch``; or request ``(epoch, index)``). Optional
     ``points`` ``(N, M, 3)`` world points with ``points_mask`` ``(N, M)`` (``points_seen_by``)
     feed the reprojection loss; optional ``intrinsics`` ``(3, 3)`` or ``(N, 3, 3)`` pixel
     intrinsics of the original images give those of each output image (its actual crop).
@@ -33,12 +68,9 @@ class RelocalisationDataset(EpochDataset):
         self, root: str | Path, poses: CameraPoses, transform: ImageTransform, *, points: Tensor | None = None,
         points_mask: Tensor | None = None, intrinsics: Tensor | None = None, seed: int = 0,
     ) -> None:  # fmt: skip
+        paths = check_image_files(root, poses.files)
         super().__init__(len(poses), seed)
-        self.root, self.poses, self.transform = Path(root), poses, transform
-        self.paths = [self.root / f for f in poses.files]
-        missing = [p for p in self.paths if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} of {len(self.paths)} images missing: {listed(missing)}")
+        self.root, self.poses, self.transform, self.paths = Path(root), poses, transform, paths
         n = len(poses)
         if points is not None or points_mask is not None:
             if points is None or points_mask is None or points.dim() != 3 or points.shape[0] != n \

@@ -17,8 +17,8 @@ from PIL import Image
 from torch import Tensor
 
 __all__ = [
-    "ImageTransform", "adjust_intrinsics", "center_crop", "channel_statistics", "load_rgb", "normalize_channels",
-    "random_crop", "resize_shorter",
+    "ImageTransform", "adjust_intrinsics", "center_crop", "channel_statistics", "image_size", "load_rgb",
+    "normalize_channels", "random_crop", "resize_shorter",
 ]  # fmt: skip
 
 
@@ -27,6 +27,24 @@ def load_rgb(path: str | Path) -> Tensor:
     with Image.open(path) as im:
         array = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file, from its header only (no pixels are decoded).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not an image Pillow can read, naming the file.
+    """
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: not a readable image ({err})") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"{path}: not a readable image (size {w} x {h})")
+    return h, w
 
 
 def _check_image(image: Tensor) -> None:

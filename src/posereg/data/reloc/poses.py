@@ -5,6 +5,14 @@ camera axes to world axes, ``c`` ``(3,)`` is the camera centre in world coordina
 the camera looks along ``+z`` (OpenCV); quaternions are ``(w, x, y, z)`` with ``w >= 0``. Image
 names are POSIX paths relative to the dataset root (a leading ``/`` is dropped). The readers of
 each dataset (``cambridge``, ``seven_scenes``) share the parsing helpers here.
+
+Image names read from label files must stay under the dataset root (``relative_image_name``):
+one leading ``/`` is PoseNet's way of writing a root-relative name (Kendall's 7-Scenes files)
+and is dropped, but ``//...``, drive letters (``C:``), ``..`` components and empty names are
+refused. The check is on the name, not the file system: symbolic links inside the dataset
+folder (sequences stored on another disk) are followed, as the folder's owner made them.
+``MAX_ABS_POSITION`` is the one default bound on camera coordinates (the reader's default and
+the configuration's).
 """
 
 from __future__ import annotations
@@ -12,16 +20,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import torch
 from torch import Tensor
 
 from posereg.geometry import matrix_to_quaternion, quaternion_to_matrix
 
-__all__ = ["CameraPoses", "clean_name", "dataset_image_name", "image_key", "listed", "parse_floats", "quaternion_rotation"]
+__all__ = [
+    "MAX_ABS_POSITION", "CameraPoses", "clean_name", "dataset_image_name", "image_key", "listed", "parse_floats",
+    "quaternion_rotation", "read_text_lines", "relative_image_name",
+]  # fmt: skip
 
 SHOWN = 5  # how many offending names an error or warning lists
+MAX_ABS_POSITION = 1e4
+"""Camera coordinates beyond this many metres are reconstruction failures (one Great Court frame
+lies near 3e9 m): ``read_cambridge_poses`` and the ``data`` section drop such frames by default."""
 
 
 def listed(items: Sequence[object]) -> str:
@@ -33,6 +47,38 @@ def listed(items: Sequence[object]) -> str:
 def clean_name(name: str) -> str:
     """``name`` as a relative POSIX path (backslashes turned, a leading ``/`` dropped)."""
     return PurePosixPath(name.replace("\\", "/").lstrip("/")).as_posix()
+
+
+def relative_image_name(name: str, where: str) -> str:
+    """``name`` (an image named by a label file) as a POSIX path under the dataset root.
+
+    Backslashes are turned into ``/`` and one leading ``/`` (PoseNet's root-relative names) is
+    dropped; for valid names the result is ``clean_name(name)``.
+
+    Raises:
+        ValueError: naming ``where`` (``path:line``): an empty name, an absolute path (``//x``, a
+            drive ``C:``), a ``..`` component, or a NUL character.
+    """
+    relative = name.replace("\\", "/").removeprefix("/")
+    parts = PurePosixPath(relative).parts
+    absolute = relative.startswith("/") or bool(PureWindowsPath(relative).drive)
+    if not parts or absolute or ".." in parts or "\x00" in name:
+        raise ValueError(f"{where}: image path {name!r} must name a file under the dataset folder "
+                         "(relative, without '..' or a drive)")  # fmt: skip
+    return PurePosixPath(relative).as_posix()
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file (a byte-order mark dropped; ``\\n``, ``\\r\\n`` or ``\\r`` endings).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not UTF-8 text, naming the file and the byte.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
 
 
 def image_key(name: str) -> str:

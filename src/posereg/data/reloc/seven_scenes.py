@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from posereg.data.reloc.poses import CameraPoses, listed, parse_floats
+from posereg.data.reloc.poses import CameraPoses, listed, parse_floats, read_text_lines
 
 __all__ = [
     "SEVEN_SCENES_FOCAL", "SEVEN_SCENES_IMAGE_HW", "SEVEN_SCENES_PRINCIPAL_POINT", "read_seven_scenes",
@@ -29,10 +29,11 @@ SEVEN_SCENES_IMAGE_HW = (480, 640)
 def read_seven_scenes_split(path: str | Path) -> list[int]:
     """Sequence numbers of a 7-Scenes ``TrainSplit.txt`` / ``TestSplit.txt`` (``sequenceN`` lines).
 
-    Blank lines and lines starting with ``#`` are skipped; any other line is a ValueError.
+    Blank lines and lines starting with ``#`` are skipped; any other line (or a file that is not
+    UTF-8 text) is a ValueError naming the file and line.
     """
     out = []
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text_lines(path), start=1):
         line = line.strip()
         if line and not line.startswith("#"):
             match = re.fullmatch(r"sequence(\d+)", line)
@@ -43,7 +44,7 @@ def read_seven_scenes_split(path: str | Path) -> list[int]:
 
 
 def _pose_matrix(path: Path) -> Tensor:
-    tokens = path.read_text().split()
+    tokens = " ".join(read_text_lines(path)).split()
     if len(tokens) != 16:
         raise ValueError(f"{path}: expected a 4x4 pose matrix (16 numbers), got {len(tokens)}")
     tokens = ["nan" if "#" in t else t for t in tokens]  # MSVC's -1.#IND, 1.#INF
