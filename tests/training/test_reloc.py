@@ -246,3 +246,15 @@ def test_trains_on_a_cambridge_layout(tmp_path) -> None:
     with pytest.raises(ValueError, match="no scene points"):
         train_reloc(tuned, tmp_path / "run2", progress=False)
 
+
+
+def test_evaluating_a_model_never_writes_where_the_model_file_says(tmp_path):
+    """A model file's data section names a cache folder: evaluation reads it, but writes nothing there."""
+    from posereg.models.artifact import ModelArtifact, save_artifact
+
+    config = _config(tmp_path)
+    net = build_posenet(config, relocalisation_data(config.data, write_cache=False))
+    elsewhere = config.replace(data={**config.data.model_dump(), "cache": str(tmp_path / "named-by-the-file")})
+    save_artifact(ModelArtifact.of_network(net, elsewhere.model_dump(mode="json")), tmp_path / "model.pt")
+    result, _ = evaluate_reloc_model(tmp_path / "model.pt")
+    assert result.position_m.numel() == 16 and not (tmp_path / "named-by-the-file").exists()

@@ -35,4 +35,6 @@ def evaluate_reloc_model(path: str | Path, *, progress: bool = False) -> tuple[R
         FileNotFoundError: no such file or dataset files. ValueError: not a posereg relocalisation model.
     """
     net, config = load_reloc_model(path)
-    return evaluate_relocalisation(net, relocalisation_data(config.data, progress=progress)), config
+    # The data section comes from the model file: read its render cache, never write where the file says.
+    data = relocalisation_data(config.data, progress=progress, write_cache=False)
+    return evaluate_relocalisation(net, data), config
