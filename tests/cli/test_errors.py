@@ -89,6 +89,9 @@ CASES = [
     (["train", "reloc", "--config", "{d}/missing.yaml", "--output", "{d}/run"], "train reloc", "missing.yaml"),
     (["evaluate", "reloc", "--model", "{d}/missing.pt"], "evaluate reloc", "missing.pt"),
     (["evaluate", "reloc", "--model", "{d}/junk.pt"], "evaluate reloc", "junk.pt"),
+    (["evaluate", "reloc", "--model", "{d}/junk.pt", "--plot", "{d}/plot.txt"], "evaluate reloc", "ending in .png"),
+    (["bundle", "--pose", "{d}/junk.pt", "--output", "{d}/out.tfm"], "bundle", "ending in .pt"),
+    (["demo", "--output", "{d}/text.nii.gz"], "demo", "is a file, not a folder"),
     (["geometry", "--count", "0"], "geometry", "--count"),
     (["demo", "--angles", "200"], "demo", "--angles"),
 ]

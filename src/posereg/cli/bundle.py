@@ -26,7 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Bundle the networks and describe the file written."""
+    from posereg._files import check_outputs
     from posereg.registration import load_pipeline_model, save_pipeline_model
+
+    check_outputs({"--output": args.output}, [args.pose, args.correction], {"--output": (".pt",)})
 
     save_pipeline_model(args.output, args.pose, args.correction, correction_steps=args.correction_steps,
                         pose_steps=args.pose_steps, half=args.half)  # fmt: skip

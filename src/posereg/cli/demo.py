@@ -36,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from posereg._files import check_outputs
     from posereg.evaluation.plots import registration_slices
     from posereg.evaluation.volume_demo import METHODS, run_volume_demo, summarise_demo
 
     if args.subjects < 1 or not args.angles or any(not 0 <= a <= 180 for a in args.angles):
         raise ValueError("--subjects must be >= 1 and --angles within [0, 180] degrees")
+    check_outputs({"--output": str(Path(args.output) / "volume_registration.png")}, [args.model], {})
     model = load_model(args)
     g = model.grid
     print(f"posereg demo: rigid registration of held-out synthetic subjects to the MNI152 {g.contrast.value.upper()} "

@@ -27,8 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_reloc(args: argparse.Namespace) -> int:
     """Median position and orientation errors of a relocalisation model on its scene's test frames."""
+    from posereg._files import check_outputs
     from posereg.evaluation.plots import camera_positions
     from posereg.training.reloc_model import evaluate_reloc_model
+
+    check_outputs({"--plot": args.plot}, [args.model], {"--plot": (".png", ".pdf", ".svg")})
 
     result, config = evaluate_reloc_model(args.model, progress=not args.quiet)
     p, r = result.position_m, result.rotation_deg

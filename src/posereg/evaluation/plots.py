@@ -64,8 +64,7 @@ def binned_boxplot(
         ax.axhline(threshold, color="grey", linestyle=":", linewidth=1)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    _save(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -99,8 +98,7 @@ def registration_slices(
                     ax.set_title(f"{name} ({view})", fontsize=8)
         axes[r, 0].set_ylabel(title, fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -139,6 +137,14 @@ def camera_positions(path: str | Path, results: Mapping[str, Tensor], truth: Ten
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    _save(fig, path, dpi=120)
     plt.close(fig)
+
+
+def _save(fig, path: str | Path, dpi: int) -> None:  # type: ignore[no-untyped-def]
+    """``fig.savefig`` through a temporary file (the format from ``path``'s extension): no half-written figure."""
+    from posereg._files import atomic_path
+
+    suffix = Path(path).suffix.lstrip(".").lower() or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=suffix)

@@ -62,8 +62,10 @@ def write_report(path: str | Path, text: str) -> bool:
     old = path.read_text().splitlines() if path.is_file() else []
     start = next((i for i, line in enumerate(old) if line.startswith(READING_HEADING)), None)
     kept = [] if start is None else ["", *old[start:]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n" + ("\n".join(kept) + "\n" if kept else ""))
+    from posereg._files import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text.rstrip("\n") + "\n" + ("\n".join(kept) + "\n" if kept else ""))
     if start is not None:
         print(f"kept the hand-written reading of {path}: check it against the new numbers", file=sys.stderr)
     return start is not None
