@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(--refine, SVR-Deep), prints the plane and writes the transform and the matching atlas slice.",
     )
     p.add_argument("slice", help="the slice (2D NIfTI, or 3D with one axis of size 1)")
-    p.add_argument("--model", help="slice model (model.pt of 'posereg train slice'; default: the bundled one)")
+    p.add_argument("--model", required=True, help="slice model (model.pt of 'posereg train slice')")
     add_atlas_arguments(p)
     p.add_argument("--refine", action="store_true", help="refine with slice-to-volume registration (SVR-Deep)")
     p.add_argument("--search-stack", action="store_true",
@@ -45,14 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from posereg.registration import write_rigid_transform
     from posereg.registration.itk import TRANSFORM_SUFFIXES
     from posereg.registration.slice import slice_as_volume, slice_in_atlas, slice_settings
-    from posereg.registration.slice_model import load_slice_model, pretrained_slice_path
+    from posereg.registration.slice_model import load_slice_model
 
     nifti = (".nii", ".nii.gz")
     outputs = {"--out-transform": args.out_transform, "--out-input": args.out_input, "--out-slice": args.out_slice,
                "--out-placed": args.out_placed}  # fmt: skip
     check_outputs(outputs, [args.slice, args.model, args.atlas],
                   {"--out-transform": TRANSFORM_SUFFIXES, "--out-input": nifti, "--out-slice": nifti, "--out-placed": nifti})
-    model = load_slice_model(args.model if args.model is not None else pretrained_slice_path())
+    model = load_slice_model(args.model)
     image, spacing = load_slice_nifti(args.slice)
     atlas = atlas_on(args, working_grid(args, model.grid))
     geometry = model.geometry

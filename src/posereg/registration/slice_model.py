@@ -17,27 +17,9 @@ from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.registration.intensity import IntensitySettings
 from posereg.registration.slice import SliceLocator
 
-__all__ = ["DEFAULT_MIDDLE_FRACTION", "PRETRAINED_SLICE_MODEL", "SliceModel", "load_slice_model", "pretrained_slice_path"]
+__all__ = ["DEFAULT_MIDDLE_FRACTION", "SliceModel", "load_slice_model"]
 
 DEFAULT_MIDDLE_FRACTION = 0.66  # the training default (posereg.data.config.SliceDataConfig)
-PRETRAINED_SLICE_MODEL = "slice_t1_64.pt"
-
-
-def pretrained_slice_path() -> Path:
-    """The bundled slice model (``posereg/weights/``): MNI152 T1, 64 x 64 slices of 3 mm.
-
-    ``posereg train slice --config configs/slice_pose.yaml`` (synthetic MNI152 subjects, seed 0),
-    stored in float16 (docs/benchmarks/slice_to_volume.md).
-
-    Raises:
-        FileNotFoundError: the installation lacks it.
-    """
-    from importlib.resources import files
-
-    path = Path(str(files("posereg.weights").joinpath(PRETRAINED_SLICE_MODEL)))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the bundled slice model is missing from this installation")
-    return path
 
 
 @dataclass(frozen=True)
