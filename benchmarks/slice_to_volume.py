@@ -28,7 +28,6 @@ along the normal), median time per case; plus a box plot like the paper's Fig. 3
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -37,12 +36,12 @@ from pathlib import Path
 
 import torch
 
-from posereg.data import WorkingGrid, load_atlas
+from posereg.data import load_atlas
 from posereg.data.slices import SliceGeometry
 from posereg.evaluation import SliceCase, bin_indices, equal_count_edges, rotation_error_deg, summarise
 from posereg.evaluation.cases import synthetic_slice_cases
 from posereg.evaluation.plots import binned_boxplot
-from posereg.evaluation.report import binned_cells, machine_line, markdown_table, write_report
+from posereg.evaluation.report import binned_cells, binned_report, machine_line, markdown_table, write_report
 from posereg.evaluation.timing import run_timed, select_methods
 from posereg.registration.slice import SliceLocator, register_slice, slice_settings
 from posereg.training.slice import load_slice_model
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     net, config = load_slice_model(args.model)
     a = config.atlas
-    atlas = load_atlas(WorkingGrid.from_record(dataclasses.asdict(a)))
+    atlas = load_atlas(a)
     geometry = SliceGeometry(a.shape, a.spacing, a.shape)
     cases = synthetic_slice_cases(atlas, args.subjects, args.rotations, args.seed, geometry=geometry)
     truth_angles = [float(rotation_error_deg(c.R, torch.eye(3, dtype=F64))) for c in cases]
@@ -140,25 +139,12 @@ def _report(args, geometry, edges, bins, errors, position, times, elapsed) -> st
         speed += [f"- {name}: {1000 * statistics.median(t):.0f} ms" for name, t in times.items() if name.startswith("SVR-Deep")]
     paper = markdown_table(["method", "Salehi et al. 2018, Table 1 (mean degrees per bin)"], list(PAPER_TABLE1.items()))
     command = " ".join(["python benchmarks/slice_to_volume.py", *sys.argv[1:]]) if args.output else ""
-    return "\n".join([
-        "# Slice-to-volume pose (benchmarks/slice_to_volume.py)",
-        "",
-        f"Command: `{command}`" if command else "",
-        machine_line(args.threads, elapsed),
-        "",
-        f"{args.subjects} unseen test subjects x {args.rotations} half-space rotations (seed {args.seed}), one slice "
-        f"each from the middle 66% of the stack, Rician noise; {geometry.size}^2 pixels of {geometry.spacing:g} mm; "
-        "MNI152 2009a atlas.",
-        f"Bin edges (equal counts): {', '.join(f'{e:.1f}' for e in edges)} degrees.",
-        "Cells: mean +- std (median) rotation error in degrees.",
-        "",
-        *lines,
-        "",
-        *(["Median time per slice (batch 1, the same run):", "", *speed, ""] if speed else []),
-        "Published numbers for reference (different data: real subjects, their networks and settings):",
-        "",
-        *paper,
-    ])  # fmt: skip
+    setting = (f"{args.subjects} unseen test subjects x {args.rotations} half-space rotations (seed {args.seed}), one "
+               f"slice each from the middle 66% of the stack, Rician noise; {geometry.size}^2 pixels of "
+               f"{geometry.spacing:g} mm; MNI152 2009a atlas.")  # fmt: skip
+    body = [*lines, "", *(["Median time per slice (batch 1, the same run):", "", *speed, ""] if speed else [])]
+    return binned_report("Slice-to-volume pose (benchmarks/slice_to_volume.py)", command,
+                         machine_line(args.threads, elapsed), setting, edges, body, paper)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from posereg.evaluation import (
     translation_error_mm,
 )
 from posereg.evaluation.plots import binned_boxplot
-from posereg.evaluation.report import binned_cells, machine_line, markdown_table, write_report
+from posereg.evaluation.report import binned_cells, binned_report, machine_line, markdown_table, write_report
 from posereg.evaluation.timing import run_timed, select_methods
 from posereg.models import load_volume_network
 from posereg.registration import (
@@ -176,25 +176,11 @@ def _report(args, edges, bins, errors, t_errors, times, elapsed) -> str:  # type
         lines += ["", "Median time ratios in this run: " + "; ".join(ratios) + "."]
     paper = markdown_table(["method", "Salehi et al. 2018, Table 2 (mean degrees per bin)"], list(PAPER_TABLE2.items()))
     command = " ".join(["python benchmarks/volume_registration.py", *sys.argv[1:]]) if args.output else ""
-    return "\n".join([
-        "# Volume-to-atlas rigid registration (benchmarks/volume_registration.py)",
-        "",
-        f"Command: `{command}`" if command else "",
-        machine_line(args.threads, elapsed),
-        "",
-        f"{args.subjects} unseen test subjects x {args.rotations} Haar-uniform rotations (seed {args.seed}), "
-        "translations uniform in +-10 mm, FOV cropping and Rician noise; 64^3 voxels of 3 mm; MNI152 2009a atlas.",
-        f"Bin edges (equal counts): {', '.join(f'{e:.1f}' for e in edges)} degrees.",
-        "Cells: mean +- std (median) rotation error in degrees.",
-        "",
-        *lines,
-        "",
-        "Published numbers for reference (different data: real subjects, their networks and settings):",
-        "",
-        *paper,
-        "",
-        "Times (Salehi et al. Table 3, CPU): VVR-GC 553 s, VVR-Deep 365 s per case.",
-    ])  # fmt: skip
+    setting = (f"{args.subjects} unseen test subjects x {args.rotations} Haar-uniform rotations (seed {args.seed}), "
+               "translations uniform in +-10 mm, FOV cropping and Rician noise; 64^3 voxels of 3 mm; MNI152 2009a atlas.")
+    return binned_report("Volume-to-atlas rigid registration (benchmarks/volume_registration.py)", command,
+                         machine_line(args.threads, elapsed), setting, edges, [*lines, ""], paper,
+                         ["", "Times (Salehi et al. Table 3, CPU): VVR-GC 553 s, VVR-Deep 365 s per case."])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import torch
 
 from posereg.evaluation.metrics import summarise
 
-__all__ = ["READING_HEADING", "binned_cells", "machine_line", "markdown_table", "write_report"]
+__all__ = ["binned_report", "READING_HEADING", "binned_cells", "machine_line", "markdown_table", "write_report"]
 
 #: Heading prefix of the hand-written part of a report, which reruns keep (``write_report``).
 READING_HEADING = "## Reading"
@@ -69,3 +69,25 @@ def write_report(path: str | Path, text: str) -> bool:
     if start is not None:
         print(f"kept the hand-written reading of {path}: check it against the new numbers", file=sys.stderr)
     return start is not None
+
+
+def binned_report(title: str, command: str, machine: str, setting: str, edges: Sequence[float], body: Sequence[str],
+                  paper: Sequence[str], notes: Sequence[str] = ()) -> str:  # fmt: skip
+    """A benchmark report of errors by rotation bin: title, command, machine, the setting, the bin
+    edges (degrees), ``body`` (tables and timings), the published numbers and ``notes`` after them."""
+    return "\n".join([
+        f"# {title}",
+        "",
+        f"Command: `{command}`" if command else "",
+        machine,
+        "",
+        setting,
+        f"Bin edges (equal counts): {', '.join(f'{e:.1f}' for e in edges)} degrees.",
+        "Cells: mean +- std (median) rotation error in degrees.",
+        "",
+        *body,
+        "Published numbers for reference (different data: real subjects, their networks and settings):",
+        "",
+        *paper,
+        *notes,
+    ])  # fmt: skip
