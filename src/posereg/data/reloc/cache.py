@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from posereg._files import atomic_path
 from posereg.data.reloc.config import RelocDataConfig
 from posereg.data.reloc.render import RenderedScene, render_scene
 from posereg.data.reloc.scene import synthetic_scene
@@ -41,8 +42,8 @@ def rendered_splits(data: RelocDataConfig, *, progress: bool = False) -> tuple[R
             continue
         rendered = render_scene(scene, sequences=list(seeds), frames=data.frames, size=data.size,
                                 points_per_image=data.points_per_image, progress=progress)  # fmt: skip
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rendered.save(path)
+        if path is not None:  # atomically: the processes of a multi-process run may render at once
+            with atomic_path(path) as tmp:
+                rendered.save(tmp)
         out.append(rendered)
     return out[0], out[1]
