@@ -18,7 +18,7 @@ from posereg.training.volume import train_volume
 
 TINY = {
     "atlas": {"shape": 16, "spacing": 12.0, "resolution_mm": 2},
-    "data": {"train_subjects": 2, "val_subjects": 1, "items_per_epoch": 9, "val_items": 5},  # batches 4, 4, 1
+    "data": {"train_subjects": 2, "val_subjects": 1, "items_per_epoch": 9, "val_items": 5},  # batches 4, 5
     "model": {"channels": [4, 8], "pool_before": [1], "fc": [16], "pooled_size": 2},
     "schedule": {"mse_epochs": 1, "geodesic_epochs": 2},
     "optim": {"batch_size": 4, "num_workers": 0, "lr": 0.01, "cosine_decay": True},
@@ -67,8 +67,8 @@ def test_resume_after_a_kill_mid_epoch_is_bit_identical(uninterrupted, capsys) -
     tmp, path, a = uninterrupted
     b = tmp / "b"
     config = VolumeTrainingConfig.from_yaml(path)
-    with pytest.raises(Killed):  # step 4 of 9: the first step of the second epoch (3 steps an epoch)
-        train_volume(config, b, progress=False, callbacks=[KillAfter(4)])
+    with pytest.raises(Killed):  # after step 3 of 6: the first of the second epoch (2 steps an epoch)
+        train_volume(config, b, progress=False, callbacks=[KillAfter(3)])
     assert torch.load(b / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0 and not (b / "model.pt").exists()
     assert main(["train", "volume", "--config", str(path), "--output", str(b), "--quiet"]) == 2  # not empty
     assert "pass --resume to continue the run in it or --overwrite" in capsys.readouterr().err
@@ -122,21 +122,37 @@ def test_one_run_per_folder(uninterrupted, capsys) -> None:  # type: ignore[no-u
     assert (run / "notes.txt").read_text() == "mine" and not (run / "model_after_old.pt").exists()
     assert [len(list((run / "checkpoints").glob(p))) for p in ("last*.ckpt", "best-*.ckpt", "*")] == [1, 1, 2]
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
-    assert _same_weights(a / "model.pt", run / "model.pt")  # the same seed, the same run
+    assert _same_weights(a / "model.pt", run / "model.pt") and _rows(a) == _rows(run)  # one seed, one run
     # --resume on a folder with nothing yet starts the run
     assert main(["train", "volume", "--config", str(path), "--output", str(tmp / "d"), "--resume", "--quiet"]) == 0
     assert "nothing to resume: starting the run" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("items, batch_size", [(1, 16), (1, 1), (5, 2)])
-def test_any_item_count_and_batch_size_trains(tmp_path, items, batch_size) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("items, batch_size, steps", [(1, 16, 1), (1, 1, 1), (5, 2, 2), (3, 1, 3)])
+def test_any_item_count_and_batch_size_trains(tmp_path, items, batch_size, steps) -> None:  # type: ignore[no-untyped-def]
     config = VolumeTrainingConfig.from_dict({**TINY, "schedule": {"mse_epochs": 1, "geodesic_epochs": 0},
                                              "data": {**TINY["data"], "items_per_epoch": items, "val_items": 1},
                                              "optim": {**TINY["optim"], "batch_size": batch_size}})  # fmt: skip
     result = train_volume(config, tmp_path / "run", progress=False)
     losses = [float(r["train/loss"]) for r in _rows(tmp_path / "run") if r.get("train/loss")]
-    assert len(losses) == -(-items // batch_size) and all(map(torch.isfinite, torch.tensor(losses)))
+    assert len(losses) == steps and all(map(torch.isfinite, torch.tensor(losses)))  # 5 in 2s: batches 2, 3
     assert result.model_path.is_file()
+
+
+def test_relocalisation_resumes_bit_identically_dropout_and_all(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from posereg.training.reloc import train_reloc
+
+    config = RelocTrainingConfig.from_dict({
+        "data": {"train_sequences": 2, "test_sequences": 1, "frames": 9, "size": 24, "points_per_image": 4,
+                 "cache": str(tmp_path / "cache")},
+        "model": {"width": 0.125, "fc_features": 16, "dropout": 0.5},
+        "optim": {"epochs": 3, "batch_size": 4, "num_workers": 0}})  # 9 training frames: batches 4, 5  # fmt: skip
+    whole = train_reloc(config, tmp_path / "whole", progress=False).output
+    with pytest.raises(Killed):
+        train_reloc(config, tmp_path / "cut", progress=False, callbacks=[KillAfter(5)])  # mid third epoch
+    resumed = train_reloc(config, tmp_path / "cut", progress=False, resume=True)
+    assert resumed.resumed_from == tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    assert _same_weights(whole / "model.pt", resumed.model_path) and _rows(whole) == _rows(resumed.output)
 
 
 def _metrics(run: Path) -> list[dict[str, str]]:
@@ -145,7 +161,7 @@ def _metrics(run: Path) -> list[dict[str, str]]:
 
 def test_repeated_runs_are_identical_for_every_trainer(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """One seed, one result, in one process: volume (above), slice and relocalisation (dropout,
-    shuffled frames, a last batch of one); another seed differs; the caller's RNG is untouched."""
+    shuffled frames, uneven batches); another seed differs; the caller's RNG is untouched."""
     from posereg.training.reloc import train_reloc
     from posereg.training.slice import train_slice
 

@@ -1,11 +1,19 @@
 """What each process of a run sees, and how the processes' results are joined.
 
 An epoch's items (``EpochSampler``: ``(epoch, index)`` pairs, in a seeded order or in index order)
-are padded to a multiple of the number of processes ``W`` by repeating the first ones, then cut
-into global batches of ``batch_size`` items (the last one shorter); process ``r`` takes items
-``r, r + W, ...`` of each global batch. So the shards of one epoch are disjoint (but for the
-padding), every process runs the same number of steps with the same batch sizes, and the union of
-one step's shards is the global batch a single process would take (``ShardedBatchSampler``).
+are cut into global batches of ``batch_size`` items (the last one shorter; with ``batch_size > 1``
+a last batch of a single item joins the one before it), each padded to a multiple of the number of processes ``W`` by
+repeating the epoch's first items; process ``r`` takes items ``r, r + W, ...`` of each global
+batch. So the shards of one epoch are disjoint (but for the padding), every process runs the same
+number of steps with the same batch sizes, and the union of one step's shards is the global batch a
+single process takes (``ShardedBatchSampler``).
+
+Why a last item joins the batch before it: batch normalisation cannot normalise one item by its
+own statistics (``posereg.training.loop.batchnorm_for_batch`` falls back to the running ones when
+it must), and torch's CPU 2-D convolution backward for one item on 1 x 1 maps is not bit-
+reproducible with several threads (seen with torch 2.13 in PoseNet's last block), which would
+break exact repeats and resumes. Batches of one remain only where the configuration asks for them
+(``batch_size`` equal to the number of processes) or an epoch has a single item per process.
 
 Validation shards are padded the same way with marked items (``Tagged``: ``ITEM`` holds the item's
 index, or -1 for padding); the per-item results of all processes are joined by ``gather_items``
@@ -54,9 +62,16 @@ def shard_batches(pairs: list[Any], batch_size: int, rank: int, world: int) -> l
         raise ValueError(f"rank, world: expected 0 <= rank < world, got {rank}, {world}")
     if batch_size < 1 or batch_size % world:
         raise ValueError(f"batch_size: the global batch ({batch_size}) must be a positive multiple of the {world} processes")
-    padding = (-len(pairs)) % world
-    marked = [(p, False) for p in pairs] + [(pairs[i % len(pairs)], True) for i in range(padding)]
-    return [marked[start : start + batch_size][rank::world] for start in range(0, len(marked), batch_size)]
+    chunks = [pairs[start : start + batch_size] for start in range(0, len(pairs), batch_size)]
+    if batch_size > 1 and len(chunks) > 1 and len(chunks[-1]) == 1:
+        last = chunks.pop()
+        chunks[-1] = chunks[-1] + last
+    batches = []
+    for chunk in chunks:
+        padding = (-len(chunk)) % world
+        marked = [(p, False) for p in chunk] + [(pairs[i % len(pairs)], True) for i in range(padding)]
+        batches.append(marked[rank::world])
+    return batches
 
 
 class ShardedBatchSampler(Sampler):
@@ -81,8 +96,8 @@ class ShardedBatchSampler(Sampler):
             yield [(*pair, not padding) if self.tag else pair for pair, padding in batch]
 
     def __len__(self) -> int:
-        padded = -(-len(self.sampler) // self.world) * self.world
-        return -(-padded // self.batch_size)
+        n = len(self.sampler)
+        return max(1, n // self.batch_size + (n % self.batch_size > 1))
 
 
 class Tagged(Dataset):
