@@ -69,7 +69,7 @@ def test_resume_after_a_kill_mid_epoch_is_bit_identical(uninterrupted, capsys) -
     config = VolumeTrainingConfig.from_yaml(path)
     with pytest.raises(Killed):  # after step 3 of 6: the first of the second epoch (2 steps an epoch)
         train_volume(config, b, progress=False, callbacks=[KillAfter(3)])
-    assert torch.load(b / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0 and not (b / "model.pt").exists()
+    assert torch.load(b / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0 and not (b / "model.pt").exists()
     assert main(["train", "volume", "--config", str(path), "--output", str(b), "--quiet"]) == 2  # not empty
     assert "pass --resume to continue the run in it or --overwrite" in capsys.readouterr().err
     assert main(["train", "volume", "--config", str(path), "--output", str(b), "--quiet", "--resume"]) == 0
@@ -83,12 +83,12 @@ def test_resume_after_a_kill_mid_epoch_is_bit_identical(uninterrupted, capsys) -
 
 def test_last_is_the_last_epoch_and_best_the_best_validation_epoch(uninterrupted) -> None:  # type: ignore[no-untyped-def]
     _, _, a = uninterrupted
-    assert torch.load(a / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 2  # the last of 3 epochs
+    assert torch.load(a / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2  # the last of 3 epochs
     val = [(float(r["val/rotation_error_deg"]), int(r["epoch"])) for r in _rows(a) if r.get("val/rotation_error_deg")]
     assert len(val) == 3
     best = [p.name for p in (a / "checkpoints").glob("best-*.ckpt")]
     assert best == [f"best-epoch={min(val)[1]}.ckpt"]
-    stored = torch.load(a / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    stored = torch.load(a / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(stored[f"net.{k}"], v) for k, v in _weights(a / "model.pt").items())  # model.pt: last epoch
 
 

@@ -116,7 +116,7 @@ def check_run_folder(output: str | Path, config: Mapping[str, Any], *, resume: b
 
 def resumed_epoch(checkpoint: Path) -> tuple[int, int]:
     """``(epoch, global_step)`` a Lightning checkpoint was saved at (0-based epoch)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     return int(state["epoch"]), int(state["global_step"])
 
 
