@@ -17,8 +17,10 @@ through the same scene):
   applied to test residuals; training frames here); each as the squared distance ``d_W^2``
   (Hou et al.) and as the distance ``d_W`` itself (an L1-like loss, as the Kendall losses are).
 
-Every cell is trained once per ``--seeds`` value (the network's initial weights and the
-order of the training frames; the scenes are the same for every seed).
+Every cell is trained once per ``--seeds`` value (the network's initial weights, the order of
+the training frames and dropout; the scenes are the same for every seed). The best checkpoint of
+a run is chosen on a held-out training path (``data.val_sequences``); the test paths are only
+evaluated.
 
 Reported: median position (m) and orientation (degrees) error per scene and loss, in the
 shape of Kendall & Cipolla's table (the median over seeds of each run's medians, with the
@@ -124,7 +126,7 @@ def _trained_with(out: Path, config: RelocTrainingConfig) -> bool:
 def _train(run: Run, runs: Path, reuse: bool) -> Path:
     out = _run_dir(run, runs)
     if not (reuse and _trained_with(out, run.config)):
-        train_reloc(run.config, out, progress=False)
+        train_reloc(run.config, out, progress=False, overwrite=True)
     summary = json.loads((out / "summary.json").read_text())
     run.seconds = summary["seconds"]
     return out

@@ -29,8 +29,8 @@ def _rates(config, head, device: torch.device, batches: int = 6) -> tuple[float,
     module = SyntheticHeadModule(net, salehi_schedule(1, 1, representation=net.representation), head, config.network,
                                  batch_size=config.optim.batch_size, seed=12345).to(device)  # fmt: skip
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
-    dtype = torch.bfloat16 if config.optim.precision == "bf16-mixed" else torch.float16
-    autocast = config.optim.precision != "32-true"
+    dtype = torch.bfloat16 if config.trainer.precision == "bf16-mixed" else torch.float16
+    autocast = config.trainer.precision != "32-true"
 
     def sync() -> None:
         if device.type == "cuda":
@@ -71,7 +71,8 @@ def main() -> None:
     from posereg.training.volume import train_volume
 
     config = load_config(args.config, VolumeTrainingConfig)
-    config = config.replace(data=config.data.replace(head_model=args.head_model))
+    config = config.replace(data=config.data.replace(head_model=args.head_model),
+                            trainer=config.trainer.replace(accelerator=args.accelerator))
     device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
     synth, train = _rates(config, load_head_model(args.head_model), device)
     epochs = config.schedule.mse_epochs + config.schedule.geodesic_epochs
@@ -83,7 +84,7 @@ def main() -> None:
     rates = {"synthesis_samples_per_s": synth, "training_samples_per_s": train, "items_per_epoch": items,
              "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}  # fmt: skip
     print(json.dumps(rates), flush=True)
-    result = train_volume(config, args.output, accelerator=args.accelerator, progress=False)
+    result = train_volume(config, args.output, progress=False, overwrite=True)
     summary = json.loads((result.output / "summary.json").read_text())
     (result.output / "summary.json").write_text(json.dumps({**summary, "rates": rates}, indent=2))
     print(json.dumps(summary), flush=True)

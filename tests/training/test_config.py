@@ -84,7 +84,26 @@ BAD = [
     (V, {"optim": {"lr": math.inf}}, r"^optim\.lr: Input should be a finite number"),
     (V, {"optim": {"lr": -1.0}}, r"^optim\.lr: Input should be greater than 0"),
     (V, {"optim": {"weight_decay": -1e-4}}, r"^optim\.weight_decay: Input should be greater than or equal to 0"),
-    (V, {"optim": {"precision": "64"}}, r"^optim\.precision: Input should be '32-true', 'bf16-mixed' or '16-mixed'"),
+    (V, {"optim": {"precision": "64"}}, r"^trainer\.precision: Input should be '32-true', 'bf16-mixed' or '16-mixed'"),
+    (V, {"optim": {"precision": "bf16-mixed"}, "trainer": {"precision": "32-true"}}, r"^optim\.precision: unknown key"),
+    (V, {"optim": {"weight_decay": -0.1}}, r"^optim\.weight_decay: Input should be greater than or equal to 0"),
+    (S, {"data": {"noise": -0.5}}, r"^data\.noise: Input should be greater than or equal to 0"),
+    (V, {"data": {"crop": 5}}, r"^data\.crop: Input should be less than 0\.5"),
+    (R, {"data": {"crop": 5}}, r"^data\.crop: Input should be greater than or equal to 16"),
+    (R, {"data": {"val_sequences": 0}}, r"^data\.val_sequences: Input should be greater than or equal to 1"),
+    (R, {"data": {"train_sequences": 2, "val_sequences": 2}}, r"^data\.val_sequences: must leave training sequences"),
+    # the trainer section: where a run executes
+    (V, {"trainer": {"accelerator": "tpu"}}, r"^trainer\.accelerator: Input should be 'cpu', 'gpu' or 'auto'"),
+    (V, {"trainer": {"devices": 0}}, r"^trainer\.devices: expected a number of devices \(>= 1\) or 'auto', got 0"),
+    (V, {"trainer": {"devices": 1.5}}, r"^trainer\.devices: expected a number of devices"),
+    (V, {"trainer": {"devices": "all"}}, r"^trainer\.devices: expected a number of devices"),
+    (S, {"trainer": {"num_nodes": 0}}, r"^trainer\.num_nodes: Input should be greater than or equal to 1"),
+    (R, {"trainer": {"strategy": "horovod"}}, r"^trainer\.strategy: Input should be 'auto', 'ddp' or 'ddp_spawn'"),
+    (V, {"trainer": {"precision": "16-mixed"}}, r"^trainer\.precision: 16-mixed is float16 autocast on a CUDA GPU"),
+    (V, {"trainer": {"sync_batchnorm": True}}, r"^trainer\.sync_batchnorm: needs CUDA GPUs"),
+    (V, {"trainer": {"devices": 3}}, r"^optim\.batch_size: the global batch \(8\) must split evenly over the 3 processes"),
+    (R, {"trainer": {"accelerator": "gpu", "devices": 4, "num_nodes": 2}, "optim": {"batch_size": 12}},
+     r"^optim\.batch_size: the global batch \(12\) must split evenly over the 8 processes"),
     (V, {"optim": {"max_minutes": 0.0}}, r"^optim\.max_minutes: Input should be greater than 0"),
     (S, {"optim": {"cosine_decay": "yes"}}, r"^optim\.cosine_decay: Input should be a valid boolean \(got 'yes'\)"),
     (R, {"optim": {"epochs": 2.5}}, r"^optim\.epochs: Input should be a valid integer"),
@@ -191,9 +210,15 @@ def test_the_bundled_models_stored_configs_still_parse() -> None:
     assert pose.network is NetworkKind.POSE and correction.network is NetworkKind.CORRECTION
     assert (pose.atlas.shape, pose.atlas.spacing, pose.atlas.contrast) == (64, 3.0, Contrast.T1)
     assert correction.seed == 1 and correction.data.synthetic_heads and correction.optim.max_minutes == 7.6
+    # written before the trainer section: optim.precision is read as trainer.precision
+    assert payload["pose"]["config"]["optim"]["precision"] == "bf16-mixed" and "trainer" not in payload["pose"]["config"]
+    assert pose.trainer.precision == correction.trainer.precision == "bf16-mixed"
+    assert pose.trainer.accelerator == "cpu" and pose.trainer.devices == 1
     assert "seed" in payload["correction"]["config"]["data"]  # written before one seed: dropped when read
     stored = payload["pose"]["config"]["data"]
     assert pose.model_dump(mode="json")["data"] == {k: v for k, v in stored.items() if k != "seed"}
+    stored_optim = {k: v for k, v in payload["pose"]["config"]["optim"].items() if k != "precision"}
+    assert pose.model_dump(mode="json")["optim"] == stored_optim
 
 
 OLD_SLICE = {"network": "slice", "seed": 0, "atlas": {"contrast": "t1", "shape": 64, "spacing": 3.0, "resolution_mm": 1},
@@ -219,11 +244,15 @@ OLD_RELOC = {"network": "reloc", "seed": 0,
 
 def test_configs_stored_by_earlier_versions_still_parse() -> None:
     """The ``to_dict()`` of the slice and reloc configurations before this schema (verbatim)."""
-    assert S.from_stored(OLD_SLICE) == S()
+    assert S.from_stored(OLD_SLICE) == S()  # its optim.precision, 32-true, is trainer.precision now
     reloc = R.from_stored(OLD_RELOC)
     assert reloc.loss.kind is LossKind.SE3 and reloc.loss.metric_weights == (0.1, 0.1, 0.1, 0.9, 0.9, 0.9)
-    assert reloc.model_dump(mode="json") == OLD_RELOC  # reloc dumps are unchanged
-    with pytest.raises(ValueError, match=r"^stored config: 16 bad values:\n  network: Input should be 'reloc'"):
+    # reloc dumps gain the trainer section and data.val_sequences, with their defaults
+    dumped = reloc.model_dump(mode="json")
+    assert dumped["trainer"] == R().trainer.model_dump(mode="json") and dumped["data"].pop("val_sequences") == 1
+    assert {k: v for k, v in dumped.items() if k != "trainer"} == OLD_RELOC
+    assert S.from_stored({**OLD_SLICE, "optim": {**OLD_SLICE["optim"], "precision": "bf16-mixed"}}).trainer.precision == "bf16-mixed"
+    with pytest.raises(ValueError, match=r"^stored config: 15 bad values:\n  network: Input should be 'reloc'"):
         R.from_stored(OLD_SLICE)
     with pytest.raises(ValueError, match=r"data\.scene: must be one of"):
         R.from_stored({**OLD_RELOC, "data": {**OLD_RELOC["data"], "scene": "moon"}})

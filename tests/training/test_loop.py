@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from posereg.training.loop import seeded_network
+from posereg.training.seeding import seeded_network
 
 
 def test_seeded_network_is_reproducible_and_leaves_the_callers_rng_alone() -> None:
@@ -22,11 +22,11 @@ def test_the_training_order_follows_the_seed() -> None:
     from posereg.training.loop import training_loader
 
     def order(seed: int, epoch: int = 0) -> list[int]:
-        sampler = training_loader(list(range(32)), 8, 0, seed=seed).sampler  # type: ignore[arg-type]
+        sampler = training_loader(list(range(32)), 8, 0, seed=seed).batch_sampler.sampler  # type: ignore[arg-type,union-attr]
         sampler.set_epoch(epoch)  # type: ignore[attr-defined]
         return [i for _, i in sampler]
 
     assert sorted(order(0)) == list(range(32)) and order(0) == order(0)
     assert order(0) != order(1) and order(0) != order(0, epoch=1)
-    unshuffled = training_loader(list(range(4)), 2, 0, shuffle=False, seed=5).sampler  # type: ignore[arg-type]
+    unshuffled = training_loader(list(range(4)), 2, 0, shuffle=False, seed=5).batch_sampler.sampler  # type: ignore[arg-type,union-attr]
     assert [i for _, i in unshuffled] == [0, 1, 2, 3]

@@ -89,12 +89,14 @@ def test_metric_from_training_residuals_is_a_unit_block_metric(tiny) -> None:
 
 def test_posenet_normalises_with_the_training_images_statistics(tiny) -> None:
     _, config, data = tiny
-    train, _ = rendered_splits(config.data)
-    pixels = train.images.double().div(255).transpose(0, 1).reshape(3, -1)
+    rendered, _ = rendered_splits(config.data)
+    train = rendered.sequence == 0  # the training frames: path 1 validates
+    pixels = rendered.images[train].double().div(255).transpose(0, 1).reshape(3, -1)
     net = build_posenet(config, data)
     torch.testing.assert_close(torch.tensor(net.spec["image_mean"], dtype=torch.float64), pixels.mean(1))
     torch.testing.assert_close(torch.tensor(net.spec["image_std"], dtype=torch.float64), pixels.std(1, correction=0))
-    torch.testing.assert_close(torch.tensor(net.spec["position_offset"], dtype=torch.float64), train.positions.mean(0))
+    torch.testing.assert_close(torch.tensor(net.spec["position_offset"], dtype=torch.float64),
+                               rendered.positions[train].mean(0))  # fmt: skip
 
 
 def _batch(data, n: int = 4) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]

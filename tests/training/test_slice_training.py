@@ -77,7 +77,7 @@ def test_training_batches_mix_rotated_subjects():
     epochs = []
     for epoch in (0, 1):
         loader = training_loader(train, 8, 0)
-        loader.sampler.set_epoch(epoch)
+        loader.batch_sampler.sampler.set_epoch(epoch)  # what Lightning calls
         batch = next(iter(loader))
         assert len(torch.unique(batch["rotation"], dim=0)) >= 4
         epochs.append(batch["rotation"])

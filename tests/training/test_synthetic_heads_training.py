@@ -19,7 +19,7 @@ def test_shipped_head_configs_parse():
     correction = load_config("configs/volume_correction_heads.yaml", VolumeTrainingConfig)
     assert pose.data.synthetic_heads and correction.data.synthetic_heads
     assert pose.network is NetworkKind.POSE and correction.network is NetworkKind.CORRECTION
-    assert pose.optim.precision == "bf16-mixed" and correction.data.max_rotation_angle_deg == 50.0
+    assert pose.trainer.precision == "bf16-mixed" and correction.data.max_rotation_angle_deg == 50.0
 
 
 def _tiny(tmp_path, small_head, network: str) -> dict:

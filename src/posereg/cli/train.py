@@ -40,8 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _add_training_arguments(p: argparse.ArgumentParser, example: str) -> None:
     """The options every 'posereg train TASK' takes."""
     p.add_argument("--config", required=True, help=f"YAML configuration (e.g. {example})")
-    p.add_argument("--output", required=True, help="run directory for checkpoints, logs and model.pt")
-    p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"), help="Lightning accelerator")
+    p.add_argument("--output", required=True, help="run directory for checkpoints, logs and model.pt (refused when "
+                   "not empty, unless --resume or --overwrite)")  # fmt: skip
+    p.add_argument("--accelerator", choices=("cpu", "gpu", "auto"),
+                   help="Lightning accelerator (default: the config's trainer.accelerator)")  # fmt: skip
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true", help="continue the run in --output from checkpoints/last.ckpt "
+                      "(bit-identical to an uninterrupted run on the same trainer settings; from the beginning "
+                      "when it has no checkpoint yet)")  # fmt: skip
+    runs.add_argument("--overwrite", action="store_true", help="replace the run in --output")
     p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
 
 
@@ -69,13 +76,42 @@ def run_reloc(args: argparse.Namespace) -> int:
     return _train(args, RelocTrainingConfig, train_reloc)
 
 
-def _train(args: argparse.Namespace, config_class: Any, train: Callable[..., Any]) -> int:
-    """Load the configuration (``config_class.from_yaml``), train, and print where the run's outputs are."""
+def _effective_config(args: argparse.Namespace, config_class: Any) -> Any:
+    """The configuration file's values with the command line's overrides (``--accelerator``), validated."""
     config = config_class.from_yaml(args.config)
-    result = train(config, args.output, accelerator=args.accelerator, progress=not args.quiet)
-    print(f"trained {config.model_dump(mode='json')['network']} network in {result.seconds:.0f} s")
+    if args.accelerator is not None:
+        config = config.replace(trainer=config.trainer.replace(accelerator=args.accelerator))
+    return config
+
+
+def _train(args: argparse.Namespace, config_class: Any, train: Callable[..., Any]) -> int:
+    """Load and check the configuration and the output folder before anything is written, print the
+    effective configuration, train, and print where the run's outputs are."""
+    import yaml
+
+    from posereg.training.run import check_run_folder
+
+    config = _effective_config(args, config_class)
+    dumped = config.model_dump(mode="json")
+    folder = check_run_folder(args.output, dumped, resume=args.resume, overwrite=args.overwrite)
+    if _first_process():
+        print(f"# effective configuration (saved as {folder.output / 'config.json'})")
+        print(yaml.safe_dump(dumped, sort_keys=False).rstrip())
+        if args.resume:
+            print(f"resuming from {folder.resume_from}" if folder.resume_from else "nothing to resume: starting the run")
+    result = train(config, args.output, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
+    if not _first_process():
+        return 0
+    print(f"trained {dumped['network']} network in {result.seconds:.0f} s")
     print(f"  model:       {result.model_path}")
     print(f"  best:        {result.best_checkpoint}")
     print(f"  metrics:     {result.metrics_csv}")
     print(f"  tensorboard: {result.output / 'tensorboard'}")
     return 0
+
+
+def _first_process() -> bool:
+    """Whether this is the first process of the run (launchers: torchrun's RANK, SLURM's SLURM_PROCID)."""
+    import os
+
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "SLURM_PROCID"))

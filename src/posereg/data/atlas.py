@@ -125,12 +125,12 @@ def load_atlas(grid: WorkingGrid | None = None, image: Volume | None = None, *, 
 
 def _cached_template(grid: WorkingGrid) -> Atlas:
     """``load_atlas(grid, cache=False)``, read from or written to the private atlas cache."""
-    import nilearn
+    from importlib.metadata import version
 
     from posereg._files import atomic_path, cache_root, private_folder
 
     folder = private_folder(cache_root() / "atlas")
-    name = f"mni152-{grid.contrast.value}-{grid.shape}-{grid.spacing:g}mm-from{grid.resolution_mm}mm-nilearn{nilearn.__version__}.pt"
+    name = f"mni152-{grid.contrast.value}-{grid.shape}-{grid.spacing:g}mm-from{grid.resolution_mm}mm-nilearn{version('nilearn')}.pt"
     if folder is not None and (folder / name).is_file():
         try:
             stored = torch.load(folder / name, map_location="cpu", weights_only=True)

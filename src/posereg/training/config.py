@@ -6,7 +6,10 @@ sections in ``posereg.data.config`` and ``posereg.data.reloc.config``, the netwo
 the top-level configurations, which check what spans sections (the atlas section is the
 working grid, ``posereg.data.grid.WorkingGrid``). One top-level ``seed`` seeds
 everything a run draws: the initial weights, the training items (``seed``), the validation items
-(``seed + 1``), the order of the training items and the random crops.
+(``seed + 1``), the order of the training items, the random crops, dropout and the data-loader
+workers (``posereg.training.seeding``). The ``trainer`` section (``TrainerConfig``) says where a run
+executes (Lightning's accelerator, devices, nodes, strategy, precision); it does not change what
+is trained, except through the numerics of its precision.
 
 Load a file with ``load_config(path, VolumeTrainingConfig)`` (or ``VolumeTrainingConfig.from_yaml``),
 dump one with ``config.model_dump(mode="json")`` (what model files store) and read a stored dump
@@ -19,7 +22,7 @@ import enum
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, PlainValidator, model_validator
 
 from posereg.data.config import SliceDataConfig, VolumeDataConfig
 from posereg.data.grid import WorkingGrid
@@ -30,7 +33,7 @@ from posereg.schema import Bool, ConfigError, Float, Int, Section, load_config, 
 
 __all__ = [
     "LossKind", "OptimConfig", "RelocLossConfig", "RelocOptimConfig", "RelocTrainingConfig", "ScheduleConfig",
-    "SliceTrainingConfig", "TrainingConfig", "VolumeTrainingConfig", "load_config",
+    "SliceTrainingConfig", "TrainerConfig", "TrainingConfig", "VolumeTrainingConfig", "load_config",
 ]  # fmt: skip
 
 Epochs = Annotated[Int, Field(ge=0)]
@@ -56,16 +59,60 @@ class ScheduleConfig(Section):
 class OptimConfig(Section):
     """Adam settings and batching of the volume and slice trainers; ``cosine_decay`` anneals the
     learning rate to ``lr / 100`` over all epochs (without it, late epochs of the geodesic stage
-    can destabilise); ``precision`` is Lightning's; ``max_minutes`` stops training after that
-    wall-clock time (the model so far is still written)."""
+    can destabilise); ``batch_size`` is the global batch (items per optimiser step, split evenly
+    over the processes of the ``trainer`` section); ``max_minutes`` stops training after that
+    wall-clock time (the model so far is still written; a run stopped so does not resume
+    bit-identically). ``precision`` moved to ``trainer.precision``."""
 
     lr: Float = Field(1e-3, gt=0)
     weight_decay: Float = Field(0.0, ge=0)
     cosine_decay: Bool = False
     batch_size: Int = Field(8, ge=1)
     num_workers: Int = Field(2, ge=0)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
     max_minutes: Float | None = Field(None, gt=0)
+
+
+def _devices(value: Any) -> int | str:
+    if value == "auto" or (type(value) is int and value >= 1):
+        return value  # type: ignore[no-any-return]
+    raise ValueError(f"expected a number of devices (>= 1) or 'auto', got {value!r}")
+
+
+class TrainerConfig(Section):
+    """Where a run executes: Lightning's ``accelerator`` ('cpu', 'gpu', 'auto'), ``devices`` per
+    node (a count or 'auto'), ``num_nodes``, ``strategy`` ('auto', 'ddp': one process per device
+    launched by torchrun or SLURM, 'ddp_spawn': processes spawned by the run itself) and
+    ``precision`` ('32-true', 'bf16-mixed', '16-mixed': a CUDA GPU's float16 autocast).
+
+    With several processes each takes a disjoint shard of every epoch (``posereg.training.shards``),
+    the batch size stays global (each process takes ``batch_size / processes`` items), and the
+    validation metrics are computed over the whole validation set on every process.
+    ``sync_batchnorm``: batch statistics over the whole global batch (CUDA only; without it each
+    process normalises its own share). ``deterministic``: torch's deterministic algorithms (GPU
+    runs repeat exactly; slower; warns where an operation has none). CPU runs repeat exactly
+    without it.
+    """
+
+    accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
+    devices: Annotated[int | str, PlainValidator(_devices)] = 1
+    num_nodes: Int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    sync_batchnorm: Bool = False
+    deterministic: Bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainerConfig:
+        if self.precision == "16-mixed" and self.accelerator == "cpu":
+            raise ConfigError("precision", "16-mixed is float16 autocast on a CUDA GPU; on the CPU use bf16-mixed or 32-true")
+        if self.sync_batchnorm and self.accelerator == "cpu":
+            raise ConfigError("sync_batchnorm", "needs CUDA GPUs (torch's SyncBatchNorm has no CPU kernel)")
+        return self
+
+    @property
+    def processes(self) -> int | None:
+        """``devices x num_nodes``, or None while ``devices`` is 'auto'."""
+        return None if self.devices == "auto" else self.devices * self.num_nodes
 
 
 class LossKind(enum.Enum):
@@ -114,10 +161,38 @@ class RelocOptimConfig(Section):
     num_workers: Int = Field(0, ge=0)
 
 
+def _moved_precision(values: Any) -> Any:
+    """Earlier configurations (and model files) set ``optim.precision``: it is ``trainer.precision`` now."""
+    if not isinstance(values, Mapping) or not isinstance(values.get("optim"), Mapping) or "precision" not in values["optim"]:
+        return values
+    optim = dict(values["optim"])
+    precision = optim.pop("precision")
+    trainer = values.get("trainer") or {}
+    if not isinstance(trainer, Mapping) or trainer.get("precision", precision) != precision:
+        return values  # both set and different: validation names the stale key
+    return {**values, "optim": optim, "trainer": {**trainer, "precision": precision}}
+
+
 class TrainingConfig(Section):
-    """What every trainer's configuration has: the one ``seed`` (a non-negative int)."""
+    """What every trainer's configuration has: the one ``seed`` (a non-negative int) and the
+    ``trainer`` section."""
 
     seed: Int = Field(0, ge=0)
+    trainer: TrainerConfig = TrainerConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_keys(cls, values: Any) -> Any:
+        return _moved_precision(values)
+
+    @model_validator(mode="after")
+    def _global_batch_splits(self) -> TrainingConfig:
+        processes = self.trainer.processes
+        batch_size = getattr(getattr(self, "optim", None), "batch_size", None)
+        if processes is not None and batch_size is not None and batch_size % processes:
+            raise ConfigError("optim.batch_size", f"the global batch ({batch_size}) must split evenly over the "
+                              f"{processes} processes of the trainer section (devices x num_nodes)")  # fmt: skip
+        return self
 
     @classmethod
     def from_stored(cls: type[T], values: Mapping[str, Any]) -> T:

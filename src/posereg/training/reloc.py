@@ -13,12 +13,14 @@ trains it with the loss that ``loss.kind`` names (``reloc_loss``, the one loss s
   al.), with ``W`` estimated from the spread of the training camera poses (training data
   only) unless ``loss.metric_weights`` sets it.
 
-The test sequences serve as the validation set: the curves show test error as training
-goes, and nothing is selected on them (``model.pt`` is the last epoch).
+Validation frames are carved from the training sequences (``data.val_sequences``): the curves and
+the best checkpoint are on them. The test sequences are only evaluated (``posereg evaluate
+reloc``); ``model.pt`` is the last epoch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -45,9 +47,12 @@ from posereg.losses import (
 from posereg.models import ROTATION_HEADS
 from posereg.models.posenet import PoseNet
 from posereg.training.config import LossKind, RelocTrainingConfig
-from posereg.training.loop import TrainingResult, fit_pose_network, seeded_network
+from posereg.training.loop import TrainingResult, batchnorm_for_batch, fit_pose_network
 from posereg.training.reloc_model import load_reloc_model
+from posereg.training.run import check_run_folder
 from posereg.training.schedules import Stage, StageSchedule
+from posereg.training.seeding import seeded_network
+from posereg.training.shards import ITEM, gather_items
 
 __all__ = [
     "PoseTermsLoss", "RelocalisationModule", "ReprojectionTermsLoss", "build_posenet",
@@ -150,10 +155,11 @@ class RelocalisationModule(L.LightningModule):
     The loss modules are submodules, so learned weights (homoscedastic ``s``) are optimised
     (without weight decay) and saved in checkpoints.
 
-    Logged: ``train/loss``, ``train/position_error_m``, ``train/rotation_error_deg``,
-    ``loss/s_p`` and ``loss/s_q`` when learned; on the validation frames
-    ``val/position_median_m``, ``val/rotation_median_deg`` (the papers' statistics) and the
-    means ``val/position_error_m``, ``val/rotation_error_deg``.
+    Logged: ``train/loss``, ``train/position_error_m``, ``train/rotation_error_deg`` (this
+    process's batch), ``loss/s_p`` and ``loss/s_q`` when learned; over all validation frames
+    (joined across processes, identical on each) ``val/position_median_m``,
+    ``val/rotation_median_deg`` (the papers' statistics) and the means ``val/position_error_m``,
+    ``val/rotation_error_deg``.
     """
 
     def __init__(self, net: PoseNet, schedule: StageSchedule, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -163,7 +169,7 @@ class RelocalisationModule(L.LightningModule):
         self.losses = nn.ModuleList([stage.loss for stage in schedule])
         self.lr, self.weight_decay, self.cosine_decay = lr, weight_decay, cosine_decay
         self.decoupled_weight_decay = decoupled_weight_decay
-        self._val: list[tuple[Tensor, Tensor]] = []
+        self._val: list[tuple[Tensor, Tensor, Tensor]] = []
 
     def _errors(self, rotation: Tensor, position: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
@@ -172,7 +178,8 @@ class RelocalisationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         epoch = min(self.current_epoch, self.schedule.total_epochs - 1)
-        rotation, position = self.net(batch["image"])
+        with batchnorm_for_batch(self.net, batch["image"].shape[0]):
+            rotation, position = self.net(batch["image"])
         loss = self.schedule.loss_at(epoch)(rotation, position, batch, self.net)
         p_err, r_err = self._errors(rotation, position, batch)
         n = p_err.numel()
@@ -188,13 +195,14 @@ class RelocalisationModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         rotation, position = self.net(batch["image"])
-        self._val.append(self._errors(rotation, position, batch))
+        items = batch[ITEM] if ITEM in batch else torch.arange(rotation.shape[0], device=rotation.device)
+        self._val.append((items, *self._errors(rotation.float(), position.float(), batch)))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        p_err = torch.cat([p for p, _ in self._val])
-        r_err = torch.cat([r for _, r in self._val])
+        items, p_err, r_err = (torch.cat(parts) for parts in zip(*self._val))
+        p_err, r_err = gather_items(self, items, p_err, r_err)
         self.log("val/position_median_m", p_err.median(), prog_bar=True)
         self.log("val/rotation_median_deg", r_err.median(), prog_bar=True)
         self.log("val/position_error_m", p_err.mean())
@@ -213,18 +221,20 @@ class RelocalisationModule(L.LightningModule):
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": decay, "interval": "epoch"}}
 
 
-def train_reloc(
-    config: RelocTrainingConfig, output: str | Path, *, accelerator: str = "cpu", progress: bool = True
-) -> TrainingResult:
+def train_reloc(config: RelocTrainingConfig, output: str | Path, *, progress: bool = True, resume: bool = False,
+                overwrite: bool = False, callbacks: Sequence[L.Callback] = ()) -> TrainingResult:  # fmt: skip
     """Train PoseNet as ``config`` says; write checkpoints, logs, ``model.pt`` and ``summary.json``.
 
-    ``config.seed`` seeds the initial weights, the order of the training frames and the random
-    crops of real training images.
+    ``config.seed`` seeds the initial weights, the order of the training frames, dropout and the
+    random crops of real training images; the best checkpoint is chosen on the validation frames
+    (``data.val_sequences``), never on the test frames. The other arguments as
+    ``posereg.training.volume.train_volume``.
 
     Raises:
         FileNotFoundError: ``model.init_from`` names no file.
         ValueError: ``model.init_from`` is not a relocalisation model of the same network.
     """
+    check_run_folder(output, config.model_dump(mode="json"), resume=resume, overwrite=overwrite)  # before the data
     data = relocalisation_data(config.data, seed=config.seed, progress=progress)
     if config.loss.kind is LossKind.REPROJECTION and not data.has_points:
         raise ValueError(f"loss.kind reprojection: the {config.data.source} data has no scene points "
@@ -239,6 +249,7 @@ def train_reloc(
     o = config.optim
     schedule = StageSchedule([Stage(config.loss.kind.value, o.epochs, reloc_loss(config, data.train_poses))])
     module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, o.decoupled_weight_decay)
-    return fit_pose_network(module, data.train, data.test, config=config.model_dump(mode="json"), output=output,
-                            batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
-                            progress=progress, seed=config.seed)  # fmt: skip
+    assert data.val is not None  # relocalisation_data always carves it
+    return fit_pose_network(module, data.train, data.val, config=config, output=output, batch_size=o.batch_size,
+                            num_workers=o.num_workers, resume=resume, overwrite=overwrite, progress=progress,
+                            callbacks=callbacks)  # fmt: skip

@@ -8,9 +8,11 @@ weighted by ``schedule.translation_weight`` in both), and runs ``fit_pose_networ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from lightning import Callback
 from torch import nn
 
 from posereg.data import Split, load_atlas, subject_seed, synthesize_subject
@@ -19,14 +21,10 @@ from posereg.models import ROTATION_HEADS
 from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.models.slice import SlicePoseNet
 from posereg.training.config import SliceTrainingConfig
-from posereg.training.loop import (
-    SLICE_INDEX,
-    RigidPoseModule,
-    TrainingResult,
-    fit_pose_network,
-    seeded_network,
-)
+from posereg.training.loop import SLICE_INDEX, RigidPoseModule, TrainingResult, fit_pose_network
+from posereg.training.run import check_run_folder
 from posereg.training.schedules import salehi_schedule
+from posereg.training.seeding import seeded_network
 
 __all__ = ["build_slice_network", "load_slice_model", "slice_datasets", "train_slice"]
 
@@ -58,22 +56,23 @@ def slice_datasets(config: SliceTrainingConfig) -> tuple[SlicePoseDataset, Slice
     return train, val
 
 
-def train_slice(
-    config: SliceTrainingConfig, output: str | Path, *, accelerator: str = "cpu", progress: bool = True
-) -> TrainingResult:
+def train_slice(config: SliceTrainingConfig, output: str | Path, *, progress: bool = True, resume: bool = False,
+                overwrite: bool = False, callbacks: Sequence[Callback] = ()) -> TrainingResult:  # fmt: skip
     """Train the slice network of ``config``; write checkpoints, logs and ``model.pt`` under ``output``.
 
-    ``config.seed`` seeds the initial weights, the slices (``seed + 1``: validation) and their order.
+    ``config.seed`` seeds the initial weights, the slices (``seed + 1``: validation) and their order;
+    the other arguments as ``posereg.training.volume.train_volume``.
     """
+    check_run_folder(output, config.model_dump(mode="json"), resume=resume, overwrite=overwrite)  # before the data
     train, val = slice_datasets(config)
     net = seeded_network(config.seed, lambda: build_slice_network(config))
     s, o = config.schedule, config.optim
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
                                translation_weight=s.translation_weight)  # fmt: skip
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, SLICE_INDEX)
-    return fit_pose_network(module, train, val, config=config.model_dump(mode="json"), output=output,
-                            grid=config.atlas.record(), batch_size=o.batch_size, num_workers=o.num_workers,
-                            accelerator=accelerator, progress=progress, seed=config.seed)  # fmt: skip
+    return fit_pose_network(module, train, val, config=config, output=output, grid=config.atlas.record(),
+                            batch_size=o.batch_size, num_workers=o.num_workers, max_minutes=o.max_minutes,
+                            resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks)  # fmt: skip
 
 
 def load_slice_model(path: str | Path) -> tuple[nn.Module, SliceTrainingConfig]:

@@ -5,14 +5,22 @@ into a whole batch drawn by ``posereg.data.head_synthesis`` on the module's devi
 ``torch.Generator`` on that device seeded by ``(seed, epoch, index)`` (``item_generator``'s
 hash). So the images never cross the host-device link, batches are reproducible and new in
 every epoch, and the validation batches (seed + 1, epoch 0) are the same in every epoch.
+
+With ``W > 1`` processes every process takes every training batch seed and draws its own
+``batch_size / W`` samples of that step from ``(seed, epoch, index, rank)`` (so the processes draw
+different samples, none draws the whole batch, and a run on ``W`` processes draws other, equally
+distributed, samples than a run on one); validation batch seeds are sharded between the processes,
+each drawing whole batches, so the validation set is the same on any number of processes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from lightning import Callback
 from torch import Tensor, nn
 
 from posereg.data import load_atlas
@@ -23,6 +31,7 @@ from posereg.models.artifact import NetworkKind
 from posereg.training.config import VolumeTrainingConfig
 from posereg.training.loop import TRANSLATION, RigidPoseModule, TrainingResult, fit_pose_network
 from posereg.training.schedules import StageSchedule
+from posereg.training.shards import ITEM
 
 __all__ = ["BatchSeeds", "SyntheticHeadModule", "head_model_for", "train_on_synthetic_heads"]
 
@@ -35,8 +44,8 @@ class BatchSeeds(EpochDataset):
         return {"epoch": epoch, "index": index}
 
 
-def _batch_seed(seed: int, epoch: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+def _batch_seed(seed: int, epoch: int, index: int, *rank: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, index, *rank]).generate_state(1)[0])
 
 
 class SyntheticHeadModule(RigidPoseModule):
@@ -76,22 +85,31 @@ class SyntheticHeadModule(RigidPoseModule):
         self.variation, self.max_translation_mm, self.max_angle_deg = variation, max_translation_mm, max_angle_deg
         self._head_on: HeadModel | None = None
 
-    def draw(self, epoch: int, index: int, seed: int) -> dict[str, Tensor]:
-        """The batch of ``(seed, epoch, index)`` on this module's device."""
+    def draw(self, epoch: int, index: int, seed: int, *, n: int | None = None, rank: int | None = None) -> dict[str, Tensor]:
+        """The batch of ``(seed, epoch, index)`` on this module's device: ``n`` samples (default
+        ``batch_size``), drawn from ``(seed, epoch, index, rank)`` when ``rank`` is given."""
         device = self.device
         if self._head_on is None or self._head_on.tissue.device != device:
             self._head_on = self.head.to(device)
-        gen = torch.Generator(device=device).manual_seed(_batch_seed(seed, epoch, index))
+        gen = torch.Generator(device=device).manual_seed(_batch_seed(seed, epoch, index, *(() if rank is None else (rank,))))
+        n = self.batch_size if n is None else n
         with torch.no_grad():
             if self.kind is NetworkKind.CORRECTION:
-                return correction_batch(self._head_on, self.batch_size, gen, self.variation,
+                return correction_batch(self._head_on, n, gen, self.variation,
                                         max_angle_deg=self.max_angle_deg, max_translation_mm=self.max_translation_mm)  # fmt: skip
-            return pose_batch(self._head_on, self.batch_size, gen, self.variation, max_translation_mm=self.max_translation_mm)
+            return pose_batch(self._head_on, n, gen, self.variation, max_translation_mm=self.max_translation_mm)
 
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
-        validating = self.trainer is not None and not self.trainer.training
-        seed = self.seed + 1 if validating else self.seed
-        return self.draw(int(batch["epoch"][0]), int(batch["index"][0]), seed)
+        epoch, index = int(batch["epoch"][0]), int(batch["index"][0])
+        if self._trainer is None or self.trainer.training:
+            world = self.trainer.world_size if self._trainer is not None else 1
+            if world == 1:
+                return self.draw(epoch, index, self.seed)
+            return self.draw(epoch, index, self.seed, n=self.batch_size // world, rank=self.trainer.global_rank)
+        drawn = self.draw(epoch, index, self.seed + 1)
+        item = int(batch[ITEM][0]) if ITEM in batch else index
+        ids = torch.arange(self.batch_size, device=self.device) + item * self.batch_size
+        return {**drawn, ITEM: ids if item >= 0 else torch.full_like(ids, -1)}
 
 
 def head_model_for(config: VolumeTrainingConfig) -> HeadModel:
@@ -107,10 +125,13 @@ def train_on_synthetic_heads(
     schedule: StageSchedule,
     output: str | Path,
     *,
-    accelerator: str = "cpu",
     progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainingResult:
-    """Train ``net`` on synthetic heads (see the module doc); outputs as ``fit_pose_network``."""
+    """Train ``net`` on synthetic heads (see the module doc); arguments and outputs as
+    ``posereg.training.volume.train_volume``."""
     head = head_model_for(config)
     a = config.atlas
     if head.atlas.image.shape != (a.shape,) * 3 or abs(float(head.atlas.image.spacing[0]) - a.spacing) > 1e-6:
@@ -124,7 +145,7 @@ def train_on_synthetic_heads(
                                  max_translation_mm=d.max_translation_mm,
                                  max_angle_deg=d.max_rotation_angle_deg or 50.0)  # fmt: skip
     return fit_pose_network(module, BatchSeeds(batches, config.seed), BatchSeeds(val_batches, config.seed + 1),
-                            config=config.model_dump(mode="json"), output=output, grid=config.atlas.record(),
-                            batch_size=1, num_workers=0,
-                            accelerator=accelerator, progress=progress, precision=o.precision,
-                            max_minutes=o.max_minutes)  # fmt: skip
+                            config=config, output=output, grid=config.atlas.record(), batch_size=o.batch_size,
+                            num_workers=0, max_minutes=o.max_minutes, resume=resume,
+                            overwrite=overwrite, progress=progress, items_are_batches=True,
+                            callbacks=callbacks)  # fmt: skip

@@ -10,9 +10,11 @@ seed family only), on-the-fly motion datasets, the network and Salehi's two-stag
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from lightning import Callback
 from torch import Tensor, nn
 
 from posereg.data import (
@@ -28,14 +30,10 @@ from posereg.geometry import random_euler_rotation, random_rotation_with_angle
 from posereg.models import volume_network_from_spec
 from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.training.config import VolumeTrainingConfig
-from posereg.training.loop import (
-    TRANSLATION,
-    RigidPoseModule,
-    TrainingResult,
-    fit_pose_network,
-    seeded_network,
-)
+from posereg.training.loop import TRANSLATION, RigidPoseModule, TrainingResult, fit_pose_network
+from posereg.training.run import check_run_folder
 from posereg.training.schedules import salehi_schedule
+from posereg.training.seeding import seeded_network
 
 __all__ = ["RigidPoseModule", "TrainingResult", "build_network", "load_volume_model", "train_volume"]
 
@@ -84,20 +82,23 @@ def _datasets(config: VolumeTrainingConfig, atlas: Atlas) -> tuple[RigidPoseData
     return train, val
 
 
-def train_volume(
-    config: VolumeTrainingConfig, output: str | Path, *, accelerator: str = "cpu", progress: bool = True
-) -> TrainingResult:
+def train_volume(config: VolumeTrainingConfig, output: str | Path, *, progress: bool = True, resume: bool = False,
+                 overwrite: bool = False, callbacks: Sequence[Callback] = ()) -> TrainingResult:  # fmt: skip
     """Train the network of ``config``; write checkpoints, logs and ``model.pt`` under ``output``.
 
     ``config.seed`` seeds the initial weights, the training motions and (``seed + 1``) the
-    validation motions.
+    validation motions; ``config.trainer`` says where the run executes.
 
     Args:
         config: the training configuration.
-        output: run directory (created).
-        accelerator: Lightning accelerator ('cpu', 'gpu', 'auto').
+        output: run directory (``fit_pose_network``: refused when not empty unless ``resume``
+            or ``overwrite``).
         progress: show the progress bar.
+        resume: continue the run in ``output`` from its last checkpoint.
+        overwrite: replace the run in ``output``.
+        callbacks: more Lightning callbacks.
     """
+    check_run_folder(output, config.model_dump(mode="json"), resume=resume, overwrite=overwrite)  # before the data
     net = seeded_network(config.seed, lambda: build_network(config))
     s = config.schedule
     correction = config.network is NetworkKind.CORRECTION
@@ -106,16 +107,17 @@ def train_volume(
     if config.data.synthetic_heads:
         from posereg.training.synthetic_heads import train_on_synthetic_heads
 
-        return train_on_synthetic_heads(config, net, schedule, output, accelerator=accelerator, progress=progress)
+        return train_on_synthetic_heads(config, net, schedule, output, progress=progress, resume=resume,
+                                        overwrite=overwrite, callbacks=callbacks)  # fmt: skip
     train, val = _datasets(config, load_atlas(config.atlas))
     o = config.optim
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, TRANSLATION if correction else None)
     # Volume items are independent draws, so order does not matter; kept in index order so that
     # the committed volume runs (docs/benchmarks/volume_training.md) reproduce exactly.
-    return fit_pose_network(module, train, val, config=config.model_dump(mode="json"), output=output,
-                            grid=config.atlas.record(),
-                            batch_size=o.batch_size, num_workers=o.num_workers, accelerator=accelerator,
-                            progress=progress, shuffle=False, precision=o.precision, max_minutes=o.max_minutes)  # fmt: skip
+    return fit_pose_network(module, train, val, config=config, output=output, grid=config.atlas.record(),
+                            batch_size=o.batch_size, num_workers=o.num_workers, shuffle=False,
+                            max_minutes=o.max_minutes, resume=resume, overwrite=overwrite, progress=progress,
+                            callbacks=callbacks)  # fmt: skip
 
 
 def load_volume_model(path: str | Path) -> tuple[nn.Module, VolumeTrainingConfig]:

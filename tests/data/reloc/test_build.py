@@ -58,10 +58,13 @@ def test_renders_are_cached_by_settings(cached) -> None:  # type: ignore[no-unty
 def test_synthetic_data(cached) -> None:  # type: ignore[no-untyped-def]
     _, config, rendered, _ = cached
     data = relocalisation_data(config)
-    assert len(data.train) == 32 and len(data.test) == 16 and data.has_points
-    assert data.train_poses.files[0] == "frame000000"
-    torch.testing.assert_close(data.train_poses.positions, rendered.positions)
-    pixels = rendered.images.double().div(255).transpose(0, 1).reshape(3, -1)
+    # validation: the last of the 2 training paths; the test paths are only for evaluation
+    assert (len(data.train), len(data.val), len(data.test)) == (16, 16, 16) and data.has_points
+    assert data.train_poses.files[0] == "frame000000" and data.val_poses is not None
+    torch.testing.assert_close(data.train_poses.positions, rendered.positions[:16])
+    torch.testing.assert_close(data.val_poses.positions, rendered.positions[16:])
+    torch.testing.assert_close(data.val[3]["position"], rendered.positions[19].float())
+    pixels = rendered.images[:16].double().div(255).transpose(0, 1).reshape(3, -1)  # training images only
     mean, std = data.image_statistics()
     torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), pixels.mean(1))
     torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), pixels.std(1, correction=0))
@@ -78,9 +81,10 @@ def test_cambridge_layout_reads_back(tmp_path: Path) -> None:
     (root / "dataset_test.txt").write_text((root / "dataset_train.txt").read_text())
     config = RelocDataConfig(source="cambridge", root=str(root), resize=36, crop=32, points_per_image=20)
     data = relocalisation_data(config)
-    assert data.has_points and len(data.train) == 16
-    torch.testing.assert_close(data.train_poses.positions, rendered.positions, atol=1e-8, rtol=0)
-    torch.testing.assert_close(data.train_poses.rotations, rendered.rotations, atol=1e-8, rtol=0)
+    assert data.has_points and (len(data.train), len(data.val)) == (8, 8)  # seq2 held out for validation
+    torch.testing.assert_close(data.train_poses.positions, rendered.positions[:8], atol=1e-8, rtol=0)
+    torch.testing.assert_close(data.train_poses.rotations, rendered.rotations[:8], atol=1e-8, rtol=0)
+    assert {f.split("/")[0] for f in data.val_poses.files} == {"seq2"} and "points" in data.val[0]
     batch = _batch(data.test, 8)
     assert batch["image"].shape == (8, 3, 32, 32) and int(batch["points_mask"].sum()) > 8 * 5
     expected = rendered.intrinsics[0, 0].item() * 36 / 40
@@ -101,8 +105,11 @@ def test_seven_scenes_layout(tmp_path: Path) -> None:
     (tmp_path / "TrainSplit.txt").write_text("sequence1\n")
     (tmp_path / "TestSplit.txt").write_text("sequence2\n")
     data = relocalisation_data(RelocDataConfig(source="seven_scenes", root=str(tmp_path), resize=20, crop=16))
-    assert (len(data.train), len(data.test)) == (3, 2) and not data.has_points
-    assert set(data.train_poses.files) | set(data.test_poses.files) == set(truth)
+    assert data.val_poses is not None
+    # one training sequence: its last tenth (at least a frame) validates
+    assert (len(data.train), len(data.val), len(data.test)) == (2, 1, 2) and not data.has_points
+    assert set(data.train_poses.files) | set(data.val_poses.files) | set(data.test_poses.files) == set(truth)
+    assert data.val_poses.files == (sorted(data.train_poses.files + data.val_poses.files)[-1],)
     item = data.test[1]
     assert item["image"].shape == (3, 16, 16) and "points" not in item
     # 12 x 16 images resized to 20 x 27 (shorter side 20), then a central 16 x 16 crop
@@ -178,3 +185,29 @@ def test_cambridge_bad_files_refused_when_built(cambridge_scene, tmp_path: Path,
 
 def _append(path: Path, row: str) -> None:
     path.write_text(path.read_text() + row + "\n")
+
+
+def test_validation_split_holds_out_whole_sequences_or_each_sequences_tail() -> None:
+    from posereg.data.reloc import CameraPoses
+    from posereg.data.reloc.build import validation_split
+
+    def poses(files: list[str]) -> CameraPoses:
+        n = len(files)
+        return CameraPoses(tuple(files), torch.arange(3 * n, dtype=torch.float64).reshape(n, 3),
+                           torch.eye(3, dtype=torch.float64).expand(n, 3, 3))  # fmt: skip
+
+    listed = [f"seq{s}/f{i}.png" for s in (3, 1, 2) for i in range(4)]  # listed order, not sorted
+    train, val = validation_split(poses(listed), 1)
+    assert val.files == tuple(listed[8:]) and train.files == tuple(listed[:8])  # the last listed: seq2
+    train, val = validation_split(poses(listed), 2)
+    assert {f.split("/")[0] for f in val.files} == {"seq1", "seq2"} and len(train) == 4
+    one = [f"seq1/f{i:02d}.png" for i in range(25)]  # no more sequences than val_sequences: each one's tail
+    train, val = validation_split(poses(one), 1)
+    assert val.files == tuple(one[-2:]) and train.files == tuple(one[:-2])
+    torch.testing.assert_close(val.positions, poses(one).positions[-2:])
+    train, val = validation_split(poses(["a.png", "b.png"]), 1)  # flat lists: one sequence
+    assert (train.files, val.files) == (("a.png",), ("b.png",))
+    train, val = validation_split(poses(["s1/a.png", "s2/b.png"]), 2)  # sequences of one frame each
+    assert (len(train), len(val)) == (1, 1)
+    with pytest.raises(ValueError, match="at least 2"):
+        validation_split(poses(["s1/a.png"]), 1)

@@ -1,17 +1,19 @@
 """The one entry point of relocalisation data: ``relocalisation_data(data_config)``.
 
-It builds the training and test datasets the ``data`` section describes: a rendered synthetic
-scene (through the render cache), a Cambridge Landmarks scene (poses, and with its
+It builds the training, validation and test datasets the ``data`` section describes: a rendered
+synthetic scene (through the render cache), a Cambridge Landmarks scene (poses, and with its
 ``reconstruction.nvm`` the visible scene points and each frame's intrinsics) or a 7-Scenes scene
-(poses and the colour camera's intrinsics; no scene points).
+(poses and the colour camera's intrinsics; no scene points). Validation frames are carved from the
+training sequences (``RelocDataConfig.val_sequences``); the test frames are for evaluation only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
+from pathlib import Path, PurePosixPath
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -28,12 +30,12 @@ from posereg.data.reloc.seven_scenes import (
     seven_scenes_intrinsics,
 )
 
-__all__ = ["RelocalisationData", "relocalisation_data"]
+__all__ = ["RelocalisationData", "relocalisation_data", "validation_split"]
 
 
 @dataclass(frozen=True)
 class RelocalisationData:
-    """Training and test frames with what the network and the losses need to know of them.
+    """Training, validation and test frames with what the network and the losses need to know of them.
 
     Attributes:
         train, test: datasets of dict items (``image`` in [0, 1], ``position``, ``rotation``,
@@ -41,7 +43,9 @@ class RelocalisationData:
         train_poses, test_poses: their camera-to-world poses (float64).
         has_points: whether items carry scene points (the reprojection loss needs them).
         statistics_images: yields the ``(3, H, W)`` images in [0, 1] that ``image_statistics``
-            summarises (read only when a new network needs them, not for evaluation).
+            summarises (training images only; read only when a new network needs them).
+        val, val_poses: the validation frames, carved from the training sequences (disjoint
+            from ``train``; None only where a caller built the data without them).
     """
 
     train: Dataset
@@ -50,6 +54,8 @@ class RelocalisationData:
     test_poses: CameraPoses
     has_points: bool
     statistics_images: Callable[[], Iterable[Tensor]]
+    val: Dataset | None = None
+    val_poses: CameraPoses | None = None
 
     def image_statistics(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and standard deviation of the training images (``channel_statistics``)."""
@@ -61,10 +67,46 @@ def _poses_of(rendered: RenderedScene) -> CameraPoses:
     return CameraPoses(tuple(f"frame{i:06d}" for i in range(len(rendered))), rendered.positions, rendered.rotations)
 
 
+def _frames_of(rendered: RenderedScene, keep: Tensor) -> RenderedScene:
+    """The frames of ``rendered`` where the ``(N,)`` boolean ``keep`` is True."""
+    per_frame = {f.name: getattr(rendered, f.name)[keep] for f in fields(rendered) if f.name not in ("intrinsics", "scene")}
+    return RenderedScene(intrinsics=rendered.intrinsics, scene=rendered.scene, **per_frame)
+
+
 def _synthetic_data(data: RelocDataConfig, progress: bool, write_cache: bool) -> RelocalisationData:
-    train, test = rendered_splits(data, progress=progress, write_cache=write_cache)
+    rendered, test = rendered_splits(data, progress=progress, write_cache=write_cache)
+    held_out = rendered.sequence >= data.train_sequences - data.val_sequences  # the last val_sequences paths
+    train, val = _frames_of(rendered, ~held_out), _frames_of(rendered, held_out)
     return RelocalisationData(SceneDataset(train), SceneDataset(test), _poses_of(train), _poses_of(test), True,
-                              lambda: (image.float() / 255 for image in train.images))  # fmt: skip
+                              lambda: (image.float() / 255 for image in train.images),
+                              SceneDataset(val), _poses_of(val))  # fmt: skip
+
+
+def validation_split(poses: CameraPoses, val_sequences: int) -> tuple[CameraPoses, CameraPoses]:
+    """``(train, val)``: the training frames of a real scene without and with its last
+    ``val_sequences`` sequence folders (the first path component of each file, in the order
+    listed), or, with no more sequences than that, without and with the last tenth (at least one
+    frame) of every sequence.
+
+    Raises:
+        ValueError: fewer than two training frames.
+    """
+    if len(poses) < 2:
+        raise ValueError(f"the training list has {len(poses)} frame(s): at least 2 are needed to carve out validation frames")
+    sequence = [PurePosixPath(f).parts[0] if len(PurePosixPath(f).parts) > 1 else "" for f in poses.files]
+    names = list(dict.fromkeys(sequence))
+    if len(names) > val_sequences:
+        held = set(names[-val_sequences:])
+        keep = torch.tensor([s in held for s in sequence])
+    else:
+        keep = torch.zeros(len(poses), dtype=torch.bool)
+        for name in names:
+            index = [i for i, s in enumerate(sequence) if s == name]
+            if len(index) > 1:
+                keep[index[-max(1, len(index) // 10) :]] = True
+        if not bool(keep.any()):  # sequences of one frame each
+            keep[-1] = True
+    return poses.select(~keep), poses.select(keep)
 
 
 def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
@@ -77,9 +119,11 @@ def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
         split = [read_seven_scenes(root, read_seven_scenes_split(root / f"{name}Split.txt")) for name in ("Train", "Test")]
     for poses in split:
         check_image_files(root, poses.files)  # all images, before any is read (the NVM's image size)
+    train, val = validation_split(split[0], data.val_sequences)
+    split = [train, split[1], val]
     nvm = root / "reconstruction.nvm"
-    points: list[tuple[Tensor, Tensor] | None] = [None, None]
-    intrinsics: list[Tensor | None] = [None, None]
+    points: list[tuple[Tensor, Tensor] | None] = [None, None, None]
+    intrinsics: list[Tensor | None] = [None, None, None]
     if data.source == "cambridge" and nvm.is_file():
         reconstruction = read_nvm(nvm)
         for i, poses in enumerate(split):
@@ -87,7 +131,7 @@ def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
             hw = load_rgb(root / poses.files[0]).shape[-2:]
             intrinsics[i] = nvm_intrinsics(reconstruction, poses.files, hw)
     elif data.source == "seven_scenes":
-        intrinsics = [seven_scenes_intrinsics(), seven_scenes_intrinsics()]
+        intrinsics = [seven_scenes_intrinsics()] * 3
     datasets = []
     for i, poses in enumerate(split):
         transform = ImageTransform(resize=data.resize, crop=data.crop, train=i == 0)
@@ -99,7 +143,8 @@ def _real_data(data: RelocDataConfig, seed: int) -> RelocalisationData:
     probe = ImageTransform(resize=data.resize, crop=data.crop, train=False)
     step = max(1, len(split[0]) // 200)
     return RelocalisationData(datasets[0], datasets[1], split[0], split[1], points[0] is not None,
-                              lambda: (probe(load_rgb(root / f)) for f in split[0].files[::step]))  # fmt: skip
+                              lambda: (probe(load_rgb(root / f)) for f in split[0].files[::step]),
+                              datasets[2], split[2])  # fmt: skip
 
 
 def relocalisation_data(
@@ -110,6 +155,7 @@ def relocalisation_data(
     Args:
         data: the ``data`` section of a relocalisation configuration.
         seed: the seed of the random crops of real training images (the configuration's ``seed``).
+            Validation and test images are centre-cropped.
         progress: show a progress bar while rendering a synthetic scene.
         write_cache: write new renders to ``data.cache``; pass False when ``data`` came from a
             model file (evaluation), so that no path named by a model file is written.

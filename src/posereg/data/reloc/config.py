@@ -31,7 +31,14 @@ class RelocDataConfig(Section):
 
     Synthetic: ``train_sequences`` and ``test_sequences`` paths of ``frames`` frames each
     (seeds ``0 ..`` and ``1000 ..``), ``size`` x ``size`` pixels, renders cached under
-    ``cache`` (None: no cache). Real images: shorter side resized to ``resize`` pixels, then a
+    ``cache`` (None: no cache).
+
+    Validation (the data the best checkpoint is chosen on) is carved from the training
+    sequences: the last ``val_sequences`` of them (synthetic: of the ``train_sequences``, which
+    must leave at least one to train on; real scenes: of the sequence folders their training
+    list names, in the order listed). A real scene with no more training sequences than
+    ``val_sequences`` validates on the last tenth of the frames of each training sequence
+    instead. The test sequences are only evaluated. Real images: shorter side resized to ``resize`` pixels, then a
     ``crop`` x ``crop`` crop (random for training, central for testing; PoseNet: 256, 224);
     Cambridge rows with a coordinate beyond ``max_abs_position`` metres are dropped (one
     Great Court frame lies at 3e9 m). Both: at most ``points_per_image`` scene points per
@@ -43,6 +50,7 @@ class RelocDataConfig(Section):
     root: Str | None = None
     train_sequences: Int = Field(8, ge=1)
     test_sequences: Int = Field(3, ge=1)
+    val_sequences: Int = Field(1, ge=1)
     frames: Int = Field(250, ge=2)
     size: Int = Field(64, ge=16)
     points_per_image: Int = Field(64, ge=1)
@@ -55,6 +63,9 @@ class RelocDataConfig(Section):
     def _consistent(self) -> RelocDataConfig:
         if self.source != "synthetic" and self.root is None:
             raise ConfigError("root", f"must name the {self.source} scene folder")
+        if self.source == "synthetic" and self.val_sequences >= self.train_sequences:
+            raise ConfigError("val_sequences", f"must leave training sequences: {self.val_sequences} of "
+                              f"train_sequences {self.train_sequences} held out for validation")  # fmt: skip
         if self.crop > self.resize:
             raise ConfigError("crop", f"must be <= resize ({self.resize}), got {self.crop}")
         return self
