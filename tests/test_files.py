@@ -51,7 +51,7 @@ def test_a_writer_killed_mid_write_leaves_the_earlier_file_intact(tmp_path):
     path = tmp_path / "scan.nii.gz"
     save_nifti(_volume(5.0), path)
     before = path.read_bytes()
-    child = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(path)], stdout=subprocess.PIPE, encoding="utf-8", errors="replace")
     assert child.stdout.readline().strip() == "writing"
     deadline = time.monotonic() + 60
     while not any(p.name.startswith(".scan.nii.gz.") for p in tmp_path.iterdir()):  # the temporary file exists
@@ -90,7 +90,7 @@ def test_a_full_disk_leaves_the_earlier_file_intact(tmp_path):
     script = (f"mount -t tmpfs -o size=1m tmpfs {mount} && "
               f"{sys.executable} -c '{_FULL_DISK}' {mount}")  # fmt: skip
     done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
-                          capture_output=True, text=True, timeout=120, env={**os.environ})  # fmt: skip
+                          capture_output=True, encoding="utf-8", errors="replace", timeout=120, env={**os.environ})  # fmt: skip
     if done.returncode != 0 and ("unshare" in done.stderr or "mount" in done.stderr):
         pytest.skip(f"this machine does not allow a tmpfs in a user namespace ({done.stderr.strip()[:120]})")
     assert done.returncode == 0, done.stderr

@@ -42,7 +42,7 @@ SCRIPT = Path(sys.executable).parent / "posereg"
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="console script not installed (run `make test`)")
 def test_console_script_help():
-    out = subprocess.run([str(SCRIPT), "demo", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([str(SCRIPT), "demo", "--help"], capture_output=True, encoding="utf-8", errors="replace", check=True).stdout
     assert "--angles" in out and "--subjects" in out
 
 

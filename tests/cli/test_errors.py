@@ -132,7 +132,7 @@ def test_a_closed_pipe_is_not_an_error():
     # 'posereg geometry --count 2000 | head -n 1': the reader leaves early.
     reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     writer = subprocess.run([sys.executable, "-m", "posereg.cli", "geometry", "--count", "2000"], stdout=reader.stdin,
-                            stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
+                            stderr=subprocess.PIPE, encoding="utf-8", errors="replace", timeout=120)  # fmt: skip
     reader.stdin.close()
     assert reader.wait(timeout=30) == 0
     assert writer.returncode == 0 and "Traceback" not in writer.stderr and "Error" not in writer.stderr

@@ -36,7 +36,7 @@ print(json.dumps({"code": code, "loaded": loaded, "lightning": lightning}))
 
 
 def _probe(argv):
-    done = subprocess.run([sys.executable, "-c", _PROBE, *map(str, argv)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", _PROBE, *map(str, argv)], capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -58,7 +58,7 @@ def runs(tmp_path_factory):  # type: ignore[no-untyped-def]
     worker = Path(__file__).with_name("ddp_worker.py")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
                str(config), str(tmp / "two"), str(tmp / "record"), "frozen", "trained"]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     one = VolumeTrainingConfig.from_dict(TINY)
     train_volume(one, tmp / "one" / "frozen", progress=False, callbacks=callbacks("frozen", tmp / "record1" / "frozen"))

@@ -155,8 +155,9 @@ def test_cambridge_outliers_never_reach_the_metric_weights(cambridge_scene, tmp_
     config = RelocDataConfig(source="cambridge", root=str(root), resize=36, crop=32)
     with pytest.warns(UserWarning, match=r"dataset_train\.txt: dropped 1 of 17 frames as position outliers"):
         data = relocalisation_data(config)
-    assert len(data.train_poses) == 16 and "seq1/frame00099.png" not in data.train_poses.files
-    poses = data.train_poses
+    train, val = data.train_poses, data.val_poses  # the last sequence folder is the validation split
+    assert len(train) + len(val) == 16 and "seq1/frame00099.png" not in train.files + val.files
+    poses = train
     W = estimate_metric_weights(pose_spread(poses.rotations, poses.positions))
     assert bool(torch.isfinite(W).all())
 
