@@ -84,11 +84,11 @@ def native_disabled() -> bool:
 
 def cache_dir() -> Path:
     """The cache directory (``$POSEREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/posereg``, else
-    ``~/.cache/posereg``); the libraries go in its ``kernels`` subdirectory, created on demand."""
-    if os.environ.get("POSEREG_CACHE_DIR"):
-        return Path(os.environ["POSEREG_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "posereg"
+    ``~/.cache/posereg``: ``posereg._files.cache_root``, shared with the atlas cache); the libraries
+    go in its ``kernels`` subdirectory, created on demand."""
+    from posereg._files import cache_root
+
+    return cache_root()
 
 
 def _compiler() -> str | None:

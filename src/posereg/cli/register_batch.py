@@ -13,7 +13,7 @@ __all__ = ["run_batch"]
 def run_batch(args: argparse.Namespace) -> int:
     """Register every scan; write per-scan transforms (and images), results.csv and results.json.
 
-    Exit status: 0 every scan ok, 3 (``DOUBTFUL_EXIT``) some doubtful, 2 some failed.
+    Exit status: 0 every scan ok, 3 (``DOUBTFUL_EXIT``) some doubtful, 2 (``BAD_INPUT_EXIT``) some failed.
     """
     import json
     from pathlib import Path
@@ -21,6 +21,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from posereg._files import check_outputs
+    from posereg.cli import BAD_INPUT_EXIT
     from posereg.cli.register import DOUBTFUL_EXIT
     from posereg.evaluation.registration_report import batch_record, write_batch_table
     from posereg.registration import IntensitySettings
@@ -58,7 +59,7 @@ def run_batch(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"posereg register: {r['input']}: {r['error']}", file=sys.stderr)
     if failed:
-        return 2
+        return BAD_INPUT_EXIT
     return DOUBTFUL_EXIT if any(r["status"] == "doubtful" for r in records) else 0
 
 

@@ -289,18 +289,19 @@ class DeepRegistration:
         For a transform that did not come from ``__call__`` (a fallback's), so that it is scored
         like the pipeline's own result.
         """
-        atlas = self.atlas.image
-        moving = block_reduced(moving, self.spacing)
-        out = rigid_resample(antialiased(moving, self.spacing), moving.affine, R, t, atlas.centre,
-                             out_affine=atlas.affine, out_shape=atlas.shape)[0, 0]  # fmt: skip
+        out = self._on_atlas_grid(moving, R, t, self.atlas.image.centre)
         return float(self.brain_similarity(preprocess_intensity(out, scan_intensity_range(out))))
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
         """``moving`` resampled onto the atlas grid by the result's transform."""
+        return self.atlas.image.with_data(self._on_atlas_grid(moving, result.R, result.t, result.centre))
+
+    def _on_atlas_grid(self, moving: Volume, R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
+        """``moving`` (block-reduced and anti-aliased for the working spacing) on the atlas grid under ``(R, t)``."""
         moving = block_reduced(moving, self.spacing)
-        data = rigid_resample(antialiased(moving, self.spacing), moving.affine, result.R, result.t, result.centre,
-                              out_affine=self.atlas.image.affine, out_shape=self.atlas.image.shape)  # fmt: skip
-        return self.atlas.image.with_data(data[0, 0])
+        atlas = self.atlas.image
+        return rigid_resample(antialiased(moving, self.spacing), moving.affine, R, t, centre,
+                              out_affine=atlas.affine, out_shape=atlas.shape)[0, 0]  # fmt: skip
 
 
 def _dilated(mask: Tensor, radius_voxels: float) -> Tensor:
