@@ -44,6 +44,7 @@ from posereg.geometry import geodesic_distance, random_rotation_with_angle  # no
 from posereg.registration import (  # noqa: E402
     IntensitySettings,
     Metric,
+    RefineSettings,
     load_pipeline_model,
     pretrained_pipeline_path,
     register_checked,
@@ -148,7 +149,7 @@ def run_scans(model, args: argparse.Namespace) -> dict:  # type: ignore[no-untyp
 
     atlas = load_atlas()
     networks = model.pipeline(atlas)
-    refine = model.pipeline(atlas, IntensitySettings())
+    refine = model.pipeline(atlas, RefineSettings())
     c = atlas.image.centre
     mni = load_mni152()
     tmp = Path(tempfile.mkdtemp())

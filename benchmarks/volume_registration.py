@@ -51,6 +51,7 @@ from posereg.models import load_volume_network
 from posereg.registration import (
     DeepRegistration,
     IntensitySettings,
+    RefineSettings,
     SignChoice,
     load_pipeline_model,
     principal_axes_alignment,
@@ -101,7 +102,11 @@ def _methods(atlas: Atlas, args: argparse.Namespace) -> dict[str, Method]:
             # posereg's pipeline: the model's passes, the re-posed probes and candidate verification.
             methods[f"posereg pipeline (Pose-Net x{model.pose_steps}, Correction-Net x{model.correction_steps})"] = (
                 _stage(model.pipeline(atlas), "correction-net"))  # fmt: skip
-            methods["VVR-Deep"] = _stage(model.pipeline(atlas, refine=settings), "refinement")
+            # The paper's VVR-Deep: SimpleITK from the networks' result; posereg's own refinement beside it.
+            deep = model.pipeline(atlas)
+            methods["VVR-Deep"] = lambda c: _rt(register_rigid(atlas.image, c.moving, settings=settings,
+                                                               initial=deep(c.moving).stages["correction-net"]))
+            methods["posereg pipeline + refinement"] = _stage(model.pipeline(atlas, RefineSettings()), "refinement")
     return methods
 
 

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "register",
         help="rigidly align a brain MRI volume to the atlas (deep pipeline, optional refinement)",
         description="Centre of gravity, Pose-Net rotation, Correction-Net residual and (with --refine) "
-        "SimpleITK intensity refinement. Writes an ITK transform (.tfm: SimpleITK, ITK-SNAP, 3D Slicer) "
+        "mutual-information refinement on the working grid. Writes an ITK transform (.tfm: SimpleITK, ITK-SNAP, 3D Slicer) "
         "mapping atlas points to moving points, and optionally the aligned image on the atlas grid. "
         "Input: a 3D brain MRI, whole head or skull-stripped, any contrast (T1, T2, PD, FLAIR), any "
         "orientation and header, 0.5-6 mm voxels. The result's quality is checked (agreement of the "
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from posereg.data.image_io import WRITABLE_SUFFIXES, load_image, save_image
     from posereg.data.volume import stored_grid
     from posereg.evaluation.registration_report import result_record
-    from posereg.registration import IntensitySettings, register_checked
+    from posereg.registration import RefineSettings, register_checked
     from posereg.registration.apply import Interpolation, resample_rigid
     from posereg.registration.transform_files import TransformFormat, write_transform
 
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args)
     moving = load_image(args.moving)
     atlas = atlas_on(args, working_grid(args, model.grid))
-    pipeline = model.pipeline(atlas, IntensitySettings() if args.refine else None)
+    pipeline = model.pipeline(atlas, RefineSettings() if args.refine else None)
     checked = register_checked(pipeline, moving, fallback=not args.no_fallback)
     result = checked.result
     wanted = [p for p in outputs.values() if p is not None]

@@ -24,7 +24,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from posereg.cli import BAD_INPUT_EXIT
     from posereg.cli.register import DOUBTFUL_EXIT
     from posereg.evaluation.registration_report import batch_record, write_batch_table
-    from posereg.registration import IntensitySettings
+    from posereg.registration import RefineSettings
     from posereg.registration.apply import Interpolation
     from posereg.registration.batch import register_files
     from posereg.registration.transform_files import TransformFormat
@@ -39,7 +39,7 @@ def run_batch(args: argparse.Namespace) -> int:
     check_outputs(table, [*args.moving, args.atlas, args.model, args.reference], {})
     fmt = TransformFormat(args.transform_format)
     model = load_model(args)
-    pipeline = model.pipeline(atlas_on(args, working_grid(args, model.grid)), IntensitySettings() if args.refine else None)
+    pipeline = model.pipeline(atlas_on(args, working_grid(args, model.grid)), RefineSettings() if args.refine else None)
     reference = reference_grid(args) if args.write_images else None
     rows = register_files(pipeline, args.moving, out_dir, fmt=fmt, reference=reference,
                           interpolation=Interpolation(args.interpolation), fallback=not args.no_fallback)  # fmt: skip

@@ -8,10 +8,13 @@ of predictions against targets) and has ``reduction`` 'mean' | 'sum' | 'none'.
 - Salehi et al. (2018): ``rotvec_mse_loss`` (stage 1), ``so3_geodesic_loss`` (stage 2).
 - Hou et al. (2018): ``se3_geodesic_loss`` with metric ``W`` from ``estimate_metric_weights``,
   the closed-form and tangent-space gradients.
+- Mattes et al. (2003): ``parzen_mutual_information``, the multi-modal similarity of the
+  deep pipeline's intensity refinement.
 - ``PoseLoss``: rotation + translation terms with fixed, learned or metric weights.
 """
 
 from posereg.losses.homoscedastic import HomoscedasticWeighting, homoscedastic_weighted_sum
+from posereg.losses.mutual_information import cubic_bspline, intensity_bins, parzen_mutual_information
 from posereg.losses.pose import (
     FixedWeighting,
     MetricWeighting,
@@ -41,7 +44,7 @@ __all__ = [
     "FixedWeighting", "HomoscedasticWeighting", "MetricWeighting", "PoseLoss", "PoseNetLoss",
     "QuaternionDistance", "ReprojectionLoss", "ReprojectionResiduals", "RotvecMSELoss", "SE3GeodesicLoss",
     "SO3GeodesicLoss", "TranslationDistance", "chart_metric", "estimate_metric_weights",
-    "homoscedastic_weighted_sum", "normalize_quaternion", "pose_spread", "posenet_loss",
+    "cubic_bspline", "homoscedastic_weighted_sum", "intensity_bins", "normalize_quaternion", "parzen_mutual_information", "pose_spread", "posenet_loss",
     "quaternion_distance", "reprojection_loss", "reprojection_residuals", "rotvec_mse_loss",
     "se3_geodesic_gradient", "se3_geodesic_loss", "se3_geodesic_tangent_gradient", "so3_geodesic_loss",
 ]  # fmt: skip

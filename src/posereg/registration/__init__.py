@@ -16,11 +16,12 @@ from posereg.registration.pipeline_model import (
     pretrained_pipeline_path,
     save_pipeline_model,
 )
+from posereg.registration.refine import RefineLevel, RefineSettings, refine_rigid
 from posereg.registration.search import coarse_rotation_scores, search_registration
 
 __all__ = [
     "CheckedResult", "DeepRegistration", "DeepResult", "QualityThresholds", "doubts", "register_checked", "IntensitySettings", "PipelineModel", "pretrained_pipeline_path", "Metric", "RigidResult", "SignChoice", "centre_of_gravity",
     "coarse_rotation_scores", "image_moments", "load_pipeline_model", "principal_axes_alignment",
     "save_pipeline_model", "search_registration",
-    "read_rigid_transform", "register_rigid", "write_rigid_transform",
+    "read_rigid_transform", "refine_rigid", "RefineLevel", "RefineSettings", "register_rigid", "write_rigid_transform",
 ]  # fmt: skip

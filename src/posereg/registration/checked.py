@@ -100,8 +100,7 @@ def register_checked(
     if not first_reasons or not fallback:
         return CheckedResult(first, method, bool(first_reasons), first_reasons, first_reasons)
     start = time.perf_counter()
-    settings = pipeline.refine if pipeline.refine is not None else IntensitySettings()
-    found = search_registration(pipeline.atlas, moving, settings=settings, coarse_metric=Metric.MATTES_MI,
+    found = search_registration(pipeline.atlas, moving, settings=IntensitySettings(), coarse_metric=Metric.MATTES_MI,
                                 fixed_mask=pipeline.refine_mask)  # fmt: skip
     nmi = pipeline.brain_nmi(moving, found.R, found.t)
     seconds = {**first.seconds, "fallback search": time.perf_counter() - start}

@@ -20,9 +20,10 @@ points to moving RAS points, ``T(x) = R (x - c) + c + t``:
    ``T = T1 o T2``: ``R = R1 R2``, ``t = t1 + R1 t2``; with ``correction_steps > 1`` the
    Correction-Net is applied again to the scan resampled by the composed transform (a
    posereg addition: each pass shrinks the residual it sees);
-4. optional refinement: SimpleITK registration started from ``T`` (VVR-Deep), its metric
-   restricted to the atlas brain dilated by ``refine_mask_mm`` (skull and scalp, which the
-   atlas lacks, must not pull it).
+4. optional refinement: intensity registration started from ``T`` (posereg's VVR-Deep,
+   ``registration.refine``: mutual information, so any contrast, maximised by L-BFGS on the
+   working grid), its metric restricted to the atlas brain dilated by ``refine_mask_mm``
+   (skull and scalp, which the atlas lacks, must not pull it).
 
 With ``pose_steps = 2`` (posereg's addition), the Pose-Net is applied a second time to the
 scan re-posed by its first estimate. A ``pi tanh`` rotation-vector head is ambiguous near
@@ -62,8 +63,8 @@ from posereg.registration.consensus import (
     permuted_views,
     rotation_clusters,
 )
-from posereg.registration.intensity import IntensitySettings, register_rigid
 from posereg.registration.moments import centre_of_gravity
+from posereg.registration.refine import RefineSettings, refine_rigid
 
 __all__ = ["DeepRegistration", "DeepResult", "check_working_grid", "coarse_centre_of_gravity"]
 
@@ -141,7 +142,7 @@ class DeepRegistration:
         atlas: the atlas on the networks' grid (e.g. ``load_atlas()``).
         pose_net: a ``VolumePoseNet`` (any module with ``forward`` and ``to_matrix``).
         correction_net: a ``CorrectionNet``, or ``None`` to stop after the Pose-Net.
-        refine: settings of the intensity refinement, or ``None`` for none.
+        refine: settings of the intensity refinement (``registration.refine``), or ``None`` for none.
         correction_steps: passes of the Correction-Net (1 in the paper).
         pose_steps: passes of the Pose-Net (1 in the paper); each later pass sees the scan
             re-posed by the estimate so far.
@@ -160,7 +161,7 @@ class DeepRegistration:
         atlas: Atlas,
         pose_net: nn.Module,
         correction_net: nn.Module | None = None,
-        refine: IntensitySettings | None = None,
+        refine: RefineSettings | None = None,
         correction_steps: int = 1,
         pose_steps: int = 1,
         probes: Tensor | None = octahedral_rotations(),
@@ -238,8 +239,8 @@ class DeepRegistration:
 
         if self.refine is not None:
             start = time.perf_counter()
-            scan = moving.with_data(preprocess_intensity(moving.data))
-            result = register_rigid(atlas, scan, initial=(R, t), settings=self.refine, fixed_mask=self.refine_mask)
+            scan = moving.with_data(preprocess_intensity(smooth, scan_range))
+            result = refine_rigid(atlas, scan, (R, t), self.refine_mask, self.refine)
             R, t = result.R, result.t
             stages["refinement"] = (R, t)
             seconds["refinement"] = time.perf_counter() - start

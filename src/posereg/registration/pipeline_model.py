@@ -23,8 +23,8 @@ from torch import nn
 from posereg._files import atomic_path
 from posereg.data import Atlas, Volume, WorkingGrid, load_atlas
 from posereg.models.artifact import ModelArtifact, NetworkKind, load_artifact, read_payload
-from posereg.registration.intensity import IntensitySettings
 from posereg.registration.pipeline import DeepRegistration
+from posereg.registration.refine import RefineSettings
 
 __all__ = ["PRETRAINED_VOLUME_PIPELINE", "PipelineModel", "load_pipeline_model", "pretrained_pipeline_path",
            "save_pipeline_model"]  # fmt: skip
@@ -74,7 +74,7 @@ class PipelineModel:
         """The atlas on this model's grid: the bundled MNI152 template, or ``image`` (``load_atlas``)."""
         return load_atlas(self.grid, image)
 
-    def pipeline(self, atlas: Atlas, refine: IntensitySettings | None = None) -> DeepRegistration:
+    def pipeline(self, atlas: Atlas, refine: RefineSettings | None = None) -> DeepRegistration:
         """``DeepRegistration`` with these networks and settings."""
         return DeepRegistration(atlas, self.pose, self.correction, refine, self.correction_steps, self.pose_steps)
 

@@ -1,0 +1,141 @@
+"""Rigid refinement on the working grid: masked mutual information maximised by L-BFGS, in torch.
+
+The deep pipeline's last stage (posereg's VVR-Deep): from the networks' transform, a local
+intensity registration of the scan to the atlas, restricted to the atlas brain (dilated, so
+that skull, scalp and neck, which the atlas lacks, do not pull it) and scored by mutual
+information (Mattes et al. 2003, ``posereg.losses.parzen_mutual_information``: any contrast).
+
+Why not SimpleITK here (``registration.intensity``, still the VVR baselines): on real 1 mm heads
+its regular-step gradient descent with sampled voxels stopped 5-10 degrees short from 10-degree
+starts, and with every voxel it converged but took 1-10 s. The objective here uses every
+masked atlas voxel (about 80 000 on the 3 mm grid) with exact gradients through trilinear
+sampling, and L-BFGS with a strong-Wolfe line search needs 15-20 evaluations per level of
+about 20 ms each. Measured on six real scans moved by 6 rotations each: answers that follow
+the motion within 0-1.1 degrees in 0.5-1.2 s, against 0-3 degrees in 1-10 s for SimpleITK with
+every voxel (docs/benchmarks/real_scans.md).
+
+Parameters: ``R = R0 exp([w / r]_x)`` (a right perturbation, so ``w`` is a rotation about the
+atlas centre in atlas axes, scaled by ``r`` mm so that its units are the millimetres a point at
+``r`` mm from the centre moves) and ``t = t0 + d`` (mm). Levels coarse to fine: both images
+blurred by a Gaussian and the atlas voxels taken on a coarser lattice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from posereg.data import Volume, gaussian_smooth, sample_at_points
+from posereg.geometry import rotvec_to_matrix
+from posereg.losses.mutual_information import intensity_bins, parzen_mutual_information
+from posereg.registration.intensity import RigidResult
+
+__all__ = ["RefineLevel", "RefineSettings", "refine_rigid"]
+
+
+@dataclass(frozen=True)
+class RefineLevel:
+    """One level of ``refine_rigid``: blur ``sigma_voxels`` (atlas voxels; the moving image by the
+    same width in mm), atlas voxels on every ``stride``-th lattice point, at most ``evaluations``."""
+
+    sigma_voxels: float
+    stride: int
+    evaluations: int
+
+    def __post_init__(self) -> None:
+        if self.sigma_voxels < 0 or self.stride < 1 or self.evaluations < 1:
+            raise ValueError(f"RefineLevel: expected sigma >= 0, stride >= 1, evaluations >= 1, got {self}")
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """Settings of ``refine_rigid``.
+
+    Attributes:
+        levels: coarse to fine.
+        bins: moving histogram bins (fixed: the same number).
+        radius_mm: the rotation's scale (see the module docstring).
+        tolerance: stop a level when a step changes the objective (nats) or a parameter (mm)
+            by less than this.
+    """
+
+    levels: tuple[RefineLevel, ...] = (RefineLevel(2.0, 2, 20), RefineLevel(1.0, 2, 20), RefineLevel(0.0, 1, 20))
+    bins: int = 32
+    radius_mm: float = 80.0
+    tolerance: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not self.levels or self.bins < 6 or not self.radius_mm > 0 or not self.tolerance > 0:
+            raise ValueError(f"RefineSettings: expected levels, bins >= 6, radius_mm > 0, tolerance > 0, got {self}")
+
+
+def refine_rigid(
+    fixed: Volume,
+    moving: Volume,
+    initial: tuple[Tensor, Tensor],
+    fixed_mask: Tensor,
+    settings: RefineSettings = RefineSettings(),
+) -> RigidResult:
+    """Maximise the mutual information of ``fixed`` and ``moving`` inside ``fixed_mask`` over rigid transforms.
+
+    Args:
+        fixed: the atlas; intensities in [0, 1].
+        moving: the scan (any grid, e.g. block-reduced and anti-aliased for the working spacing);
+            intensities in [0, 1] (``preprocess_intensity``). Outside its grid it reads 0.
+        initial: ``(R, t)`` about ``fixed.centre`` (fixed -> moving, RAS mm), the start.
+        fixed_mask: ``(I, J, K)`` booleans on ``fixed``'s grid: the voxels that count.
+        settings: levels, bins, scales.
+
+    Returns:
+        ``RigidResult`` about ``fixed.centre``; ``metric_value`` is minus the final mutual
+        information (lower is better, as SimpleITK's), ``iterations`` the objective evaluations.
+    """
+    if fixed_mask.shape != fixed.shape or fixed_mask.dtype != torch.bool:
+        raise ValueError(f"fixed_mask: expected booleans of shape {fixed.shape}, got {fixed_mask.dtype} {tuple(fixed_mask.shape)}")
+    if not bool(fixed_mask.any()):
+        raise ValueError("fixed_mask: no voxel is set")
+    start = time.perf_counter()
+    f64 = torch.float64
+    c = fixed.centre.to(f64)
+    R0, t0 = (x.detach().to(f64).cpu() for x in initial)
+    index = torch.nonzero(fixed_mask)  # (N, 3)
+    points = index.to(f64) @ fixed.affine[:3, :3].T + fixed.affine[:3, 3]
+    rotation = torch.zeros(3, dtype=f64, requires_grad=True)
+    shift = torch.zeros(3, dtype=f64, requires_grad=True)
+    scale = settings.radius_mm
+
+    def transform() -> tuple[Tensor, Tensor]:
+        return R0 @ rotvec_to_matrix(rotation / scale), t0 + shift
+
+    evaluations = 0
+    fixed_spacing = float(fixed.spacing.mean())
+    for level in settings.levels:
+        blur = level.sigma_voxels
+        atlas = gaussian_smooth(fixed.data, (blur,) * 3) if blur > 0 else fixed.data
+        sigma_moving = tuple(blur * fixed_spacing / float(s) for s in moving.spacing)
+        scan = moving.with_data(gaussian_smooth(moving.data, sigma_moving)) if blur > 0 else moving  # type: ignore[arg-type]
+        keep = (index % level.stride == 0).all(1)
+        p, labels = points[keep], intensity_bins(atlas[tuple(index[keep].T)], settings.bins)
+        optimiser = torch.optim.LBFGS([rotation, shift], lr=1.0, max_iter=level.evaluations, max_eval=level.evaluations,
+                                      tolerance_grad=1e-9, tolerance_change=settings.tolerance,
+                                      line_search_fn="strong_wolfe")  # fmt: skip
+
+        def objective() -> Tensor:
+            nonlocal evaluations
+            evaluations += 1
+            optimiser.zero_grad()
+            R, t = transform()
+            values = sample_at_points(scan, (p - c) @ R.T + c + t)
+            loss = -parzen_mutual_information(values.to(f64), labels, settings.bins, settings.bins)
+            loss.backward()
+            return loss
+
+        optimiser.step(objective)
+    with torch.no_grad():
+        R, t = transform()
+        values = sample_at_points(scan, (p - c) @ R.T + c + t)
+        value = -float(parzen_mutual_information(values.to(f64), labels, settings.bins, settings.bins))
+    return RigidResult(R, t.clone(), c, value, evaluations, time.perf_counter() - start, "L-BFGS (strong Wolfe)")
