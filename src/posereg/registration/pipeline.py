@@ -208,27 +208,25 @@ class DeepRegistration:
         start = time.perf_counter()
         scan_range = scan_intensity_range(view)  # one range for every view of this scan
 
-        def aligned_view(R: Tensor, t: Tensor) -> Tensor:
-            """The scan on the atlas grid under ``(R, t)``: the atlas moved by the residual."""
+        def aligned_views(R: Tensor, t: Tensor) -> Tensor:
+            """The scan on the atlas grid under each ``(R (C, 3, 3), t (C, 3))``, ``(C, 1, I, J, K)``."""
             out = rigid_resample(smooth, moving.affine, R, t, c, out_affine=atlas.affine, out_shape=atlas.shape)
-            return preprocess_intensity(out[0, 0], scan_range)[None].float()
+            return preprocess_intensity(out, scan_range).float()
 
         with torch.no_grad():
             candidates, estimates = self._first_pass(view, scan_range)
+            # Every candidate goes through the later passes together: one network call per pass.
+            R = torch.stack(candidates)  # (C, 3, 3)
             t_of = lambda R: g_m - c - R @ (self._atlas_cog - c)  # noqa: E731  (centroids matched)
-            best: tuple[float, Tensor, Tensor, Tensor, Tensor] | None = None
-            for R in candidates:
-                for _ in range(self.pose_steps - 1):
-                    # The residual R^T R_true is the content of the re-posed view: another Pose-Net
-                    # pass estimates it afresh (it recovers first passes that failed near 180 deg).
-                    R = R @ self.pose_net.to_matrix(self.pose_net(aligned_view(R, t_of(R))[None]))[0].to(torch.float64)
-                R_pose, t_pose = R, t_of(R)
-                R, t = self._correct(aligned_view, R_pose, t_pose)
-                nmi = float(self.brain_similarity(aligned_view(R, t)[0]))
-                if best is None or nmi > best[0]:
-                    best = (nmi, R_pose, t_pose, R, t)
-        assert best is not None
-        nmi, R_pose, t_pose, R, t = best
+            for _ in range(self.pose_steps - 1):
+                # The residual R^T R_true is the content of the re-posed view: another Pose-Net
+                # pass estimates it afresh (it recovers first passes that failed near 180 deg).
+                R = R @ self.pose_net.to_matrix(self.pose_net(aligned_views(R, t_of(R)))).to(torch.float64)
+            R_pose, t_pose = R, t_of(R)
+            R, t = self._correct(aligned_views, R_pose, t_pose)
+            similarity = [float(self.brain_similarity(view[0])) for view in aligned_views(R, t)]
+            k = max(range(len(similarity)), key=similarity.__getitem__)  # the first of equals
+            nmi, R_pose, t_pose, R, t = similarity[k], R_pose[k], t_pose[k], R[k], t[k]
         # Agreement: the share of the first pass's estimates that lie within 20 degrees of the answer.
         near = torch.rad2deg(geodesic_distance(estimates, R.expand_as(estimates))) <= 20.0
         quality = {"agreement": float(near.double().mean()), "brain_nmi": nmi}
@@ -244,7 +242,7 @@ class DeepRegistration:
             R, t = result.R, result.t
             stages["refinement"] = (R, t)
             seconds["refinement"] = time.perf_counter() - start
-            quality["brain_nmi"] = float(self.brain_similarity(aligned_view(R, t)[0]))
+            quality["brain_nmi"] = float(self.brain_similarity(aligned_views(R, t)[0, 0]))
         return DeepResult(R, t, c, stages, seconds, quality)
 
     def _first_pass(self, view: Tensor, scan_range: tuple[float, float]) -> tuple[list[Tensor], Tensor]:
@@ -268,15 +266,16 @@ class DeepRegistration:
         # A lone estimate is noise, not a hypothesis (the largest group is always kept).
         return [k.R for i, k in enumerate(clusters) if i == 0 or k.agreement * len(estimates) >= 2], estimates
 
-    def _correct(self, aligned_view, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
-        """``correction_steps`` Correction-Net passes from ``(R, t)``: ``R = R R2``, ``t = t + R t2``."""
+    def _correct(self, aligned_views, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
+        """``correction_steps`` Correction-Net passes from ``(R (C, 3, 3), t (C, 3))``: ``R = R R2``, ``t = t + R t2``."""
         if self.correction_net is None:
             return R, t
         for _ in range(self.correction_steps):
-            pair = torch.cat((aligned_view(R, t), self._atlas_data))[None]
+            views = aligned_views(R, t)
+            pair = torch.cat((views, self._atlas_data.expand_as(views)), dim=1)
             rotation, translation = self.correction_net(pair)
-            R2 = self.correction_net.to_matrix(rotation)[0].to(torch.float64)
-            R, t = R @ R2, t + R @ translation[0].to(torch.float64)
+            R2 = self.correction_net.to_matrix(rotation).to(torch.float64)
+            R, t = R @ R2, t + (R @ translation.to(torch.float64)[..., None])[..., 0]
         return R, t
 
     def brain_similarity(self, aligned: Tensor) -> Tensor:
