@@ -163,13 +163,15 @@ def test_register_cli_writes_a_tfm_that_maps_points_like_the_pipeline(tmp_path, 
     record = json.loads((tmp_path / "r.json").read_text())
     assert code == (3 if record["status"] == "doubtful" else 0)
     assert (code == 3) == ("doubtful" in captured.err)
-    assert set(record["quality"]) == {"agreement", "brain_nmi"} and record["method"] == "networks"
+    assert set(record["quality"]) == {"agreement", "brain_nmi"} and record["method"] == "networks + refinement"
     # The pipeline's own transform, recomputed in-process from the same files.
     from posereg.data import WorkingGrid, load_atlas
 
     # What the command does: the user's atlas on the grid of --grid-size and --spacing.
     atlas_used = load_atlas(WorkingGrid(shape=40, spacing=4.8), load_nifti(tmp_path / "atlas.nii.gz"))
-    ours = load_pipeline_model(model).pipeline(atlas_used)(load_nifti(tmp_path / "moving.nii.gz"))
+    from posereg.registration import RefineSettings  # register refines by default
+
+    ours = load_pipeline_model(model).pipeline(atlas_used, RefineSettings())(load_nifti(tmp_path / "moving.nii.gz"))
     transform = sitk.ReadTransform(str(tmp_path / "T.tfm"))
     flip = np.array([-1.0, -1.0, 1.0])
     points = 60 * torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=F64)

@@ -95,3 +95,13 @@ def test_bad_inputs(case):
         RefineSettings(levels=())
     with pytest.raises(ValueError, match="RefineSettings"):
         RefineSettings(bins=4)
+
+
+def test_runs_under_no_grad_as_in_a_predict_loop(case):
+    atlas, moving, R, t = case
+    start = _near(R, t, 8.0)
+    with torch.no_grad():
+        quiet = refine_rigid(atlas.image, moving, start, atlas.mask)
+    plain = refine_rigid(atlas.image, moving, start, atlas.mask)
+    torch.testing.assert_close(quiet.R, plain.R)
+    assert not quiet.R.requires_grad and _deg(quiet.R, R) < 1.5

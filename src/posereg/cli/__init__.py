@@ -19,7 +19,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from posereg.cli import apply, bundle, demo, evaluate, geometry, locate_slice, register, train, version
+from posereg.cli import (
+    apply,
+    bundle,
+    demo,
+    evaluate,
+    geometry,
+    locate_slice,
+    predict,
+    register,
+    train,
+    version,
+)
 
 __all__ = ["BAD_INPUT_EXIT", "INTERNAL_ERROR_EXIT", "INTERRUPTED_EXIT", "build_parser", "main"]
 
@@ -29,7 +40,7 @@ INTERRUPTED_EXIT = 130
 # What the library raises for input it cannot use: the user's to fix, reported without a traceback.
 _EXPECTED = (ValueError, OSError, EOFError, MemoryError, UnicodeDecodeError)
 
-_COMMANDS = (version, demo, geometry, train, evaluate, bundle, register, apply, locate_slice)
+_COMMANDS = (version, demo, geometry, train, evaluate, bundle, register, predict, apply, locate_slice)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from posereg.cli._common import (
     working_grid,
 )
 
-__all__ = ["DOUBTFUL_EXIT", "add_parser", "run"]
+__all__ = ["DOUBTFUL_EXIT", "add_parser", "add_scan_arguments", "run"]
 
 DOUBTFUL_EXIT = 3  # a result that failed its own quality check (2: bad input)
 
@@ -23,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the command."""
     p = sub.add_parser(
         "register",
-        help="rigidly align a brain MRI volume to the atlas (deep pipeline, optional refinement)",
-        description="Centre of gravity, Pose-Net rotation, Correction-Net residual and (with --refine) "
-        "mutual-information refinement on the working grid. Writes an ITK transform (.tfm: SimpleITK, ITK-SNAP, 3D Slicer) "
+        help="rigidly align a brain MRI volume to the atlas (deep pipeline and refinement)",
+        description="Centre of gravity, Pose-Net rotation, Correction-Net residual and mutual-information "
+        "refinement on the working grid (--no-refine: the networks alone). Writes an ITK transform (.tfm: SimpleITK, ITK-SNAP, 3D Slicer) "
         "mapping atlas points to moving points, and optionally the aligned image on the atlas grid. "
         "Input: a 3D brain MRI, whole head or skull-stripped, any contrast (T1, T2, PD, FLAIR), any "
         "orientation and header, 0.5-6 mm voxels. The result's quality is checked (agreement of the "
@@ -35,31 +35,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("moving", nargs="+",
                    help="the volume to align (NIfTI, NRRD, MHA/MHD or a DICOM folder; any orientation); several "
                         "with --out-dir")  # fmt: skip
-    add_atlas_arguments(p)
-    p.add_argument("--grid-size", type=int, help="voxels per axis of the working grid (default: the model's)")
-    p.add_argument("--spacing", type=float, help="working grid spacing in mm (default: the model's)")
-    p.add_argument("--model", help="pipeline model file (default: the bundled one; see 'posereg bundle')")
-    p.add_argument("--refine", action="store_true", help="refine with intensity-based registration (VVR-Deep)")
+    add_scan_arguments(p)
     p.add_argument("--out-transform", help="output transform (reference -> scan): see --transform-format")
     p.add_argument("--out-dir", help="batch mode: one transform per scan (<name>.tfm), results.csv and results.json "
                                      "here; a failed scan does not stop the batch")  # fmt: skip
     p.add_argument("--write-images", action="store_true",
                    help="batch mode: also write <name>_aligned.nii.gz on the reference grid")  # fmt: skip
+    p.add_argument("--out-image",
+                   help="output: the scan resampled at full resolution onto the reference grid (.nii, .nii.gz, .nrrd, .mha)")  # fmt: skip
+    p.add_argument("--out-result", help="output: the result, its quality measures and verdict (JSON)")
+    p.set_defaults(func=run)
+
+
+def add_scan_arguments(p: argparse.ArgumentParser) -> None:
+    """The options ``register`` shares with ``predict``: atlas, grid, model, refinement, formats, output style."""
+    add_atlas_arguments(p)
+    p.add_argument("--grid-size", type=int, help="voxels per axis of the working grid (default: the model's)")
+    p.add_argument("--spacing", type=float, help="working grid spacing in mm (default: the model's)")
+    p.add_argument("--model", help="pipeline model file (default: the bundled one; see 'posereg bundle')")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                   help="refine the networks' result by mutual information on the working grid (default; about "
+                        "0.5-1 s more; --no-refine: the networks alone)")  # fmt: skip
     p.add_argument("--transform-format", choices=("itk", "ras", "fsl"), default="itk",
                    help="itk (default): ITK text .tfm/.txt, HDF5 .h5 or ANTs .mat; ras: a 4x4 RAS matrix as text "
                         "(.txt, .mat; x_scan = M x_reference); fsl: a FLIRT -omat matrix (.mat, .txt; -in the scan, "
                         "-ref the --out-image or --reference image)")  # fmt: skip
-    p.add_argument("--out-image",
-                   help="output: the scan resampled at full resolution onto the reference grid (.nii, .nii.gz, .nrrd, .mha)")  # fmt: skip
-    p.add_argument("--reference", help="grid of --out-image (default: the --atlas image, else the 1 mm MNI152 template)")
+    p.add_argument("--reference", help="grid of aligned images (default: the --atlas image, else the 1 mm MNI152 template)")
     p.add_argument("--interpolation", choices=INTERPOLATIONS, default="linear",
-                   help="interpolation of --out-image (default linear)")  # fmt: skip
-    p.add_argument("--out-result", help="output: the result, its quality measures and verdict (JSON)")
+                   help="interpolation of aligned images (default linear)")  # fmt: skip
     p.add_argument("--no-fallback", action="store_true",
                    help="do not run the search fallback when the result is doubtful")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result record(s) as JSON instead of text")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and no progress bar)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,11 +10,15 @@ from posereg.cli._common import atlas_on, load_model, reference_grid, seconds_te
 __all__ = ["run_batch"]
 
 
-def run_batch(args: argparse.Namespace) -> int:
+def run_batch(args: argparse.Namespace, trainer=None) -> int:  # type: ignore[no-untyped-def]
     """Register every scan; write per-scan transforms (and images), results.csv and results.json.
+
+    ``trainer``: a ``posereg.training.config.TrainerConfig`` spreads the scans over Lightning's
+    processes (``posereg predict``); None registers them here, one after the other.
 
     Exit status: 0 every scan ok, 3 (``DOUBTFUL_EXIT``) some doubtful, 2 (``BAD_INPUT_EXIT``) some failed.
     """
+    import functools
     import json
     from pathlib import Path
 
@@ -24,7 +28,6 @@ def run_batch(args: argparse.Namespace) -> int:
     from posereg.cli import BAD_INPUT_EXIT
     from posereg.cli.register import DOUBTFUL_EXIT
     from posereg.evaluation.registration_report import batch_record, write_batch_table
-    from posereg.registration import RefineSettings
     from posereg.registration.apply import Interpolation
     from posereg.registration.batch import register_files
     from posereg.registration.transform_files import TransformFormat
@@ -37,19 +40,25 @@ def run_batch(args: argparse.Namespace) -> int:
         raise ValueError(f"--out-dir {out_dir}: is a file")
     table = {"results.csv": out_dir / "results.csv", "results.json": out_dir / "results.json"}
     check_outputs(table, [*args.moving, args.atlas, args.model, args.reference], {})
-    fmt = TransformFormat(args.transform_format)
-    model = load_model(args)
-    pipeline = model.pipeline(atlas_on(args, working_grid(args, model.grid)), RefineSettings() if args.refine else None)
-    reference = reference_grid(args) if args.write_images else None
-    rows = register_files(pipeline, args.moving, out_dir, fmt=fmt, reference=reference,
-                          interpolation=Interpolation(args.interpolation), fallback=not args.no_fallback)  # fmt: skip
-    records = []
-    with tqdm(total=len(args.moving), desc="registering", unit="scan", file=sys.stderr,
-              disable=args.quiet or args.json) as bar:  # fmt: skip
-        for row in rows:
-            records.append(batch_record(row))
-            bar.set_postfix_str(f"{row.status}: {Path(row.scan).name}")
-            bar.update()
+    options = {"fmt": TransformFormat(args.transform_format), "reference": reference_grid(args) if args.write_images else None,
+               "interpolation": Interpolation(args.interpolation), "fallback": not args.no_fallback}  # fmt: skip
+    build = functools.partial(_pipeline, args)
+    if trainer is not None:
+        from posereg.training.predict import register_files_distributed
+
+        gathered = register_files_distributed(build, args.moving, out_dir, trainer,
+                                              progress=not (args.quiet or args.json), **options)  # fmt: skip
+        if gathered is None:  # another process writes the table
+            return 0
+        records = gathered
+    else:
+        records = []
+        with tqdm(total=len(args.moving), desc="registering", unit="scan", file=sys.stderr,
+                  disable=args.quiet or args.json) as bar:  # fmt: skip
+            for row in register_files(build(), args.moving, out_dir, **options):
+                records.append(batch_record(row))
+                bar.set_postfix_str(f"{row.status}: {Path(row.scan).name}")
+                bar.update()
     write_batch_table(records, table["results.csv"], table["results.json"])
     if args.json:
         print(json.dumps(records, indent=2))
@@ -61,6 +70,14 @@ def run_batch(args: argparse.Namespace) -> int:
     if failed:
         return BAD_INPUT_EXIT
     return DOUBTFUL_EXIT if any(r["status"] == "doubtful" for r in records) else 0
+
+
+def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The command's pipeline (a module-level function: processes that Lightning spawns pickle it)."""
+    from posereg.registration import RefineSettings
+
+    model = load_model(args)
+    return model.pipeline(atlas_on(args, working_grid(args, model.grid)), RefineSettings() if args.refine else None)
 
 
 def _print_table(records: list[dict], table: dict) -> None:  # type: ignore[type-arg]

@@ -123,6 +123,7 @@ def refine_rigid(
                                       tolerance_grad=1e-9, tolerance_change=settings.tolerance,
                                       line_search_fn="strong_wolfe")  # fmt: skip
 
+        @torch.enable_grad()  # also when called under no_grad (a predict loop, an evaluation)
         def objective() -> Tensor:
             nonlocal evaluations
             evaluations += 1
