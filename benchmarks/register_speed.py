@@ -4,13 +4,14 @@ Real 1 mm scans that packages ship (``real_scan_data.py``, 180-260 voxels a side
 at their native size. Measured in one run, medians of ``--repeats``:
 
 - stages inside one process (after a warm-up call): reading the file, centre of gravity, the
-  networks (24 Pose-Net probes, candidates, Correction-Net passes, quality), writing the
-  transform; plus ``import posereg.cli`` and the model + cached atlas load;
-- whole processes, as a user runs them: ``posereg register`` (networks), ``posereg register
-  --refine``, a plain SimpleITK rigid registration of the same scan to the 1 mm MNI152 template
+  networks (24 Pose-Net probes, candidates, Correction-Net passes, quality), the refinement,
+  writing the transform; plus ``import posereg.cli`` and the model + cached atlas load;
+- whole processes, as a user runs them: ``posereg register`` (networks and refinement, the
+  default), ``posereg register --no-refine``, a plain SimpleITK rigid registration of the same scan to the 1 mm MNI152 template
   from the geometric centre (Mattes MI, 3 levels; a script of its own, ``_SITK_RIGID``), and
   posereg's VVR-GC (``register_rigid`` on the 3 mm working grid);
-- a batch: ``posereg register SCAN... --out-dir`` over ``--batch`` scans, in scans per second.
+- a batch: ``posereg register SCAN... --out-dir`` over ``--batch`` scans, in scans per second,
+  with and without the refinement.
 
 Usage::
 
@@ -70,10 +71,10 @@ start = time.perf_counter()
 import posereg.cli  # noqa: F401
 imported = time.perf_counter()
 from posereg.data.image_io import load_image
-from posereg.registration import load_pipeline_model, pretrained_pipeline_path, register_checked
+from posereg.registration import RefineSettings, load_pipeline_model, pretrained_pipeline_path, register_checked
 from posereg.registration.transform_files import write_transform
 model = load_pipeline_model(pretrained_pipeline_path())
-pipeline = model.pipeline(model.atlas())
+pipeline = model.pipeline(model.atlas(), RefineSettings())
 loaded = time.perf_counter()
 register_checked(pipeline, load_image(sys.argv[1]), fallback=False)  # warm-up
 rows = []
@@ -83,7 +84,8 @@ for _ in range(int(sys.argv[3])):
     r = checked.result
     write_transform(sys.argv[2], r.R, r.t, r.centre); t3 = time.perf_counter()
     rows.append({"read": t1 - t0, "centre of gravity": r.seconds["centre of gravity"],
-                 "networks": r.seconds["networks"] - r.seconds["centre of gravity"], "write": t3 - t2,
+                 "networks": r.seconds["networks"] - r.seconds["centre of gravity"],
+                 "refinement": r.seconds["refinement"], "write": t3 - t2,
                  "register_checked": t2 - t1})
 print(json.dumps({"import": imported - start, "model + atlas": loaded - imported, "rows": rows}))
 """
@@ -132,14 +134,15 @@ def main() -> int:
                                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])  # fmt: skip
         med = {k: statistics.median(r[k] for r in out["rows"]) for k in out["rows"][0]}
         stage_rows.append([name, shape, f"{out['import']:.2f}", f"{out['model + atlas']:.2f}", f"{med['read']:.2f}",
-                           f"{med['centre of gravity']:.3f}", f"{med['networks']:.3f}", f"{med['write']:.3f}"])  # fmt: skip
+                           f"{med['centre of gravity']:.3f}", f"{med['networks']:.3f}", f"{med['refinement']:.3f}",
+                           f"{med['write']:.3f}"])  # fmt: skip
         ours = _process_seconds([posereg, "register", str(path), "--out-transform", str(work / "p.tfm")], args.repeats)
-        refine = _process_seconds([posereg, "register", str(path), "--refine", "--no-fallback", "--out-transform",
-                                   str(work / "r.tfm")], args.repeats)  # fmt: skip
+        networks = _process_seconds([posereg, "register", str(path), "--no-refine", "--out-transform",
+                                     str(work / "r.tfm")], args.repeats)  # fmt: skip
         sitk_rigid = _process_seconds([python, "-c", _SITK_RIGID, str(path), str(template), str(work / "k.tfm")],
                                       args.repeats)  # fmt: skip
         vvr_gc = _process_seconds([python, "-c", _VVR_GC, str(path), str(work / "g.tfm")], args.repeats)
-        process_rows.append([name, f"{ours:.2f}", f"{refine:.2f}", f"{sitk_rigid:.2f}", f"{vvr_gc:.2f}",
+        process_rows.append([name, f"{ours:.2f}", f"{networks:.2f}", f"{sitk_rigid:.2f}", f"{vvr_gc:.2f}",
                              f"{sitk_rigid / ours:.1f}x", f"{vvr_gc / ours:.1f}x"])  # fmt: skip
         ratios.append(sitk_rigid / ours)
     batch = [str(p) for _, p in zip(range(args.batch), _cycle(list(scans.values())), strict=False)]
@@ -149,10 +152,12 @@ def main() -> int:
         target = links / f"scan{i:03d}.nii.gz"
         shutil.copyfile(p, target)
         named.append(str(target))
-    t0 = time.perf_counter()
-    subprocess.run([posereg, "register", *named, "--out-dir", str(work / "batch"), "--no-fallback", "--quiet"],
-                   capture_output=True)  # fmt: skip
-    batch_seconds = time.perf_counter() - t0
+    batch_seconds = {}
+    for label, extra in (("networks and refinement", []), ("networks alone (--no-refine)", ["--no-refine"])):
+        t0 = time.perf_counter()
+        subprocess.run([posereg, "register", *named, "--out-dir", str(work / f"batch{len(extra)}"), "--no-fallback",
+                        "--quiet", *extra], capture_output=True)  # fmt: skip
+        batch_seconds[label] = time.perf_counter() - t0
     elapsed = time.perf_counter() - start
     command = "python " + " ".join(sys.argv)
     lines = [
@@ -167,18 +172,18 @@ def main() -> int:
         "## Stages in one process (seconds; after a warm-up call, the atlas cache filled)",
         "",
         *markdown_table(["scan", "voxels", "import posereg.cli", "model + atlas", "read", "centre of gravity",
-                         "networks", "write"], stage_rows),  # fmt: skip
+                         "networks", "refinement", "write"], stage_rows),  # fmt: skip
         "",
         "## Whole processes (seconds, as a user runs them)",
         "",
-        *markdown_table(["scan", "posereg register", "register --refine", "SimpleITK rigid", "VVR-GC",
+        *markdown_table(["scan", "posereg register", "register --no-refine", "SimpleITK rigid", "VVR-GC",
                          "SimpleITK / posereg", "VVR-GC / posereg"], process_rows),  # fmt: skip
         "",
         f"Median ratio SimpleITK rigid / posereg register: {statistics.median(ratios):.1f}x.",
         "",
         f"## Batch: {len(named)} scans in one `posereg register ... --out-dir` call",
         "",
-        f"{batch_seconds:.1f} s in all: {len(named) / batch_seconds:.2f} scans per second.",
+        *[f"- {label}: {s:.1f} s in all, {len(named) / s:.2f} scans per second" for label, s in batch_seconds.items()],
     ]
     write_report(args.output, "\n".join(lines) + "\n")
     return 0

@@ -49,3 +49,22 @@ def test_a_right_result_is_trusted_and_a_wrong_one_is_caught_and_recovered(subje
     assert recovered.method == "fallback search" and recovered.first_reasons and not recovered.doubtful
     assert math.degrees(float(g.geodesic_distance(recovered.result.R, R))) < 5.0
     assert "fallback search" in recovered.result.seconds and "fallback search" in recovered.result.stages
+
+
+def test_a_refining_pipeline_refines_the_fallback_result_too(subject_case):
+    from posereg.registration import RefineSettings
+
+    atlas, moving, R, t = subject_case
+    wrong_R = R @ g.rotvec_to_matrix(torch.tensor([0.0, 0.0, 2.5], dtype=F64))
+    plain = DeepRegistration(atlas, OraclePose(wrong_R), probes=None)
+    refining = DeepRegistration(atlas, OraclePose(wrong_R), probes=None, refine=RefineSettings())
+    thresholds = QualityThresholds(min_agreement=0.0, min_brain_nmi=1.5)  # every result doubtful: the fallback runs
+    searched = register_checked(plain, moving, thresholds)
+    finished = register_checked(refining, moving, thresholds)
+    assert searched.method == finished.method == "fallback search"
+    error = lambda r: math.degrees(float(g.geodesic_distance(r.result.R, R)))  # noqa: E731
+    assert error(finished) < 1.5 and error(finished) <= error(searched) + 0.2
+    # pipeline.refined is the same refinement, from any start
+    start = (R @ g.rotvec_to_matrix(torch.tensor([0.15, 0.0, 0.1], dtype=F64)), t)
+    R_refined, _ = refining.refined(moving, *start)
+    assert math.degrees(float(g.geodesic_distance(R_refined, R))) < 1.5

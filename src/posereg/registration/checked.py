@@ -102,13 +102,16 @@ def register_checked(
     start = time.perf_counter()
     found = search_registration(pipeline.atlas, moving, settings=IntensitySettings(), coarse_metric=Metric.MATTES_MI,
                                 fixed_mask=pipeline.refine_mask)  # fmt: skip
-    nmi = pipeline.brain_nmi(moving, found.R, found.t)
+    R, t = found.R, found.t
+    if pipeline.refine is not None:  # the search's SimpleITK step stops short; finish as the pipeline does
+        R, t = pipeline.refined(moving, R, t)
+    nmi = pipeline.brain_nmi(moving, R, t)
     seconds = {**first.seconds, "fallback search": time.perf_counter() - start}
     if nmi <= first.quality["brain_nmi"]:
         kept = replace(first, seconds=seconds)
         return CheckedResult(kept, method, True, first_reasons, first_reasons)
-    stages = {**first.stages, "fallback search": (found.R, found.t)}
+    stages = {**first.stages, "fallback search": (R, t)}
     quality = {"brain_nmi": nmi, "agreement_of_networks": first.quality["agreement"]}
-    kept = DeepResult(found.R, found.t, found.centre, stages, seconds, quality)
+    kept = DeepResult(R, t, found.centre, stages, seconds, quality)
     reasons = doubts(quality, thresholds)
     return CheckedResult(kept, "fallback search", bool(reasons), reasons, first_reasons)

@@ -283,6 +283,16 @@ class DeepRegistration:
         mask = self.atlas.mask
         return normalised_mutual_information(aligned[mask].to(torch.float64), self.atlas.image.data[mask].to(torch.float64))
 
+    def refined(self, moving: Volume, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """The pipeline's refinement (``refine``, or the default ``RefineSettings()`` when it has none)
+        of ``moving`` from ``(R, t)`` about the atlas centre: for a start that did not come from
+        ``__call__`` (the fallback search's)."""
+        moving = block_reduced(moving, self.spacing)
+        smooth = antialiased(moving, self.spacing)
+        scan = moving.with_data(preprocess_intensity(smooth))
+        result = refine_rigid(self.atlas.image, scan, (R, t), self.refine_mask, self.refine or RefineSettings())
+        return result.R, result.t
+
     def brain_nmi(self, moving: Volume, R: Tensor, t: Tensor) -> float:
         """``brain_similarity`` of ``moving`` resampled onto the atlas grid by ``(R, t)`` (about the atlas centre).
 
