@@ -70,10 +70,10 @@ def reference_grid(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     Raises:
         FileNotFoundError, ValueError: an unreadable image.
     """
-    from posereg.data import Contrast, XformCode, load_mni152
+    from posereg.data import XformCode, mni152_grid
     from posereg.data.image_io import load_image
 
     path = args.reference if args.reference is not None else getattr(args, "atlas", None)
     if path is not None:
         return load_image(path, grid_only=True), XformCode.ALIGNED
-    return load_mni152(Contrast.T1, resolution_mm=1).image, XformCode.MNI152
+    return mni152_grid(), XformCode.MNI152

@@ -5,7 +5,7 @@ of Cambridge Landmarks, 7-Scenes and NVM reconstructions, image transforms and i
 rendered synthetic scenes with their cache, and ``relocalisation_data(data_config)``, the one
 entry point that builds the datasets."""
 
-from posereg.data.atlas import Atlas, load_atlas, load_mni152
+from posereg.data.atlas import Atlas, load_atlas, load_mni152, mni152_grid
 from posereg.data.dataset import (
     RigidPoseDataset,
     item_generator,
@@ -45,7 +45,7 @@ from posereg.data.volume import (
 
 __all__ = [
     "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation", "WorkingGrid", "XformCode",
-    "item_generator", "load_atlas", "load_mni152", "move_volume", "preprocess_intensity", "scan_intensity_range",
+    "item_generator", "load_atlas", "load_mni152", "mni152_grid", "move_volume", "preprocess_intensity", "scan_intensity_range",
     "rician_noise", "scanner_effects", "subject_seed", "synthesize_subject",
     "Volume", "antialiased", "block_reduced", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
     "rigid_resample", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
