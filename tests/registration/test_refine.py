@@ -8,27 +8,11 @@ import pytest
 import torch
 
 from posereg import geometry as g
-from posereg.data import (
-    Split,
-    Volume,
-    move_volume,
-    preprocess_intensity,
-    scanner_effects,
-    subject_seed,
-    synthesize_subject,
-)
+from posereg.data import Volume
 from posereg.registration import IntensitySettings, RefineLevel, RefineSettings, refine_rigid, register_rigid
+from tests.registration.test_intensity import case  # noqa: F401  (the same moved test subject)
 
 F64 = torch.float64
-
-
-@pytest.fixture(scope="module")
-def case(small_atlas):
-    subject = synthesize_subject(small_atlas, torch.Generator().manual_seed(subject_seed(Split.TEST, 3)))
-    R = g.rotvec_to_matrix(torch.tensor([0.12, -0.1, math.radians(10.0)], dtype=F64))
-    t = torch.tensor([3.0, -4.0, 2.0], dtype=F64)
-    moving = scanner_effects(move_volume(subject, R, t)[0, 0], torch.Generator().manual_seed(0))
-    return small_atlas, subject.with_data(preprocess_intensity(moving)), R, t
 
 
 def _deg(A: torch.Tensor, B: torch.Tensor) -> float:
