@@ -68,6 +68,7 @@ def test_one_process_predict_equals_register(scans, capsys):
     d, paths = scans
     common = [str(paths[0]), str(paths[1]), "--model", str(d / "model.pt"), "--no-fallback", "--quiet"]
     assert main(["predict", *common, "--out-dir", str(d / "p1")]) in (0, 3)
+    assert capsys.readouterr().err == ""  # --quiet: not even Lightning's start-up lines
     assert main(["register", *common, "--out-dir", str(d / "r1")]) in (0, 3)
     for a, b in zip(_rows(d / "p1"), _rows(d / "r1"), strict=True):
         assert {k: a.get(k) for k in SAME} == {k: b.get(k) for k in SAME} and a["process"] == 0

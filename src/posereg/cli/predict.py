@@ -34,8 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Register every scan over the processes; exit status as ``posereg register --out-dir``."""
+    import logging
+
     from posereg.cli.register_batch import run_batch
     from posereg.training.config import TrainerConfig
+
+    if args.quiet or args.json:  # Lightning's start-up lines (accelerator, tips) are not results
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
     devices = int(args.devices) if args.devices.isdigit() else args.devices
     trainer = TrainerConfig.model_validate({"accelerator": args.accelerator, "devices": devices,
