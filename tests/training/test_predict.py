@@ -74,7 +74,8 @@ def test_one_process_predict_equals_register(scans, capsys):
         assert {k: a.get(k) for k in SAME} == {k: b.get(k) for k in SAME} and a["process"] == 0
 
 
-@pytest.mark.parametrize(("extra", "message"), [(["--devices", "zero"], "devices"), (["--num-nodes", "0"], "num_nodes")])
+@pytest.mark.parametrize(("extra", "message"), [(["--devices", "zero"], "devices"), (["--num-nodes", "0"], "num_nodes"),
+                                               (["--transform-format", "fsl"], "batches write itk or ras")])  # fmt: skip
 def test_bad_process_settings_are_refused(scans, capsys, extra, message):
     d, paths = scans
     code = main(["predict", str(paths[0]), "--model", str(d / "model.pt"), "--out-dir", str(d / "bad"), *extra])

@@ -23,7 +23,7 @@ from posereg.registration.checked import CheckedResult, register_checked
 from posereg.registration.pipeline import DeepRegistration
 from posereg.registration.transform_files import TransformFormat, write_transform
 
-__all__ = ["BatchRow", "output_stem", "register_files"]
+__all__ = ["BatchRow", "check_batch", "output_stem", "register_files"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,22 @@ def output_stem(path: str | Path) -> str:
     return name
 
 
+def check_batch(scans: Sequence[str | Path], fmt: TransformFormat) -> list[str]:
+    """The output stems of ``scans``, after the checks a batch makes before any work.
+
+    Raises:
+        ValueError: FSL (FLIRT matrices need a reference file per scan), or two scans with the
+            same output name.
+    """
+    if fmt is TransformFormat.FSL:
+        raise ValueError("batches write itk or ras transforms (FLIRT matrices need a reference file per scan)")
+    stems = [output_stem(s) for s in scans]
+    repeated = sorted({s for s in stems if stems.count(s) > 1})
+    if repeated:
+        raise ValueError(f"scans: several inputs would write the same outputs ({', '.join(repeated)}); rename them")
+    return stems
+
+
 def register_files(
     pipeline: DeepRegistration,
     scans: Sequence[str | Path],
@@ -81,12 +97,7 @@ def register_files(
     Raises:
         ValueError: before any work, for FSL or two scans with the same output name.
     """
-    if fmt is TransformFormat.FSL:
-        raise ValueError("batches write itk or ras transforms (FLIRT matrices need a reference file per scan)")
-    stems = [output_stem(s) for s in scans]
-    repeated = sorted({s for s in stems if stems.count(s) > 1})
-    if repeated:
-        raise ValueError(f"scans: several inputs would write the same outputs ({', '.join(repeated)}); rename them")
+    stems = check_batch(scans, fmt)
     folder = Path(out_dir)
     # The next scan is read (decompressed, decoded) in a thread while this one is registered:
     # reading a 1 mm .nii.gz takes 0.1-0.6 s, much of it in zlib, which releases the GIL.

@@ -11,8 +11,9 @@ starts, and with every voxel it converged but took 1-10 s. The objective here us
 masked atlas voxel (about 80 000 on the 3 mm grid) with exact gradients through trilinear
 sampling, and L-BFGS with a strong-Wolfe line search needs 15-20 evaluations per level of
 about 20 ms each. Measured on six real scans moved by 6 rotations each: answers that follow
-the motion within 0-1.1 degrees in 0.5-1.2 s, against 0-3 degrees in 1-10 s for SimpleITK with
-every voxel (docs/benchmarks/real_scans.md).
+the motion within 0.1 degrees (median) in 0.5-1.3 s, 0.9 degrees from careful references on
+average (docs/benchmarks/real_scans.md, register_speed.md), against 0-3 degrees of consistency in
+1-10 s for SimpleITK with every voxel.
 
 Parameters: ``R = R0 exp([w / r]_x)`` (a right perturbation, so ``w`` is a rotation about the
 atlas centre in atlas axes, scaled by ``r`` mm so that its units are the millimetres a point at

@@ -23,8 +23,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from posereg.evaluation.registration_report import batch_record
-from posereg.registration.batch import output_stem, register_files
+from posereg.registration.batch import check_batch, register_files
 from posereg.registration.pipeline import DeepRegistration
+from posereg.registration.transform_files import TransformFormat
 from posereg.training.config import TrainerConfig
 
 __all__ = ["register_files_distributed"]
@@ -93,12 +94,9 @@ def register_files_distributed(
         rank 0); None on the others.
 
     Raises:
-        ValueError: before any work, two scans with the same output name (as ``register_files``).
+        ValueError: before any work, FSL or two scans with the same output name (``check_batch``).
     """
-    stems = [output_stem(s) for s in scans]
-    repeated = sorted({s for s in stems if stems.count(s) > 1})
-    if repeated:
-        raise ValueError(f"scans: several inputs would write the same outputs ({', '.join(repeated)}); rename them")
+    check_batch(scans, options.get("fmt", TransformFormat.ITK))
     module = _BatchRegistration(build_pipeline, Path(out_dir), options)
     runner = L.Trainer(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
                        strategy=trainer.strategy, logger=False, enable_checkpointing=False,
