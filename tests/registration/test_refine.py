@@ -81,11 +81,15 @@ def test_bad_inputs(case):
         RefineSettings(bins=4)
 
 
-def test_runs_under_no_grad_as_in_a_predict_loop(case):
+def test_runs_under_no_grad_and_inference_mode(case):
     atlas, moving, R, t = case
     start = _near(R, t, 8.0)
     with torch.no_grad():
         quiet = refine_rigid(atlas.image, moving, start, atlas.mask)
+    with torch.inference_mode():  # inputs made here are inference tensors, which autograd cannot save
+        inference = refine_rigid(atlas.image.with_data(atlas.image.data * 1), moving.with_data(moving.data * 1), start,
+                                 atlas.mask.clone())  # fmt: skip
     plain = refine_rigid(atlas.image, moving, start, atlas.mask)
     torch.testing.assert_close(quiet.R, plain.R)
+    torch.testing.assert_close(inference.R, plain.R)
     assert not quiet.R.requires_grad and _deg(quiet.R, R) < 1.5

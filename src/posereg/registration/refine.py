@@ -99,10 +99,20 @@ def refine_rigid(
         raise ValueError(f"fixed_mask: expected booleans of shape {fixed.shape}, got {fixed_mask.dtype} {tuple(fixed_mask.shape)}")
     if not bool(fixed_mask.any()):
         raise ValueError("fixed_mask: no voxel is set")
+    # The objective is differentiated whatever the caller's mode: under torch.inference_mode
+    # (as inference code often runs) the inputs are inference tensors, which autograd may not
+    # save; copies made outside that mode may be.
+    with torch.inference_mode(False):
+        fixed, moving = (Volume(v.data.clone(), v.affine.clone()) for v in (fixed, moving))
+        R0, t0 = (x.detach().to(torch.float64).cpu().clone() for x in initial)
+        return _refine(fixed, moving, R0, t0, fixed_mask.clone(), settings)
+
+
+def _refine(fixed: Volume, moving: Volume, R0: Tensor, t0: Tensor, fixed_mask: Tensor, settings: RefineSettings) -> RigidResult:
+    """``refine_rigid`` on checked inputs that autograd may use."""
     start = time.perf_counter()
     f64 = torch.float64
     c = fixed.centre.to(f64)
-    R0, t0 = (x.detach().to(f64).cpu() for x in initial)
     index = torch.nonzero(fixed_mask)  # (N, 3)
     points = index.to(f64) @ fixed.affine[:3, :3].T + fixed.affine[:3, 3]
     rotation = torch.zeros(3, dtype=f64, requires_grad=True)
