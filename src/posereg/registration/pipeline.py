@@ -195,8 +195,8 @@ class DeepRegistration:
         atlas = self.atlas.image
         c = atlas.centre
         start = time.perf_counter()
-        moving = block_reduced(moving, self.spacing)  # 1 mm scans: 8x fewer voxels for what follows
-        smooth = antialiased(moving, self.spacing)  # once for every resampling below
+        moving = self._for_working_grid(moving)  # once for every resampling below
+        smooth = moving.data
         g_m = coarse_centre_of_gravity(moving, smooth, self.spacing)
         eye = torch.eye(3, dtype=torch.float64)
         view_affine = isotropic_affine(atlas.shape, self.spacing, g_m)
@@ -287,9 +287,8 @@ class DeepRegistration:
         """The pipeline's refinement (``refine``, or the default ``RefineSettings()`` when it has none)
         of ``moving`` from ``(R, t)`` about the atlas centre: for a start that did not come from
         ``__call__`` (the fallback search's)."""
-        moving = block_reduced(moving, self.spacing)
-        smooth = antialiased(moving, self.spacing)
-        scan = moving.with_data(preprocess_intensity(smooth))
+        smooth = self._for_working_grid(moving)
+        scan = smooth.with_data(preprocess_intensity(smooth.data))
         result = refine_rigid(self.atlas.image, scan, (R, t), self.refine_mask, self.refine or RefineSettings())
         return result.R, result.t
 
@@ -307,11 +306,17 @@ class DeepRegistration:
         return self.atlas.image.with_data(self._on_atlas_grid(moving, result.R, result.t, result.centre))
 
     def _on_atlas_grid(self, moving: Volume, R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
-        """``moving`` (block-reduced and anti-aliased for the working spacing) on the atlas grid under ``(R, t)``."""
-        moving = block_reduced(moving, self.spacing)
+        """``moving`` (``_for_working_grid``) on the atlas grid under ``(R, t)``."""
+        smooth = self._for_working_grid(moving)
         atlas = self.atlas.image
-        return rigid_resample(antialiased(moving, self.spacing), moving.affine, R, t, centre,
-                              out_affine=atlas.affine, out_shape=atlas.shape)[0, 0]  # fmt: skip
+        return rigid_resample(smooth.data, smooth.affine, R, t, centre, out_affine=atlas.affine,
+                              out_shape=atlas.shape)[0, 0]  # fmt: skip
+
+    def _for_working_grid(self, moving: Volume) -> Volume:
+        """``moving`` block-reduced (1 mm scans: 8x fewer voxels) and anti-aliased for the working
+        spacing: what every resampling onto the working grid reads."""
+        reduced = block_reduced(moving, self.spacing)
+        return reduced.with_data(antialiased(reduced, self.spacing))
 
 
 def _dilated(mask: Tensor, radius_voxels: float) -> Tensor:
