@@ -79,9 +79,10 @@ def angle_deg(A: torch.Tensor, B: torch.Tensor) -> float:
     return math.degrees(float(geodesic_distance(A, B)))
 
 
-def ants_rigid(fixed_path: Path, mask_path: Path, moving: Volume, centre: torch.Tensor, initializer: bool,
-               transform: str = "Rigid") -> Pose:
-    """ANTs rigid registration (atlas -> moving, about ``centre``), from a NIfTI of ``moving``."""
+def ants_registration(fixed_path: Path, mask_path: Path, moving: Volume, centre: torch.Tensor, initializer: bool,
+                      transform: str = "Rigid") -> Pose:
+    """ANTs ``transform`` registration ('Rigid' or 'Similarity'; atlas -> moving, about ``centre``) from a
+    NIfTI of ``moving``; its rotation (the nearest one to a similarity's linear part) and shift."""
     import ants
     import nibabel as nib
     import SimpleITK as sitk
@@ -154,10 +155,10 @@ def reference_candidates(scan: Volume, pipeline, fixed_path: Path, mask_path: Pa
                     continue
                 Q = _pitch(pitch)  # the scan re-posed by Q about its centre; undo Q on the answer
                 start = moved_by_header(scan, Q, torch.zeros(3, dtype=F64))
-                pose = ants_rigid(fixed_path, mask_path, start, c, initializer=False, transform=transform)
+                pose = ants_registration(fixed_path, mask_path, start, c, initializer=False, transform=transform)
                 candidates[name] = compose((Q.T, torch.zeros(3, dtype=F64)), scan.centre, pose, c)
         if "ANTs initializer + Rigid" not in candidates:
-            candidates["ANTs initializer + Rigid"] = ants_rigid(fixed_path, mask_path, scan, c, initializer=True)
+            candidates["ANTs initializer + Rigid"] = ants_registration(fixed_path, mask_path, scan, c, initializer=True)
     except ImportError:
         pass
     if "VVR-Search (NMI, masked)" not in candidates:
@@ -236,8 +237,8 @@ def run_scans(model, args: argparse.Namespace) -> dict:  # type: ignore[no-untyp
         "posereg register": lambda v: _checked(refine, v, fallback=True),
         "VVR-GC (SimpleITK)": lambda v: (_rt(register_rigid(atlas.image, _scaled(v), settings=settings)), None),
         "VVR-Search": lambda v: (_rt(search_registration(atlas, v, settings=settings)), None),
-        "ANTs Rigid": lambda v: (ants_rigid(fixed_path, mask_path, v, c, initializer=False), None),
-        "ANTs initializer + Rigid": lambda v: (ants_rigid(fixed_path, mask_path, v, c, initializer=True), None),
+        "ANTs Rigid": lambda v: (ants_registration(fixed_path, mask_path, v, c, initializer=False), None),
+        "ANTs initializer + Rigid": lambda v: (ants_registration(fixed_path, mask_path, v, c, initializer=True), None),
     }
     try:
         import ants  # noqa: F401

@@ -26,14 +26,10 @@ from posereg.models.artifact import load_artifact
 from posereg.training.config import VolumeTrainingConfig
 from posereg.training.volume import train_volume
 from tests.training.ddp_worker import callbacks
+from tests.training.test_volume_training import TINY as VOLUME_TINY
 
-TINY = {
-    "atlas": {"shape": 16, "spacing": 12.0, "resolution_mm": 2},
-    "data": {"train_subjects": 2, "val_subjects": 1, "items_per_epoch": 10, "val_items": 5},
-    "model": {"channels": [4, 8], "pool_before": [1], "fc": [16], "pooled_size": 2},
-    "schedule": {"mse_epochs": 1, "geodesic_epochs": 1},
-    "optim": {"batch_size": 4, "num_workers": 0, "lr": 0.01, "cosine_decay": True},
-}
+# test_volume_training's tiny run with 10 + 5 items (two shards of 5, one partial validation share).
+TINY = {**VOLUME_TINY, "data": {**VOLUME_TINY["data"], "items_per_epoch": 10, "val_items": 5}}
 
 
 def _can_run_ddp() -> str | None:
