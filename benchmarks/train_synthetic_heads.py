@@ -1,4 +1,4 @@
-"""Train a volume network on synthetic heads within a wall-clock budget (the bundled model's recipe).
+"""Train a volume or slice network on synthetic heads within a wall-clock budget (the bundled models' recipe).
 
 The number of items per epoch is sized from a measured throughput so that the configured
 epochs (Salehi's MSE then geodesic stages, cosine decay) fit ``--budget-minutes``; the sizes
@@ -21,12 +21,16 @@ import torch
 
 def _rates(config, head, device: torch.device, batches: int = 6) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Samples per second of (synthesis alone, synthesis + a training step)."""
+    from posereg.training.config import SliceTrainingConfig
     from posereg.training.schedules import salehi_schedule
-    from posereg.training.synthetic_heads import SyntheticHeadModule
+    from posereg.training.slice import build_slice_network
+    from posereg.training.synthetic_heads import SyntheticHeadModule, slice_sampler, volume_sampler
     from posereg.training.volume import build_network
 
-    net = build_network(config).to(device)
-    module = SyntheticHeadModule(net, salehi_schedule(1, 1, representation=net.representation), head, config.network,
+    is_slice = isinstance(config, SliceTrainingConfig)
+    net = (build_slice_network(config) if is_slice else build_network(config)).to(device)
+    sample = slice_sampler(config) if is_slice else volume_sampler(config)
+    module = SyntheticHeadModule(net, salehi_schedule(1, 1, representation=net.representation), head, sample,
                                  batch_size=config.optim.batch_size, seed=12345).to(device)  # fmt: skip
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
     dtype = torch.bfloat16 if config.trainer.precision == "bf16-mixed" else torch.float16
@@ -66,11 +70,16 @@ def main() -> None:
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
 
+    import yaml
+
     from posereg.data.head_model import load_head_model
-    from posereg.training.config import VolumeTrainingConfig, load_config
+    from posereg.training.config import SliceTrainingConfig, VolumeTrainingConfig, load_config
+    from posereg.training.slice import train_slice
     from posereg.training.volume import train_volume
 
-    config = load_config(args.config, VolumeTrainingConfig)
+    with open(args.config) as f:
+        is_slice = yaml.safe_load(f).get("network") == "slice"
+    config = load_config(args.config, SliceTrainingConfig if is_slice else VolumeTrainingConfig)
     config = config.replace(data=config.data.replace(head_model=args.head_model),
                             trainer=config.trainer.replace(accelerator=args.accelerator))
     device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
@@ -84,7 +93,7 @@ def main() -> None:
     rates = {"synthesis_samples_per_s": synth, "training_samples_per_s": train, "items_per_epoch": items,
              "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}  # fmt: skip
     print(json.dumps(rates), flush=True)
-    result = train_volume(config, args.output, progress=False, overwrite=True)
+    result = (train_slice if is_slice else train_volume)(config, args.output, progress=False, overwrite=True)
     summary = json.loads((result.output / "summary.json").read_text())
     (result.output / "summary.json").write_text(json.dumps({**summary, "rates": rates}, indent=2))
     print(json.dumps(summary), flush=True)

@@ -118,10 +118,10 @@ def test_labels_follow_the_motion(small_head):
     atlas = small_head.atlas
     R = g.rotvec_to_matrix(torch.tensor([0.4, -1.9, 0.8], dtype=F64))
     t = torch.tensor([6.0, -4.0, 3.0], dtype=F64)
-    from posereg.data.head_synthesis import _draw, render_heads
+    from posereg.data.head_synthesis import draw_heads, render_heads
 
     gen = torch.Generator().manual_seed(5)
-    draw = _draw(small_head, 1, gen, PLAIN, torch.device("cpu"))
+    draw = draw_heads(small_head, 1, gen, PLAIN, torch.device("cpu"))
     x = atlas.image.world_coordinates().reshape(1, -1, 3).float()
     still = render_heads(small_head, draw, torch.eye(3)[None], torch.zeros(1, 3), x, torch.Generator().manual_seed(0))
     moved = render_heads(small_head, draw, R[None].float(), t[None].float(), x, torch.Generator().manual_seed(0))

@@ -53,3 +53,37 @@ def test_train_on_synthetic_heads_end_to_end_and_reproducibly(tmp_path, small_he
     assert config.data.synthetic_heads and config.network.value == network
     first, second = _val_errors(runs[0]), _val_errors(runs[1])
     assert len(first) == 2 and first == second  # same seed: the same batches, the same metrics
+
+
+def test_shipped_slice_head_config_parses():
+    from posereg.training.config import SliceTrainingConfig
+
+    config = load_config("configs/slice_pose_heads.yaml", SliceTrainingConfig)
+    assert config.data.synthetic_heads and config.model.rotation_head == "sixd" and config.schedule.mse_epochs == 0
+
+
+def test_slice_network_trains_on_synthetic_head_slices_reproducibly(tmp_path, small_head):
+    """``posereg train slice`` with ``data.synthetic_heads``: a model locate-slice reads, the same metrics twice."""
+    from posereg.registration.slice_model import load_slice_model
+
+    save_head_model(small_head, tmp_path / "head.pt")
+    config = {
+        "network": "slice",
+        "atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2},
+        "data": {"synthetic_heads": True, "head_model": str(tmp_path / "head.pt"), "items_per_epoch": 8,
+                 "val_items": 4, "middle_fraction": 0.5},
+        "model": {"width": 0.125, "stem_stride": 2, "rotation_head": "sixd"},
+        "schedule": {"mse_epochs": 0, "geodesic_epochs": 2},
+        "optim": {"batch_size": 4, "num_workers": 0, "lr": 0.01},
+    }  # fmt: skip
+    path = tmp_path / "slice.yaml"
+    path.write_text(yaml.safe_dump(config))
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        assert main(["train", "slice", "--config", str(path), "--output", str(run), "--quiet"]) == 0
+    model = load_slice_model(runs[0] / "model.pt")
+    assert model.grid.shape == 40 and model.middle_fraction == 0.5
+    first, second = _val_errors(runs[0]), _val_errors(runs[1])
+    assert len(first) == 2 and first == second
+    with open(runs[0] / "logs" / "metrics.csv") as f:
+        assert any(r.get("val/slice_index_error") for r in csv.DictReader(f))  # the slice index is trained too

@@ -63,6 +63,10 @@ class SliceDataConfig(Section):
     ``middle_fraction`` of its stack; rotations with extrinsic ``x, y, z`` Euler angles
     uniform in the ``[low, high]`` ranges (degrees; the paper's half space by default); Rician
     ``noise``; subjects from the training family, starting at ``subject_base_seed``.
+    ``synthetic_heads``: draw slices of whole synthetic heads on the training device instead
+    (``posereg.data.head_slices``; ``head_model`` as for volumes; the subject shifted in the
+    plane by up to ``in_plane_shift_mm``; ``slices_per_volume``, ``noise`` and the subject
+    counts then do not apply).
     """
 
     train_subjects: Count = 16
@@ -76,6 +80,9 @@ class SliceDataConfig(Section):
     z_range_deg: tuple[Angle, Angle] = (-180.0, 180.0)
     noise: Float = Field(0.03, ge=0)
     subject_base_seed: Int = Field(0, ge=0)
+    synthetic_heads: Bool = False
+    head_model: Str | None = None
+    in_plane_shift_mm: Float = Field(20.0, ge=0)
 
     @model_validator(mode="after")
     def _ranges_in_order(self) -> SliceDataConfig:

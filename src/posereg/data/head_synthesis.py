@@ -44,7 +44,10 @@ from posereg.data.head_contrast import (
 from posereg.data.head_model import HeadModel
 from posereg.geometry import project_to_so3, random_rotation, random_rotation_with_angle
 
-__all__ = ["HeadVariation", "correction_batch", "pose_batch", "render_heads", "synthetic_scans"]
+__all__ = [
+    "HeadDraw", "HeadVariation", "correction_batch", "draw_heads", "field_of_view", "pose_batch", "render_heads",
+    "scanner_draw", "synthetic_scans",
+]  # fmt: skip
 
 _L = {name: i for i, name in enumerate(LABELS)}
 
@@ -90,7 +93,7 @@ def _u(gen: torch.Generator, low: float, high: float, shape: tuple[int, ...], de
 
 
 @dataclass
-class _Draw:
+class HeadDraw:
     """One batch's random parameters (everything but per-voxel noise)."""
 
     A: Tensor  # (N, 3, 3) anatomical affine (symmetric)
@@ -108,7 +111,8 @@ class _Draw:
     fat_field: Tensor  # (N, 1, 5, 5, 5) in [-1, 1]: fat vs muscle in face and neck
 
 
-def _draw(head: HeadModel, n: int, gen: torch.Generator, v: HeadVariation, device: torch.device) -> _Draw:
+def draw_heads(head: HeadModel, n: int, gen: torch.Generator, v: HeadVariation, device: torch.device) -> HeadDraw:
+    """Step 1 and the appearance of step 3 for ``n`` subjects: anatomy, layers, label means, bias."""
     Q = random_rotation((n,), generator=gen, dtype=torch.float32, device=device)
     s = _u(gen, *v.scale, (n, 3), device)
     A = Q @ torch.diag_embed(s) @ Q.mT
@@ -117,7 +121,7 @@ def _draw(head: HeadModel, n: int, gen: torch.Generator, v: HeadVariation, devic
     means, _ = draw_label_means(n, gen, device)
     texture = _u(gen, 0.0, v.texture, (n, len(LABELS)), device)
     layers = torch.stack([_u(gen, *r, (n,), device) for r in (v.csf_mm, v.skull_mm, v.scalp_mm)], -1)
-    draw = _Draw(A, u, torch.eye(3, device=device).expand(n, 3, 3), torch.zeros(n, 3, device=device), layers,
+    draw = HeadDraw(A, u, torch.eye(3, device=device).expand(n, 3, 3), torch.zeros(n, 3, device=device), layers,
                  _u(gen, *v.face_scale, (n,), device), _u(gen, -5.0, 5.0, (n, 3), device),
                  torch.rand(n, generator=gen, device=device) < v.strip_probability,
                  _u(gen, *v.strip_margin_mm, (n,), device), means, texture,
@@ -149,7 +153,7 @@ def _sample_field(field: Tensor, coords: Tensor) -> Tensor:
     return out[:, :, 0, 0]
 
 
-def _psi(head: HeadModel, draw: _Draw, z: Tensor, c: Tensor, rigid: bool = True) -> Tensor:
+def _psi(head: HeadModel, draw: HeadDraw, z: Tensor, c: Tensor, rigid: bool = True) -> Tensor:
     """Subject frame ``z (N, P, 3)`` -> MNI ``x``: ``c + A (z - c) + u(z)``, rigid part divided out."""
     u = _sample_field(draw.u, _canvas_coordinates(head, z)).mT
     x = c + (z - c) @ draw.A.mT + u
@@ -163,7 +167,7 @@ def _ellipsoid(x: Tensor, centre: Tensor, radii: Tensor) -> Tensor:
     return torch.linalg.vector_norm((x - centre[:, None]) / radii[:, None], dim=-1) - 1
 
 
-def _labels(head: HeadModel, draw: _Draw, x: Tensor) -> Tensor:
+def _labels(head: HeadModel, draw: HeadDraw, x: Tensor) -> Tensor:
     """Label probabilities ``(N, L, P)`` of ``LABELS`` at MNI points ``x (N, P, 3)``."""
     n, p, _ = x.shape
     dev = x.device
@@ -213,7 +217,7 @@ def _labels(head: HeadModel, draw: _Draw, x: Tensor) -> Tensor:
     return probs
 
 
-def render_heads(head: HeadModel, draw: _Draw, R: Tensor, t: Tensor, points: Tensor, gen: torch.Generator) -> Tensor:
+def render_heads(head: HeadModel, draw: HeadDraw, R: Tensor, t: Tensor, points: Tensor, gen: torch.Generator) -> Tensor:
     """Intensities ``(N, P)`` (before blur, noise and the field of view) at scan points ``(N, P, 3)``.
 
     The scan is the subject moved by ``y = R (z - c) + c + t``; ``z = R^T (y - c - t) + c``.
@@ -236,8 +240,12 @@ def _grid_points(shape: int, spacing: float, centre: Tensor) -> Tensor:
     return centre[:, None] + g
 
 
-def _field_of_view(head: HeadModel, R: Tensor, t: Tensor, v: HeadVariation, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Per-sample box ``(centre (N, 3), half sizes (N, 3))`` in the scan frame."""
+def field_of_view(head: HeadModel, R: Tensor, t: Tensor, v: HeadVariation, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Per-sample box ``(centre (N, 3), half sizes (N, 3))`` in the scan frame (RAS mm).
+
+    A tight crop of the moved brain (``v.tight_probability``) or a box of ``v.fov_half_mm`` half
+    sizes whose centre strays up to ``v.off_centre_mm`` from the moved atlas centre.
+    """
     n, dev = R.shape[0], R.device
     c = head.atlas.image.centre.to(device=dev, dtype=torch.float32)
     brain = (head.brain_points.to(device=dev, dtype=torch.float32) - c) @ R.mT  # (N, P, 3) about c
@@ -251,7 +259,7 @@ def _field_of_view(head: HeadModel, R: Tensor, t: Tensor, v: HeadVariation, gen:
     return torch.where(tight, tight_centre, centre), torch.where(tight, tight_half, half)
 
 
-def _scan(head: HeadModel, draw: _Draw, R: Tensor, t: Tensor, box: tuple[Tensor, Tensor], shape: int, spacing: float,
+def _scan(head: HeadModel, draw: HeadDraw, R: Tensor, t: Tensor, box: tuple[Tensor, Tensor], shape: int, spacing: float,
           centre: Tensor, v: HeadVariation, gen: torch.Generator, effects: Tensor) -> Tensor:  # fmt: skip
     """The scan on grids of ``shape^3`` voxels of ``spacing`` mm centred on ``centre``: ``(N, s, s, s)``.
 
@@ -270,7 +278,9 @@ def _scan(head: HeadModel, draw: _Draw, R: Tensor, t: Tensor, box: tuple[Tensor,
     return torch.where(inside, image, 0.0)
 
 
-def _effects(n: int, v: HeadVariation, gen: torch.Generator, device: torch.device) -> Tensor:
+def scanner_draw(n: int, v: HeadVariation, gen: torch.Generator, device: torch.device) -> Tensor:
+    """Per-sample scanner effects ``(N, 5)``: gamma, noise level, blur sigma (output voxels),
+    thick-slice sigma (mm) and the thick-slice axis (0, 1, 2)."""
     thick = torch.rand(n, generator=gen, device=device) < v.thick_probability
     slice_mm = torch.where(thick, _u(gen, *v.slice_mm, (n,), device), 0.0)
     # A slice profile of width w (box) has the variance of a Gaussian of sigma w / sqrt(12).
@@ -300,9 +310,9 @@ def pose_batch(head: HeadModel, n: int, gen: torch.Generator, v: HeadVariation =
     coarse = 2 * spacing if coarse_spacing is None else coarse_spacing
     R = random_rotation((n,), generator=gen, dtype=torch.float32, device=dev)
     t = _u(gen, -max_translation_mm, max_translation_mm, (n, 3), dev)
-    draw = _draw(head, n, gen, v, dev)
-    box = _field_of_view(head, R, t, v, gen)
-    effects = _effects(n, v, gen, dev)
+    draw = draw_heads(head, n, gen, v, dev)
+    box = field_of_view(head, R, t, v, gen)
+    effects = scanner_draw(n, v, gen, dev)
     m = int(math.ceil(2 * (v.fov_half_mm[1] + v.off_centre_mm) / coarse)) + 1
     view = _scan(head, draw, R, t, box, m, coarse, box[0], v, gen, effects)
     weights = torch.where(view > 0.1 * view.reshape(n, -1).quantile(0.99, dim=1)[:, None, None, None], view, 0.0)
@@ -327,9 +337,9 @@ def correction_batch(head: HeadModel, n: int, gen: torch.Generator, v: HeadVaria
     shape, spacing = atlas.shape[0], float(atlas.spacing[0])
     R = random_rotation_with_angle((n,), 0.0, math.radians(max_angle_deg), generator=gen, dtype=torch.float32, device=dev)
     t = _u(gen, -max_translation_mm, max_translation_mm, (n, 3), dev)
-    draw = _draw(head, n, gen, v, dev)
-    box = _field_of_view(head, R, t, v, gen)
-    effects = _effects(n, v, gen, dev)
+    draw = draw_heads(head, n, gen, v, dev)
+    box = field_of_view(head, R, t, v, gen)
+    effects = scanner_draw(n, v, gen, dev)
     c = atlas.centre.to(device=dev, dtype=torch.float32).expand(n, 3)
     image = normalise_batch(_scan(head, draw, R, t, box, shape, spacing, c, v, gen, effects))
     reference = atlas.data.to(device=dev, dtype=torch.float32).expand(n, -1, -1, -1)
@@ -353,9 +363,9 @@ def synthetic_scans(head: HeadModel, n: int, gen: torch.Generator, v: HeadVariat
     dev = gen.device
     R = random_rotation((n,), generator=gen, dtype=torch.float32, device=dev)
     t = _u(gen, -max_translation_mm, max_translation_mm, (n, 3), dev)
-    draw = _draw(head, n, gen, v, dev)
-    box = _field_of_view(head, R, t, v, gen)
-    image = _scan(head, draw, R, t, box, shape, spacing, box[0], v, gen, _effects(n, v, gen, dev))
+    draw = draw_heads(head, n, gen, v, dev)
+    box = field_of_view(head, R, t, v, gen)
+    image = _scan(head, draw, R, t, box, shape, spacing, box[0], v, gen, scanner_draw(n, v, gen, dev))
     volumes = [Volume(image[i].cpu(), isotropic_affine((shape,) * 3, spacing, box[0][i].cpu().to(torch.float64)))
                for i in range(n)]  # fmt: skip
     return volumes, R.to(torch.float64), t.to(torch.float64)

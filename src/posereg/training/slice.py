@@ -1,7 +1,9 @@
 """Training of the slice Pose-Net (Salehi et al. 2018, 2D->3D).
 
 ``train_slice(config, output)`` builds the atlas, synthetic training subjects (training
-seed family only), on-the-fly slice datasets (``posereg.data.slices``), a ``SlicePoseNet``
+seed family only), on-the-fly slice datasets (``posereg.data.slices``) or, with
+``data.synthetic_heads``, slices of synthetic heads drawn on the training device
+(``posereg.data.head_slices``), a ``SlicePoseNet``
 and Salehi's two stages (rotation-vector MSE, then geodesic; the squared slice-index error
 weighted by ``schedule.translation_weight`` in both), and runs ``fit_pose_network``.
 """
@@ -64,11 +66,16 @@ def train_slice(config: SliceTrainingConfig, output: str | Path, *, progress: bo
     the other arguments as ``posereg.training.volume.train_volume``.
     """
     check_run_folder(output, config.model_dump(mode="json"), resume=resume, overwrite=overwrite)  # before the data
-    train, val = slice_datasets(config)
     net = seeded_network(config.seed, lambda: build_slice_network(config))
     s, o = config.schedule, config.optim
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
                                translation_weight=s.translation_weight)  # fmt: skip
+    if config.data.synthetic_heads:
+        from posereg.training.synthetic_heads import train_on_synthetic_heads
+
+        return train_on_synthetic_heads(config, net, schedule, output, progress=progress, resume=resume,
+                                        overwrite=overwrite, callbacks=callbacks)  # fmt: skip
+    train, val = slice_datasets(config)
     module = RigidPoseModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, SLICE_INDEX)
     return fit_pose_network(module, train, val, config=config, output=output, grid=config.atlas.record(),
                             batch_size=o.batch_size, num_workers=o.num_workers, max_minutes=o.max_minutes,

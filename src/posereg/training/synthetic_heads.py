@@ -15,7 +15,8 @@ each drawing whole batches, so the validation set is the same on any number of p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,26 @@ from torch import Tensor, nn
 from posereg.data import load_atlas
 from posereg.data.dataset import EpochDataset
 from posereg.data.head_model import HeadModel, build_head_model, load_head_model
-from posereg.data.head_synthesis import HeadVariation, correction_batch, pose_batch
+from posereg.data.head_slices import head_slice_batch
+from posereg.data.head_synthesis import correction_batch, pose_batch
+from posereg.data.slices import SliceGeometry
 from posereg.models.artifact import NetworkKind
-from posereg.training.config import VolumeTrainingConfig
-from posereg.training.loop import TRANSLATION, RigidPoseModule, TrainingResult, fit_pose_network
+from posereg.training.config import SliceTrainingConfig, VolumeTrainingConfig
+from posereg.training.loop import (
+    SLICE_INDEX,
+    TRANSLATION,
+    AuxiliaryTarget,
+    RigidPoseModule,
+    TrainingResult,
+    fit_pose_network,
+)
 from posereg.training.schedules import StageSchedule
 from posereg.training.shards import ITEM
 
-__all__ = ["BatchSeeds", "SyntheticHeadModule", "head_model_for", "train_on_synthetic_heads"]
+__all__ = [
+    "BatchSeeds", "HeadSampler", "SyntheticHeadModule", "head_model_for", "slice_sampler", "train_on_synthetic_heads",
+    "volume_sampler",
+]  # fmt: skip
 
 
 class BatchSeeds(EpochDataset):
@@ -48,19 +61,19 @@ def _batch_seed(seed: int, epoch: int, index: int, *rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index, *rank]).generate_state(1)[0])
 
 
+HeadSampler = Callable[[HeadModel, int, torch.Generator], dict[str, Tensor]]
+
+
 class SyntheticHeadModule(RigidPoseModule):
     """``RigidPoseModule`` whose batches are synthetic heads drawn on its own device.
 
     Args:
-        net, schedule, lr, weight_decay, cosine_decay: as ``RigidPoseModule``.
+        net, schedule, lr, weight_decay, cosine_decay, auxiliary: as ``RigidPoseModule``.
         head: the head model (moved to the module's device on first use).
-        kind: which network (Pose-Net: full-SO(3) views centred on the scan's centroid;
-            Correction-Net: residual motions on the atlas grid, atlas as second channel).
+        sample: ``(head, n, generator) -> batch``: what the network sees (``pose_sampler``,
+            ``correction_sampler``, ``slice_sampler``).
         batch_size: samples per drawn batch.
         seed: the training seed (validation uses ``seed + 1``).
-        variation: the synthesis ranges.
-        max_translation_mm, max_angle_deg: the motions (``max_angle_deg`` for the
-            Correction-Net's residual rotation).
     """
 
     def __init__(
@@ -68,21 +81,17 @@ class SyntheticHeadModule(RigidPoseModule):
         net: nn.Module,
         schedule: StageSchedule,
         head: HeadModel,
-        kind: NetworkKind,
+        sample: HeadSampler,
         *,
         batch_size: int,
         seed: int,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         cosine_decay: bool = False,
-        variation: HeadVariation = HeadVariation(),
-        max_translation_mm: float = 20.0,
-        max_angle_deg: float = 50.0,
+        auxiliary: AuxiliaryTarget | None = None,
     ) -> None:
-        auxiliary = TRANSLATION if kind is NetworkKind.CORRECTION else None
         super().__init__(net, schedule, lr, weight_decay, cosine_decay, auxiliary)
-        self.head, self.kind, self.batch_size, self.seed = head, kind, batch_size, seed
-        self.variation, self.max_translation_mm, self.max_angle_deg = variation, max_translation_mm, max_angle_deg
+        self.head, self.sample, self.batch_size, self.seed = head, sample, batch_size, seed
         self._head_on: HeadModel | None = None
 
     def draw(self, epoch: int, index: int, seed: int, *, n: int | None = None, rank: int | None = None) -> dict[str, Tensor]:
@@ -92,12 +101,8 @@ class SyntheticHeadModule(RigidPoseModule):
         if self._head_on is None or self._head_on.tissue.device != device:
             self._head_on = self.head.to(device)
         gen = torch.Generator(device=device).manual_seed(_batch_seed(seed, epoch, index, *(() if rank is None else (rank,))))
-        n = self.batch_size if n is None else n
         with torch.no_grad():
-            if self.kind is NetworkKind.CORRECTION:
-                return correction_batch(self._head_on, n, gen, self.variation,
-                                        max_angle_deg=self.max_angle_deg, max_translation_mm=self.max_translation_mm)  # fmt: skip
-            return pose_batch(self._head_on, n, gen, self.variation, max_translation_mm=self.max_translation_mm)
+            return self.sample(self._head_on, self.batch_size if n is None else n, gen)
 
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
         epoch, index = int(batch["epoch"][0]), int(batch["index"][0])
@@ -112,7 +117,27 @@ class SyntheticHeadModule(RigidPoseModule):
         return {**drawn, ITEM: ids if item >= 0 else torch.full_like(ids, -1)}
 
 
-def head_model_for(config: VolumeTrainingConfig) -> HeadModel:
+def volume_sampler(config: VolumeTrainingConfig) -> HeadSampler:
+    """The volume network's batches: Pose-Net views (``pose_batch``) or Correction-Net residuals
+    (``correction_batch``, angles up to ``data.max_rotation_angle_deg``, default 50 degrees)."""
+    d = config.data
+    if config.network is NetworkKind.CORRECTION:
+        return partial(correction_batch, max_angle_deg=d.max_rotation_angle_deg or 50.0,
+                       max_translation_mm=d.max_translation_mm)  # fmt: skip
+    return partial(pose_batch, max_translation_mm=d.max_translation_mm)
+
+
+def slice_sampler(config: SliceTrainingConfig) -> HeadSampler:
+    """The slice Pose-Net's batches (``head_slice_batch``): the configuration's grid, stack range,
+    rotation ranges and in-plane shift."""
+    a, d = config.atlas, config.data
+    geometry = SliceGeometry(a.shape, a.spacing, a.shape)
+    return partial(head_slice_batch, geometry=geometry, index_range=geometry.middle_indices(d.middle_fraction),
+                   x_range_deg=d.x_range_deg, y_range_deg=d.y_range_deg, z_range_deg=d.z_range_deg,
+                   in_plane_shift_mm=d.in_plane_shift_mm)  # fmt: skip
+
+
+def head_model_for(config: VolumeTrainingConfig | SliceTrainingConfig) -> HeadModel:
     """The configuration's head model: ``data.head_model`` if set, else built from nilearn."""
     if config.data.head_model is not None:
         return load_head_model(config.data.head_model)
@@ -120,7 +145,7 @@ def head_model_for(config: VolumeTrainingConfig) -> HeadModel:
 
 
 def train_on_synthetic_heads(
-    config: VolumeTrainingConfig,
+    config: VolumeTrainingConfig | SliceTrainingConfig,
     net: nn.Module,
     schedule: StageSchedule,
     output: str | Path,
@@ -130,8 +155,8 @@ def train_on_synthetic_heads(
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
 ) -> TrainingResult:
-    """Train ``net`` on synthetic heads (see the module doc); arguments and outputs as
-    ``posereg.training.volume.train_volume``."""
+    """Train ``net`` on synthetic heads (see the module doc): a volume network, or the slice
+    Pose-Net on single slices; arguments and outputs as ``posereg.training.volume.train_volume``."""
     head = head_model_for(config)
     a = config.atlas
     if head.atlas.image.shape != (a.shape,) * 3 or abs(float(head.atlas.image.spacing[0]) - a.spacing) > 1e-6:
@@ -140,10 +165,13 @@ def train_on_synthetic_heads(
     d, o = config.data, config.optim
     batches = max(1, d.items_per_epoch // o.batch_size)
     val_batches = max(1, d.val_items // o.batch_size)
-    module = SyntheticHeadModule(net, schedule, head, config.network, batch_size=o.batch_size, seed=config.seed, lr=o.lr,
-                                 weight_decay=o.weight_decay, cosine_decay=o.cosine_decay,
-                                 max_translation_mm=d.max_translation_mm,
-                                 max_angle_deg=d.max_rotation_angle_deg or 50.0)  # fmt: skip
+    if isinstance(config, SliceTrainingConfig):
+        sample, auxiliary = slice_sampler(config), SLICE_INDEX
+    else:
+        sample = volume_sampler(config)
+        auxiliary = TRANSLATION if config.network is NetworkKind.CORRECTION else None
+    module = SyntheticHeadModule(net, schedule, head, sample, batch_size=o.batch_size, seed=config.seed, lr=o.lr,
+                                 weight_decay=o.weight_decay, cosine_decay=o.cosine_decay, auxiliary=auxiliary)  # fmt: skip
     return fit_pose_network(module, BatchSeeds(batches, config.seed), BatchSeeds(val_batches, config.seed + 1),
                             config=config, output=output, grid=config.atlas.record(), batch_size=o.batch_size,
                             num_workers=0, max_minutes=o.max_minutes, resume=resume,
