@@ -29,7 +29,14 @@ from torch import Tensor
 
 from posereg.data.head_contrast import batched_blur, normalise_batch, rician_noise_batch
 from posereg.data.head_model import HeadModel
-from posereg.data.head_synthesis import HeadDraw, HeadVariation, draw_heads, field_of_view, render_heads, scanner_draw
+from posereg.data.head_synthesis import (
+    HeadDraw,
+    HeadVariation,
+    draw_heads,
+    field_of_view,
+    render_heads,
+    scanner_draw,
+)
 from posereg.data.slices import SliceGeometry
 from posereg.geometry import matrix_to_rotvec, random_euler_rotation
 
