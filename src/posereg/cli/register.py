@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from posereg.cli._common import (
     INTERPOLATIONS,
@@ -80,15 +81,15 @@ def run(args: argparse.Namespace) -> int:
                          "--write-images, take --out-dir")  # fmt: skip
     args.moving = args.moving[0]
     import json
-    from pathlib import Path
 
-    from posereg._files import atomic_outputs, check_outputs
-    from posereg.data.image_io import WRITABLE_SUFFIXES, load_image, save_image
+    from posereg._files import check_outputs
+    from posereg.data.image_io import WRITABLE_SUFFIXES, load_image
     from posereg.data.volume import stored_grid
     from posereg.evaluation.registration_report import result_record
     from posereg.registration import RefineSettings, register_checked
-    from posereg.registration.apply import Interpolation, resample_rigid
-    from posereg.registration.transform_files import TransformFormat, write_transform
+    from posereg.registration.apply import Interpolation
+    from posereg.registration.outputs import RegistrationOutputs, write_outputs
+    from posereg.registration.transform_files import TransformFormat
 
     fmt = TransformFormat(args.transform_format)
     if fmt is TransformFormat.FSL and args.out_image is None and args.reference is None:
@@ -103,20 +104,16 @@ def run(args: argparse.Namespace) -> int:
     pipeline = model.pipeline(atlas, RefineSettings() if args.refine else None)
     checked = register_checked(pipeline, moving, fallback=not args.no_fallback)
     result = checked.result
-    wanted = [p for p in outputs.values() if p is not None]
-    with atomic_outputs(wanted) as temporary:  # all outputs appear together, or none
-        written = dict(zip(wanted, temporary, strict=True))
-        reference, space = reference_grid(args) if args.out_image is not None or fmt is TransformFormat.FSL else (None, None)
-        grids = {}
-        if fmt is TransformFormat.FSL:  # FLIRT works in the stored voxels of -in (the scan) and -ref
-            ref = stored_grid(args.reference) if args.reference is not None else (reference.affine.numpy(), reference.shape)
-            grids = {"moving_grid": stored_grid(args.moving), "reference_grid": ref}
-        write_transform(written[args.out_transform], result.R, result.t, result.centre, fmt, **grids)
-        if args.out_image is not None:
-            aligned = resample_rigid(moving, reference, result.R, result.t, result.centre, Interpolation(args.interpolation))
-            save_image(aligned, written[args.out_image], xform_code=space)
-        if args.out_result is not None:
-            Path(written[args.out_result]).write_text(json.dumps(result_record(args.moving, checked), indent=2) + "\n")
+    reference = reference_grid(args) if args.out_image is not None or fmt is TransformFormat.FSL else None
+    grids = None
+    if fmt is TransformFormat.FSL:  # FLIRT works in the stored voxels of -in (the scan) and -ref
+        assert reference is not None
+        ref = stored_grid(args.reference) if args.reference is not None else (reference[0].affine.numpy(), reference[0].shape)
+        grids = {"moving_grid": stored_grid(args.moving), "reference_grid": ref}
+    files = RegistrationOutputs(Path(args.out_transform), fmt, _path(args.out_image), reference,
+                                Interpolation(args.interpolation), _path(args.out_result), grids)  # fmt: skip
+    record = json.dumps(result_record(args.moving, checked), indent=2) + "\n" if args.out_result is not None else None
+    write_outputs(files, moving, result.R, result.t, result.centre, record)
     if args.json:
         print(json.dumps(result_record(args.moving, checked), indent=2))
     elif not args.quiet:
@@ -126,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
               + ". Check it visually (--out-image) before use.", file=sys.stderr)  # fmt: skip
         return DOUBTFUL_EXIT
     return 0
+
+
+def _path(name: str | None) -> Path | None:
+    return None if name is None else Path(name)
 
 
 def _print_text(args: argparse.Namespace, checked, fmt) -> None:  # type: ignore[no-untyped-def]

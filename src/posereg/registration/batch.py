@@ -4,7 +4,7 @@
 (and optionally its image on the reference grid) under an output folder, and yields a
 ``BatchRow`` whatever happened: a scan that cannot be read or is not a brain image gives a row
 with status ``failed`` and the reason; a doubtful result gives ``doubtful``. Each scan's files
-appear together or not at all (``posereg._files.atomic_outputs``).
+appear together or not at all (``registration.outputs.write_outputs``, as for a single scan).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from posereg._files import atomic_outputs
 from posereg.data import Volume, XformCode
-from posereg.data.image_io import load_image, save_image
-from posereg.registration.apply import Interpolation, resample_rigid
+from posereg.data.image_io import load_image
+from posereg.registration.apply import Interpolation
 from posereg.registration.checked import CheckedResult, register_checked
+from posereg.registration.outputs import RegistrationOutputs, write_outputs
 from posereg.registration.pipeline import DeepRegistration
-from posereg.registration.transform_files import TransformFormat, write_transform
+from posereg.registration.transform_files import TransformFormat
 
 __all__ = ["BatchRow", "check_batch", "output_stem", "register_files"]
 
@@ -115,18 +115,14 @@ def _register_one(pipeline: DeepRegistration, scan: str | Path, image: Future[Vo
                   fallback: bool) -> BatchRow:  # fmt: skip
     """One scan of ``register_files`` (its image being read by ``image``): its row, whatever happens."""
     start = time.perf_counter()
-    paths = [folder / f"{stem}{'.tfm' if fmt is TransformFormat.ITK else '.txt'}"]
-    if reference is not None:
-        paths.append(folder / f"{stem}_aligned.nii.gz")
+    outputs = RegistrationOutputs(folder / f"{stem}{'.tfm' if fmt is TransformFormat.ITK else '.txt'}", fmt,
+                                  None if reference is None else folder / f"{stem}_aligned.nii.gz", reference,
+                                  interpolation)  # fmt: skip
     try:
         moving = image.result()
         checked = register_checked(pipeline, moving, fallback=fallback)
         r = checked.result
-        with atomic_outputs(paths) as temporary:
-            write_transform(temporary[0], r.R, r.t, r.centre, fmt)
-            if reference is not None:
-                aligned = resample_rigid(moving, reference[0], r.R, r.t, r.centre, interpolation)
-                save_image(aligned, temporary[1], xform_code=reference[1])
+        paths = write_outputs(outputs, moving, r.R, r.t, r.centre)
     except (ValueError, OSError, EOFError, MemoryError) as exc:  # this scan only: the batch goes on
         message = " ".join(str(exc).split()) or type(exc).__name__
         return BatchRow(str(scan), "failed", None, message, time.perf_counter() - start, ())
