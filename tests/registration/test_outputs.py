@@ -11,8 +11,8 @@ from posereg.data import Volume, XformCode, isotropic_affine
 from posereg.data.image_io import load_image
 from posereg.geometry import rotvec_to_matrix
 from posereg.registration.apply import Interpolation
-from posereg.registration.outputs import RegistrationOutputs, write_outputs
 from posereg.registration.itk import read_rigid_transform
+from posereg.registration.outputs import RegistrationOutputs, write_outputs
 from posereg.registration.transform_files import TransformFormat
 
 F64 = torch.float64
