@@ -228,3 +228,27 @@ def test_bundle_cli(tmp_path, capsys):
     assert load_pipeline_model(out).correction_steps == 2
     assert main(["bundle", "--pose", str(tmp_path / "missing.pt"), "--output", str(out)]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_register_refuses_a_device_the_machine_lacks(tmp_path, capsys):
+    model = _tiny_models(tmp_path)
+    save_nifti(Volume(torch.rand(8, 8, 8), torch.eye(4, dtype=F64)), tmp_path / "m.nii.gz")
+    for extra in ([], ["--out-dir", str(tmp_path / "out")]):
+        args = ["--out-transform", str(tmp_path / "T.tfm")] if not extra else extra
+        code = main(["register", str(tmp_path / "m.nii.gz"), "--model", str(model), "--device", "cuda", *args])
+        assert code == 2 and "no usable CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "T.tfm").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_networks_on_cuda_give_the_cpu_result(tmp_path, case):
+    """``device='cuda'`` runs the networks there and gives the CPU's answer (to float32 rounding)."""
+    atlas, moving, _, _ = case
+    model = load_pipeline_model(_tiny_models(tmp_path))
+    on_cpu = model.pipeline(atlas)(moving)
+    pipeline = model.pipeline(atlas, device="cuda")
+    assert next(pipeline.pose_net.parameters()).device.type == "cuda"
+    on_gpu = pipeline(moving)
+    torch.testing.assert_close(on_gpu.R, on_cpu.R, atol=1e-3, rtol=0)
+    torch.testing.assert_close(on_gpu.t, on_cpu.t, atol=1e-2, rtol=0)

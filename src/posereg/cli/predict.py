@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="'posereg register SCAN... --out-dir DIR' for more scans than one process handles: each "
         "process registers a disjoint share of the scans and the first writes results.csv and results.json. "
         "--devices N starts N processes here; under torchrun or SLURM (one process per device and node) give "
-        "--strategy ddp with the same --devices and --num-nodes. The pipeline computes on each process's CPU.",
+        "--strategy ddp with the same --devices and --num-nodes. Each process runs the networks on its device (--accelerator gpu: its GPU).",
     )
     p.add_argument("moving", nargs="+", help="the volumes to align (NIfTI, NRRD, MHA/MHD or DICOM folders)")
     p.add_argument("--out-dir", required=True, help="one transform per scan, results.csv and results.json here")

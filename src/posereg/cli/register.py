@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-image",
                    help="output: the scan resampled at full resolution onto the reference grid (.nii, .nii.gz, .nrrd, .mha)")  # fmt: skip
     p.add_argument("--out-result", help="output: the result, its quality measures and verdict (JSON)")
+    p.add_argument("--device", default="cpu",
+                   help="where the networks run: cpu (default), cuda, cuda:N or mps (reading, resampling and the "
+                        "refinement stay on the CPU)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -86,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from posereg.data.image_io import WRITABLE_SUFFIXES, load_image
     from posereg.data.volume import stored_grid
     from posereg.evaluation.registration_report import result_record
+    from posereg.models.device import inference_device
     from posereg.registration import RefineSettings, register_checked
     from posereg.registration.apply import Interpolation
     from posereg.registration.outputs import RegistrationOutputs, write_outputs
@@ -98,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
     outputs = {"--out-transform": args.out_transform, "--out-image": args.out_image, "--out-result": args.out_result}
     check_outputs(outputs, [args.moving, args.atlas, args.model, args.reference],
                   {"--out-transform": fmt.suffixes, "--out-image": WRITABLE_SUFFIXES, "--out-result": (".json",)})
+    device = inference_device(args.device)
     model = load_model(args)
     moving = load_image(args.moving)
     atlas = atlas_on(args, working_grid(args, model.grid))
-    pipeline = model.pipeline(atlas, RefineSettings() if args.refine else None)
+    pipeline = model.pipeline(atlas, RefineSettings() if args.refine else None, device)
     checked = register_checked(pipeline, moving, fallback=not args.no_fallback)
     result = checked.result
     reference = reference_grid(args) if args.out_image is not None or fmt is TransformFormat.FSL else None

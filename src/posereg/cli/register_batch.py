@@ -42,6 +42,10 @@ def run_batch(args: argparse.Namespace, trainer=None) -> int:  # type: ignore[no
     check_outputs(table, [*args.moving, args.atlas, args.model, args.reference], {})
     options = {"fmt": TransformFormat(args.transform_format), "reference": reference_grid(args) if args.write_images else None,
                "interpolation": Interpolation(args.interpolation), "fallback": not args.no_fallback}  # fmt: skip
+    if trainer is None:
+        from posereg.models.device import inference_device
+
+        inference_device(args.device)  # a bad device is refused before any scan is read
     build = functools.partial(_pipeline, args)
     if trainer is not None:
         from posereg.training.predict import register_files_distributed
@@ -55,7 +59,7 @@ def run_batch(args: argparse.Namespace, trainer=None) -> int:  # type: ignore[no
         records = []
         with tqdm(total=len(args.moving), desc="registering", unit="scan", file=sys.stderr,
                   disable=args.quiet or args.json) as bar:  # fmt: skip
-            for row in register_files(build(), args.moving, out_dir, **options):
+            for row in register_files(build(args.device), args.moving, out_dir, **options):
                 records.append(batch_record(row))
                 bar.set_postfix_str(f"{row.status}: {Path(row.scan).name}")
                 bar.update()
@@ -72,12 +76,14 @@ def run_batch(args: argparse.Namespace, trainer=None) -> int:  # type: ignore[no
     return DOUBTFUL_EXIT if any(r["status"] == "doubtful" for r in records) else 0
 
 
-def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The command's pipeline (a module-level function: processes that Lightning spawns pickle it)."""
+def _pipeline(args: argparse.Namespace, device):  # type: ignore[no-untyped-def]
+    """The command's pipeline, its networks on ``device`` (a module-level function: processes that
+    Lightning spawns pickle it)."""
     from posereg.registration import RefineSettings
 
     model = load_model(args)
-    return model.pipeline(atlas_on(args, working_grid(args, model.grid)), RefineSettings() if args.refine else None)
+    return model.pipeline(atlas_on(args, working_grid(args, model.grid)), RefineSettings() if args.refine else None,
+                          device)  # fmt: skip
 
 
 def _print_table(records: list[dict], table: dict) -> None:  # type: ignore[type-arg]

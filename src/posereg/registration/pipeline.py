@@ -154,6 +154,9 @@ class DeepRegistration:
         refine_mask_mm: the refinement's metric counts atlas voxels within this distance of
             the atlas brain (so the skull, scalp and neck of a whole-head scan, which the
             atlas lacks, do not pull it).
+        device: where the networks run (``models.device.inference_device``); their inputs are
+            moved there and their outputs back. Reading, resampling and the refinement stay on
+            the CPU: the networks are the part a GPU speeds up by orders of magnitude.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class DeepRegistration:
         probes: Tensor | None = octahedral_rotations(),
         candidates: int = 3,
         refine_mask_mm: float = 6.0,
+        device: torch.device | str = "cpu",
     ) -> None:
         check_working_grid(atlas)
         if probes is not None:
@@ -175,8 +179,9 @@ class DeepRegistration:
             raise ValueError(f"correction_steps, pose_steps: expected at least 1 pass, got {correction_steps}, {pose_steps}")
         self.atlas = atlas
         # Inference copies with batch norms folded away (same outputs, less work per call).
-        self.pose_net = fuse_batch_norm(pose_net.eval())
-        self.correction_net = fuse_batch_norm(correction_net.eval()) if correction_net is not None else None
+        self.device = torch.device(device)
+        self.pose_net = fuse_batch_norm(pose_net.eval()).to(self.device)
+        self.correction_net = fuse_batch_norm(correction_net.eval()).to(self.device) if correction_net is not None else None
         self.refine = refine
         self.correction_steps, self.pose_steps = correction_steps, pose_steps
         self.spacing = float(atlas.image.spacing[0])
@@ -221,7 +226,7 @@ class DeepRegistration:
             for _ in range(self.pose_steps - 1):
                 # The residual R^T R_true is the content of the re-posed view: another Pose-Net
                 # pass estimates it afresh (it recovers first passes that failed near 180 deg).
-                R = R @ self.pose_net.to_matrix(self.pose_net(aligned_views(R, t_of(R)))).to(torch.float64)
+                R = R @ self._rotations(self.pose_net, aligned_views(R, t_of(R)))
             R_pose, t_pose = R, t_of(R)
             R, t = self._correct(aligned_views, R_pose, t_pose)
             similarity = [float(self.brain_similarity(view[0])) for view in aligned_views(R, t)]
@@ -255,12 +260,10 @@ class DeepRegistration:
         re-posing it is an exact voxel permutation (``permuted_views``), with no resampling.
         """
         if self.probes is None:
-            x = preprocess_intensity(view, scan_range)[None, None].float()
-            R = self.pose_net.to_matrix(self.pose_net(x)).to(torch.float64)
+            R = self._rotations(self.pose_net, preprocess_intensity(view, scan_range)[None, None].float())
             return [R[0]], R
         Q = self.probes
-        x = permuted_views(preprocess_intensity(view, scan_range), Q)[:, None].float()
-        P = self.pose_net.to_matrix(self.pose_net(x)).to(torch.float64)
+        P = self._rotations(self.pose_net, permuted_views(preprocess_intensity(view, scan_range), Q)[:, None].float())
         estimates = Q.mT @ P
         clusters = rotation_clusters(estimates, max_clusters=self.candidates)
         # A lone estimate is noise, not a hypothesis (the largest group is always kept).
@@ -273,10 +276,14 @@ class DeepRegistration:
         for _ in range(self.correction_steps):
             views = aligned_views(R, t)
             pair = torch.cat((views, self._atlas_data.expand_as(views)), dim=1)
-            rotation, translation = self.correction_net(pair)
+            rotation, translation = (out.cpu() for out in self.correction_net(pair.to(self.device)))
             R2 = self.correction_net.to_matrix(rotation).to(torch.float64)
             R, t = R @ R2, t + (R @ translation.to(torch.float64)[..., None])[..., 0]
         return R, t
+
+    def _rotations(self, net: nn.Module, x: Tensor) -> Tensor:
+        """``net``'s rotations ``(B, 3, 3)`` float64 on the CPU for inputs ``x (B, ...)``, run on ``device``."""
+        return net.to_matrix(net(x.to(self.device)).cpu()).to(torch.float64)
 
     def brain_similarity(self, aligned: Tensor) -> Tensor:
         """Normalised mutual information of ``aligned`` (a scan on the atlas grid, [0, 1]) and the atlas, in its brain."""

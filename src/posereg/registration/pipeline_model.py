@@ -74,9 +74,10 @@ class PipelineModel:
         """The atlas on this model's grid: the bundled MNI152 template, or ``image`` (``load_atlas``)."""
         return load_atlas(self.grid, image)
 
-    def pipeline(self, atlas: Atlas, refine: RefineSettings | None = None) -> DeepRegistration:
-        """``DeepRegistration`` with these networks and settings."""
-        return DeepRegistration(atlas, self.pose, self.correction, refine, self.correction_steps, self.pose_steps)
+    def pipeline(self, atlas: Atlas, refine: RefineSettings | None = None, device: torch.device | str = "cpu") -> DeepRegistration:
+        """``DeepRegistration`` with these networks and settings, the networks on ``device``."""
+        return DeepRegistration(atlas, self.pose, self.correction, refine, self.correction_steps, self.pose_steps,
+                                device=device)  # fmt: skip
 
 
 def save_pipeline_model(

@@ -51,13 +51,15 @@ def _as_list(items: list[tuple[int, str]]) -> list[tuple[int, str]]:
 class _BatchRegistration(L.LightningModule):
     """Registers the scans of each predict batch with a pipeline built once per process."""
 
-    def __init__(self, build_pipeline: Callable[[], DeepRegistration], out_dir: Path, options: dict[str, Any]) -> None:
+    def __init__(self, build_pipeline: Callable[[torch.device], DeepRegistration], out_dir: Path,
+                 options: dict[str, Any]) -> None:  # fmt: skip
         super().__init__()
         self.build_pipeline, self.out_dir, self.options = build_pipeline, out_dir, options
         self.pipeline: DeepRegistration | None = None
 
     def setup(self, stage: str) -> None:
-        self.pipeline = self.build_pipeline()
+        # The networks go to this process's device (its GPU under --accelerator gpu).
+        self.pipeline = self.build_pipeline(self.trainer.strategy.root_device)
 
     def predict_step(self, batch: list[tuple[int, str]], batch_idx: int) -> list[tuple[int, dict[str, Any]]]:
         assert self.pipeline is not None
@@ -67,7 +69,7 @@ class _BatchRegistration(L.LightningModule):
 
 
 def register_files_distributed(
-    build_pipeline: Callable[[], DeepRegistration],
+    build_pipeline: Callable[[torch.device], DeepRegistration],
     scans: Sequence[str | Path],
     out_dir: str | Path,
     trainer: TrainerConfig = TrainerConfig(),
@@ -78,12 +80,14 @@ def register_files_distributed(
     """Register every scan on the processes ``trainer`` describes; the records of all, in input order.
 
     Args:
-        build_pipeline: makes the pipeline (called once in every process).
+        build_pipeline: makes the pipeline with its networks on a device (called once in every
+            process, with that process's device).
         scans: image paths (or DICOM folders) with distinct ``output_stem`` names.
         out_dir: the output folder (see ``register_files``).
         trainer: ``accelerator``, ``devices``, ``num_nodes`` and ``strategy`` (precision and the
-            rest are training settings and are not used). The pipeline computes on the CPU of
-            each process.
+            rest are training settings and are not used). Each process runs the networks on its
+            own device (its GPU with ``accelerator: gpu``); reading, resampling and the
+            refinement stay on its CPU.
         progress: Lightning's progress bar.
         options: ``register_files``'s keyword arguments (``fmt``, ``reference``, ``interpolation``,
             ``fallback``).
