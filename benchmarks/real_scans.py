@@ -182,8 +182,6 @@ def reference_pose(scan: Volume, name: str, pipeline, fixed_path: Path, mask_pat
     """
     import json
 
-    from posereg.registration.consensus import rotation_consensus
-
     store = cache / "references.json"
     stored = json.loads(store.read_text()) if store.is_file() else {}
     known = {k: (torch.tensor(R, dtype=F64), torch.tensor(t, dtype=F64)) for k, (R, t) in stored.get(name, {}).items()}
@@ -191,12 +189,34 @@ def reference_pose(scan: Volume, name: str, pipeline, fixed_path: Path, mask_pat
     if candidates.keys() != known.keys():
         stored[name] = {k: [R.tolist(), t.tolist()] for k, (R, t) in candidates.items()}
         store.write_text(json.dumps(stored, indent=1))
+    reference, group = consensus_reference(candidates)
+    return reference, candidates, group
+
+
+def consensus_reference(candidates: dict[str, Pose]) -> tuple[Pose, list[str]]:
+    """The largest group of ``candidates`` agreeing within ``REFERENCE_AGREEMENT_DEG``: its chordal
+    mean rotation and mean translation, and the group's names."""
+    from posereg.registration.consensus import rotation_consensus
+
     names = list(candidates)
-    R_all = torch.stack([candidates[k][0] for k in names])
-    agreed = rotation_consensus(R_all, REFERENCE_AGREEMENT_DEG)
+    agreed = rotation_consensus(torch.stack([candidates[k][0] for k in names]), REFERENCE_AGREEMENT_DEG)
     group = [k for k in names if angle_deg(candidates[k][0], agreed.R) <= REFERENCE_AGREEMENT_DEG]
-    t = torch.stack([candidates[k][1] for k in group]).mean(0)
-    return (agreed.R, t), candidates, group
+    return (agreed.R, torch.stack([candidates[k][1] for k in group]).mean(0)), group
+
+
+def stored_reference(name: str, cache: Path) -> tuple[Pose, list[str]]:
+    """The reference of scan ``name`` from the candidates this benchmark stored in ``cache/references.json``.
+
+    Raises:
+        FileNotFoundError: no stored candidates for the scan (run this benchmark on it first).
+    """
+    import json
+
+    store = cache / "references.json"
+    stored = json.loads(store.read_text()).get(name) if store.is_file() else None
+    if not stored:
+        raise FileNotFoundError(f"{store}: no reference candidates of {name}; run benchmarks/real_scans.py --cache {cache}")
+    return consensus_reference({k: (torch.tensor(R, dtype=F64), torch.tensor(t, dtype=F64)) for k, (R, t) in stored.items()})
 
 
 def _brain_nmi(pipeline, scan: Volume, pose: Pose) -> float:  # type: ignore[no-untyped-def]

@@ -1,8 +1,9 @@
-"""Training curves of ``posereg train volume`` runs: a per-epoch table and a figure.
+"""Training curves of ``posereg train volume`` and ``train slice`` runs: a per-epoch table and a figure.
 
 Reads each run's ``logs/metrics.csv`` (Lightning's CSV logger) and writes, per epoch, the
 mean training rotation error and the validation mean and median rotation errors (degrees),
-plus the validation translation error for Correction-Nets.
+plus the validation translation error for Correction-Nets and the slice-index error for slice
+Pose-Nets.
 
     python benchmarks/training_curves.py runs/pose runs/correction --output docs/benchmarks/volume_training.md
 """
@@ -29,7 +30,8 @@ def read_curves(run: Path) -> dict[int, dict[str, float]]:
             epoch = int(row["epoch"])
             if row.get("train/rotation_error_deg"):
                 steps.setdefault(epoch, []).append(float(row["train/rotation_error_deg"]))
-            for key in ("val/rotation_error_deg", "val/rotation_median_deg", "val/translation_error_mm"):
+            for key in ("val/rotation_error_deg", "val/rotation_median_deg", "val/translation_error_mm",
+                        "val/slice_index_error"):  # fmt: skip
                 if row.get(key):
                     epochs.setdefault(epoch, {})[key] = float(row[key])
     for epoch, values in steps.items():
@@ -39,11 +41,12 @@ def read_curves(run: Path) -> dict[int, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories of posereg train volume")
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories of posereg train volume or train slice")
+    parser.add_argument("--title", default="Training curves of the bundled volume model")
     parser.add_argument("--output", type=Path, required=True, help="Markdown table (a .png is written beside it)")
     args = parser.parse_args(argv)
     curves = {run.name: read_curves(run) for run in args.runs}
-    lines = ["# Training curves of the bundled volume model", "",
+    lines = [f"# {args.title}", "",
              f"Command: `python benchmarks/training_curves.py {' '.join(sys.argv[1:])}`", ""]  # fmt: skip
     for run in args.runs:
         summary = run / "summary.json"
@@ -54,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
                          + (f", network {json.loads(config.read_text())['network']}" if config.is_file() else ""))
     lines.append("")
     for name, curve in curves.items():
-        lines += [f"### {name}", "", "| epoch | train mean deg | val mean deg | val median deg | val translation mm |",
+        last = ("val/slice_index_error", "val slice index error (slices)") if any(
+            "val/slice_index_error" in m for m in curve.values()) else ("val/translation_error_mm", "val translation mm")
+        lines += [f"### {name}", "", f"| epoch | train mean deg | val mean deg | val median deg | {last[1]} |",
                   "|---|---|---|---|---|"]  # fmt: skip
         for epoch, m in curve.items():
             cells = [m.get(k) for k in ("train/rotation_error_deg", "val/rotation_error_deg",
-                                        "val/rotation_median_deg", "val/translation_error_mm")]  # fmt: skip
+                                        "val/rotation_median_deg", last[0])]  # fmt: skip
             lines.append(f"| {epoch} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
         lines.append("")
     from posereg.evaluation.report import write_report
