@@ -68,3 +68,32 @@ def test_a_refining_pipeline_refines_the_fallback_result_too(subject_case):
     start = (R @ g.rotvec_to_matrix(torch.tensor([0.15, 0.0, 0.1], dtype=F64)), t)
     R_refined, _ = refining.refined(moving, *start)
     assert math.degrees(float(g.geodesic_distance(R_refined, R))) < 1.5
+
+
+def test_a_search_that_lands_on_the_same_pose_confirms_a_result_the_networks_disagreed_on(subject_case):
+    """Low agreement alone is not a failure when the independent search finds the same pose."""
+    atlas, moving, R, t = subject_case
+    right = DeepRegistration(atlas, OraclePose(R), probes=None)
+    # Every result fails the agreement threshold (an oracle without probes has agreement 1.0: ask for more).
+    strict = QualityThresholds(min_agreement=1.01, min_brain_nmi=1.0)
+    confirmed = register_checked(right, moving, strict)
+    assert confirmed.confirmed and not confirmed.doubtful and confirmed.first_reasons
+    assert confirmed.result.quality["search_agreement_deg"] <= strict.confirm_deg
+    assert "fallback search" in confirmed.result.stages
+    # Confirmation needs the search to land within confirm_deg; with 0 degrees nothing confirms, and
+    # the verdict is the old one: the better-scoring result with its own doubts.
+    unconfirmed = register_checked(right, moving, QualityThresholds(min_agreement=1.01, min_brain_nmi=1.0, confirm_deg=0.0))
+    assert not unconfirmed.confirmed and "search_agreement_deg" not in unconfirmed.result.quality
+    assert unconfirmed.doubtful == (unconfirmed.method != "fallback search")
+    # A wrong first result is not confirmed by a search that finds the right pose.
+    wrong_R = R @ g.rotvec_to_matrix(torch.tensor([0.0, 0.0, 2.5], dtype=F64))
+    recovered = register_checked(DeepRegistration(atlas, OraclePose(wrong_R), probes=None), moving, strict)
+    assert not recovered.confirmed and recovered.method == "fallback search"
+    assert math.degrees(float(g.geodesic_distance(recovered.result.R, R))) < 5.0
+
+
+def test_a_confirmed_pose_that_does_not_look_like_a_brain_stays_doubtful(subject_case):
+    atlas, moving, R, t = subject_case
+    impossible = QualityThresholds(min_agreement=1.01, min_brain_nmi=1.99)
+    checked = register_checked(DeepRegistration(atlas, OraclePose(R), probes=None), moving, impossible)
+    assert checked.doubtful and any("brain NMI" in reason for reason in checked.reasons)

@@ -30,15 +30,16 @@ def _angle_axis(R: torch.Tensor) -> tuple[float, list[float]]:
 
 
 def result_record(moving: str, checked: CheckedResult) -> dict[str, Any]:
-    """Plain data: ``input``, ``status`` ('ok' or 'doubtful'), ``reasons``, ``method``, the transform
+    """Plain data: ``input``, ``status`` ('ok' or 'doubtful'), ``reasons``, ``method``,
+    ``confirmed_by_search`` (the fallback search landed on the same pose), the transform
     (``rotation_deg``, ``axis_ras``, ``matrix`` 3x3, ``translation_mm`` RAS, ``centre_mm``; atlas ->
     moving, ``x -> R (x - c) + c + t``), ``quality`` and ``seconds`` per stage."""
     r = checked.result
     angle, axis = _angle_axis(r.R)
     return {
         "input": moving, "status": "doubtful" if checked.doubtful else "ok", "reasons": list(checked.reasons),
-        "method": checked.method, "rotation_deg": angle, "axis_ras": axis, "matrix": r.R.tolist(),
-        "translation_mm": r.t.tolist(), "centre_mm": r.centre.tolist(), "quality": dict(r.quality),
+        "method": checked.method, "confirmed_by_search": checked.confirmed, "rotation_deg": angle, "axis_ras": axis,
+        "matrix": r.R.tolist(), "translation_mm": r.t.tolist(), "centre_mm": r.centre.tolist(), "quality": dict(r.quality),
         "first_pass_doubts": list(checked.first_reasons), "seconds": dict(r.seconds),
     }  # fmt: skip
 
@@ -56,7 +57,8 @@ def result_lines(checked: CheckedResult) -> list[str]:
         f"translation: ({t[0]:+.2f}, {t[1]:+.2f}, {t[2]:+.2f}) mm (RAS), about centre "
         f"({', '.join(f'{x:.1f}' for x in r.centre.tolist())}) mm",
         "stages:      " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in r.seconds.items()),
-        f"method:      {checked.method}",
+        f"method:      {checked.method}" + (", confirmed by the fallback search "
+                                             f"({q['search_agreement_deg']:.1f} degrees apart)" if checked.confirmed else ""),
         f"quality:     {quality}",
         f"verdict:     {verdict}",
     ]  # fmt: skip
