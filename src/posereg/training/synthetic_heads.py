@@ -70,8 +70,8 @@ class SyntheticHeadModule(RigidPoseModule):
     Args:
         net, schedule, lr, weight_decay, cosine_decay, auxiliary: as ``RigidPoseModule``.
         head: the head model (moved to the module's device on first use).
-        sample: ``(head, n, generator) -> batch``: what the network sees (``pose_sampler``,
-            ``correction_sampler``, ``slice_sampler``).
+        sample: ``(head, n, generator) -> batch``: what the network sees (``volume_sampler``,
+            ``slice_sampler``).
         batch_size: samples per drawn batch.
         seed: the training seed (validation uses ``seed + 1``).
     """
