@@ -25,6 +25,7 @@ from posereg.data import Atlas, Volume, WorkingGrid, load_atlas
 from posereg.models.artifact import ModelArtifact, NetworkKind, load_artifact, read_payload
 from posereg.registration.pipeline import DeepRegistration
 from posereg.registration.refine import RefineSettings
+from posereg.weights import bundled_file
 
 __all__ = ["PRETRAINED_VOLUME_PIPELINE", "PipelineModel", "load_pipeline_model", "pretrained_pipeline_path",
            "save_pipeline_model"]  # fmt: skip
@@ -45,12 +46,7 @@ def pretrained_pipeline_path() -> Path:
     Raises:
         FileNotFoundError: the installation lacks it.
     """
-    from importlib.resources import files
-
-    path = Path(str(files("posereg.weights").joinpath(PRETRAINED_VOLUME_PIPELINE)))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the bundled pipeline model is missing from this installation")
-    return path
+    return bundled_file(PRETRAINED_VOLUME_PIPELINE, "pipeline model")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from posereg.data.slices import SliceGeometry
 from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.registration.intensity import IntensitySettings
 from posereg.registration.slice import SliceLocator
+from posereg.weights import bundled_file
 
 __all__ = ["DEFAULT_MIDDLE_FRACTION", "PRETRAINED_SLICE_MODEL", "SliceModel", "load_slice_model", "pretrained_slice_path"]
 
@@ -33,12 +34,7 @@ def pretrained_slice_path() -> Path:
     Raises:
         FileNotFoundError: the installation lacks it.
     """
-    from importlib.resources import files
-
-    path = Path(str(files("posereg.weights").joinpath(PRETRAINED_SLICE_MODEL)))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the bundled slice model is missing from this installation")
-    return path
+    return bundled_file(PRETRAINED_SLICE_MODEL, "slice model")
 
 
 @dataclass(frozen=True)
