@@ -40,14 +40,18 @@ bench-geometry: $(VENV)/.bench
 bench-losses: $(VENV)/.installed
 	$(BIN)/python benchmarks/losses_toy.py --output docs/benchmarks/losses_toy.md
 
+# The synthetic-head model both trainings draw from (built once from nilearn's MNI152 2009a maps).
+runs/head_model.pt: $(VENV)/.installed
+	mkdir -p runs
+	$(BIN)/python -c "from posereg.data import load_atlas; from posereg.data.head_model import build_head_model, save_head_model; save_head_model(build_head_model(load_atlas()), 'runs/head_model.pt')"
+
 # Retrain the bundled volume model on synthetic heads and rewrite its training curves. Sized for
 # one GPU (the bundled model: 7-11 min on an H200, docs/benchmarks/volume_training_heads.md);
 # on a CPU, lower BUDGET_MINUTES and expect a weaker model (synthesis alone is ~2 samples/s here).
 WEIGHTS := src/posereg/weights/volume_pipeline_t1_64.pt
 ACCELERATOR ?= gpu
 BUDGET_MINUTES ?= 11
-train-volume: $(VENV)/.installed
-	$(BIN)/python -c "from posereg.data import load_atlas; from posereg.data.head_model import build_head_model, save_head_model; save_head_model(build_head_model(load_atlas()), 'runs/head_model.pt')"
+train-volume: runs/head_model.pt
 	$(BIN)/python benchmarks/train_synthetic_heads.py --config configs/volume_pose_heads.yaml --head-model runs/head_model.pt \
 		--budget-minutes $(BUDGET_MINUTES) --accelerator $(ACCELERATOR) --output runs/heads/pose
 	$(BIN)/python benchmarks/train_synthetic_heads.py --config configs/volume_correction_heads.yaml --head-model runs/head_model.pt \
@@ -61,8 +65,7 @@ train-volume: $(VENV)/.installed
 SLICE_WEIGHTS := src/posereg/weights/slice_t1_64.pt
 SLICE_ACCELERATOR ?= cpu
 SLICE_BUDGET_MINUTES ?= 70
-train-slice: $(VENV)/.installed
-	$(BIN)/python -c "from posereg.data import load_atlas; from posereg.data.head_model import build_head_model, save_head_model; save_head_model(build_head_model(load_atlas()), 'runs/head_model.pt')"
+train-slice: runs/head_model.pt
 	$(BIN)/python benchmarks/train_synthetic_heads.py --config configs/slice_pose_heads.yaml --head-model runs/head_model.pt \
 		--budget-minutes $(SLICE_BUDGET_MINUTES) --accelerator $(SLICE_ACCELERATOR) --output runs/slice_heads
 	$(BIN)/python -c "from posereg.models.artifact import load_artifact, save_artifact; save_artifact(load_artifact('runs/slice_heads/model.pt').half(), '$(SLICE_WEIGHTS)')"
