@@ -42,6 +42,7 @@ from real_scan_data import SCANS, fetch_scan  # noqa: E402
 
 from posereg.data import Volume, load_atlas, load_mni152, load_nifti  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
+from posereg.evaluation.timing import select_methods  # noqa: E402
 from posereg.geometry import geodesic_distance, random_rotation_with_angle  # noqa: E402
 from posereg.registration import (  # noqa: E402
     IntensitySettings,
@@ -264,6 +265,7 @@ def run_scans(model, args: argparse.Namespace) -> dict:  # type: ignore[no-untyp
         import ants  # noqa: F401
     except ImportError:
         methods = {k: m for k, m in methods.items() if not k.startswith("ANTs")}
+    methods = select_methods(methods, args.methods)
     scans = [s for s in SCANS if not args.scans or s.name in args.scans]
     # ANTs on cases spread over the angle range (the first and the last, then between).
     k = min(args.ants_cases, args.cases)
@@ -431,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=6, help="motions per scan (default 6)")
     parser.add_argument("--ants-cases", type=int, default=3, help="of those, how many ANTs also registers (default 3)")
     parser.add_argument("--scans", nargs="*", help="names of the scans to use (default all)")
+    parser.add_argument("--methods", nargs="*", help="run only these methods (names as in the table)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "posereg" / "real-scans")
     parser.add_argument("--threads", type=int, default=2)

@@ -1,4 +1,4 @@
-"""posereg locate-slice on slices of real brain MRI (issue 19): the bundled slice model against SVR-GC.
+"""posereg locate-slice on slices of real brain MRI (issue 19): a slice model against SVR-GC.
 
 Scans (``real_scan_data.py``): real subjects and templates that installable packages ship, whole
 head and skull-stripped, T1 and T2; none is the training data. Each scan's alignment to the atlas
@@ -13,7 +13,8 @@ atlas frame, carried into the scan by the reference. The slice goes through what
 Errors: rotation of the slice's volume (degrees, geodesic, in-plane angle included), the angle
 of the plane normal, and the plane's position along the normal (mm).
 
-    python benchmarks/real_slices.py --cache /tmp/realscans --slices 20 --output docs/benchmarks/real_slices.md
+    python benchmarks/real_slices.py --model runs/slice_heads/model.pt --cache /tmp/realscans --slices 20 \
+        --output docs/benchmarks/real_slices.md --figure docs/benchmarks/real_slices.png
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from posereg.data.slices import cut_slices, half_space_rotation, preprocess_slic
 from posereg.evaluation import rotation_error_deg, summarise  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
 from posereg.registration.slice import SliceLocator, register_slice, slice_settings  # noqa: E402
-from posereg.registration.slice_model import load_slice_model, pretrained_slice_path  # noqa: E402
+from posereg.registration.slice_model import load_slice_model  # noqa: E402
 
 F64 = torch.float64
 FIELD_MM, PIXEL_MM, SHIFT_MM = 240, 1.0, 15.0
@@ -63,7 +64,7 @@ def real_slice(scan: Volume, reference: tuple[torch.Tensor, torch.Tensor], refer
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="slice model (default: the bundled one)")
+    parser.add_argument("--model", type=Path, required=True, help="slice model (model.pt of posereg train slice)")
     parser.add_argument("--slices", type=int, default=20, help="slices per scan (default 20)")
     parser.add_argument("--svr-slices", type=int, default=5, help="of those, how many the SVR methods also run (default 5)")
     parser.add_argument("--scans", nargs="*", help="names of the scans to use (default all)")
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    model = load_slice_model(args.model if args.model is not None else pretrained_slice_path())
+    model = load_slice_model(args.model)
     atlas, geometry = model.atlas(), model.geometry
     c = atlas.image.centre
     reference_centre = load_atlas().image.centre  # real_scans.py states its references about it

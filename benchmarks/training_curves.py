@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     curves = {run.name: read_curves(run) for run in args.runs}
     lines = [f"# {args.title}", "",
-             f"Command: `python benchmarks/training_curves.py {' '.join(sys.argv[1:])}`", ""]  # fmt: skip
+             f"Command: `python benchmarks/training_curves.py {shlex.join(sys.argv[1:])}`", ""]  # fmt: skip
     for run in args.runs:
         summary = run / "summary.json"
         config = run / "config.json"

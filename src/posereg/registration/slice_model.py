@@ -16,25 +16,10 @@ from posereg.data.slices import SliceGeometry
 from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.registration.intensity import IntensitySettings
 from posereg.registration.slice import SliceLocator
-from posereg.weights import bundled_file
 
-__all__ = ["DEFAULT_MIDDLE_FRACTION", "PRETRAINED_SLICE_MODEL", "SliceModel", "load_slice_model", "pretrained_slice_path"]
+__all__ = ["DEFAULT_MIDDLE_FRACTION", "SliceModel", "load_slice_model"]
 
 DEFAULT_MIDDLE_FRACTION = 0.66  # the training default (posereg.data.config.SliceDataConfig)
-PRETRAINED_SLICE_MODEL = "slice_t1_64.pt"
-
-
-def pretrained_slice_path() -> Path:
-    """The bundled slice model (``posereg/weights/``): MNI152 T1, 64 x 64 slices of 3 mm.
-
-    Trained on single slices of synthetic whole heads and brains of any contrast
-    (configs/slice_pose_heads.yaml, ``make train-slice``; docs/benchmarks/slice_training_log.md),
-    stored in float16.
-
-    Raises:
-        FileNotFoundError: the installation lacks it.
-    """
-    return bundled_file(PRETRAINED_SLICE_MODEL, "slice model")
 
 
 @dataclass(frozen=True)

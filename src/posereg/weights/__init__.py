@@ -1,5 +1,4 @@
-"""Bundled network weights (data files; see ``posereg.registration.pretrained_pipeline_path`` and
-``posereg.registration.slice_model.pretrained_slice_path``)."""
+"""Bundled network weights (data files; see ``posereg.registration.pretrained_pipeline_path``)."""
 
 from __future__ import annotations
 
