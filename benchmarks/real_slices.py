@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for info in scans:
         scan = load_nifti(fetch_scan(info, args.cache))
         reference, group = stored_reference(info.name, args.cache)
-        gen = torch.Generator().manual_seed(args.seed)
+        gen = torch.Generator().manual_seed(1000 * args.seed + SCANS.index(info))  # other planes in every scan
         per_scan[info.name] = {m: [] for m in every}
         svr_cases = {round(j * (args.slices - 1) / max(args.svr_slices - 1, 1)) for j in range(args.svr_slices)}
         for i in range(args.slices):
@@ -157,7 +157,7 @@ def _report(args, rows, per_scan, every, elapsed) -> str:  # type: ignore[no-unt
         "# posereg locate-slice on slices of real scans (benchmarks/real_slices.py)", "",
         f"Command: `{command}`" if command else "", machine_line(args.threads, elapsed), "",
         f"{args.slices} slices per scan (half-space rotations, middle 66 % of the stack, in-plane shift +-{SHIFT_MM:g} mm, "
-        f"seed {args.seed}), {FIELD_MM} x {FIELD_MM} pixels of {PIXEL_MM:g} mm cut from the real scan at native "
+        f"seed {args.seed}, other planes in every scan), {FIELD_MM} x {FIELD_MM} pixels of {PIXEL_MM:g} mm cut from the real scan at native "
         f"resolution through the scan's reference alignment; the SVR methods on {args.svr_slices} of them per scan.", "",
         *markdown_table(header, table), "", "Per scan (rotation error):", "", *markdown_table(scan_header, scan_rows),
     ])  # fmt: skip
