@@ -117,10 +117,10 @@ def run(args: argparse.Namespace) -> int:
         grids = {"moving_grid": stored_grid(args.moving), "reference_grid": ref}
     files = RegistrationOutputs(Path(args.out_transform), fmt, _path(args.out_image), reference,
                                 Interpolation(args.interpolation), _path(args.out_result), grids)  # fmt: skip
-    record = json.dumps(result_record(args.moving, checked), indent=2) + "\n" if args.out_result is not None else None
-    write_outputs(files, moving, result.R, result.t, result.centre, record)
+    record = json.dumps(result_record(args.moving, checked), indent=2)
+    write_outputs(files, moving, result.R, result.t, result.centre, record + "\n" if args.out_result is not None else None)
     if args.json:
-        print(json.dumps(result_record(args.moving, checked), indent=2))
+        print(record)
     elif not args.quiet:
         _print_text(args, checked, fmt)
     if checked.doubtful:

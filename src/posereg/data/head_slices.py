@@ -50,7 +50,7 @@ def head_slice_batch(
     v: HeadVariation = HeadVariation(),
     *,
     geometry: SliceGeometry = SliceGeometry(),
-    index_range: tuple[int, int] = (11, 53),
+    index_range: tuple[int, int] | None = None,
     x_range_deg: tuple[float, float] = (-90.0, 90.0),
     y_range_deg: tuple[float, float] = (-90.0, 90.0),
     z_range_deg: tuple[float, float] = (-180.0, 180.0),
@@ -64,7 +64,8 @@ def head_slice_batch(
         gen: the only source of randomness.
         v: the ranges of anatomy, appearance and field of view.
         geometry: the slice grid (pixels, spacing, stack).
-        index_range: ``[low, high)`` slice indices drawn uniformly (default: the middle 66 % of 64).
+        index_range: ``[low, high)`` slice indices drawn uniformly (default: the middle 66 % of the
+            geometry's stack, Salehi et al.'s and ``SlicePoseDataset``'s).
         x_range_deg, y_range_deg, z_range_deg: extrinsic Euler ranges of ``R`` (default: Salehi et
             al.'s half space, ``half_space_rotation``).
         in_plane_shift_mm: the largest shift of the subject along each in-plane axis.
@@ -73,7 +74,7 @@ def head_slice_batch(
         ``image (N, 1, size, size)`` in [0, 1], ``rotation (N, 3, 3)``, ``rotvec (N, 3)`` (radians),
         ``slice_index (N,)``, float32 on the generator's device.
     """
-    low, high = index_range
+    low, high = geometry.middle_indices(0.66) if index_range is None else index_range
     if not 0 <= low < high <= geometry.stack:
         raise ValueError(f"index_range: expected 0 <= low < high <= {geometry.stack}, got {index_range}")
     if n < 1 or in_plane_shift_mm < 0:

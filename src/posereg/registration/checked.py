@@ -120,14 +120,14 @@ def register_checked(
     seconds = {**first.seconds, "fallback search": time.perf_counter() - start}
     apart = math.degrees(float(geodesic_distance(R, first.R)))
     confirmed = apart <= thresholds.confirm_deg
+    stages = {**first.stages, "fallback search": (R, t)}
     if nmi <= first.quality["brain_nmi"]:
         if not confirmed:
             return CheckedResult(replace(first, seconds=seconds), method, True, first_reasons, first_reasons)
         quality = {**first.quality, "search_agreement_deg": apart}
-        kept = replace(first, seconds=seconds, stages={**first.stages, "fallback search": (R, t)}, quality=quality)
+        kept = replace(first, seconds=seconds, stages=stages, quality=quality)
         reasons = doubts({"brain_nmi": quality["brain_nmi"]}, thresholds)  # the search stands for the agreement
         return CheckedResult(kept, method, bool(reasons), reasons, first_reasons, confirmed=True)
-    stages = {**first.stages, "fallback search": (R, t)}
     quality = {"brain_nmi": nmi, "agreement_of_networks": first.quality["agreement"]}
     if confirmed:
         quality["search_agreement_deg"] = apart
