@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -176,3 +177,45 @@ def test_synthetic_scans_report_their_true_motion(small_head):
     assert len(vols) == 2 and R.shape == (2, 3, 3) and t.shape == (2, 3)
     torch.testing.assert_close(R @ R.mT, torch.eye(3, dtype=F64).expand(2, 3, 3), atol=1e-5, rtol=0)
     assert all(v.shape == (32, 32, 32) and math.isclose(float(v.spacing[0]), 6.0) for v in vols)
+
+
+def test_trilinear_gathers_equal_grid_sample():
+    """The compiler-friendly interpolation is grid_sample's (trilinear, border, align_corners), in and out of range."""
+    from posereg.data.head_draws import sample_field
+    from posereg.data.head_synthesis import _trilinear
+
+    gen = torch.Generator().manual_seed(11)
+    volume = torch.rand((6, 7, 9, 5), generator=gen)
+    coords = 2.6 * torch.rand((3, 400, 3), generator=gen) - 1.3  # 15 % beyond each face
+    corners = torch.tensor([[[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [1.0, -1.0, 0.5]]])
+    for c in (coords, corners):
+        expected = sample_field(volume[None].expand(c.shape[0], -1, -1, -1, -1), c)
+        actual = _trilinear(volume.permute(1, 2, 3, 0).contiguous(), c)
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
+
+def test_grid_rendering_interpolates_only_the_smooth_parts(small_head):
+    """``_render_grid`` (warp and smooth fields on a coarse grid) renders what ``render_heads`` does at
+    every voxel, up to label edges moved by the interpolated warp, and exactly without a warp."""
+    from posereg.data.head_synthesis import _grid_points, _render_grid, draw_heads, render_heads
+
+    n, shape, spacing = 2, small_head.atlas.image.shape[0], float(small_head.atlas.image.spacing[0])
+    R = g.rotvec_to_matrix(torch.tensor([[0.3, -1.2, 0.5], [2.0, 0.1, -0.4]]))
+    t = torch.tensor([[5.0, -3.0, 2.0], [-8.0, 0.0, 4.0]])
+    centre = small_head.atlas.image.centre.float().expand(n, 3)
+    for v, tolerance in ((PLAIN, 1e-4), (HeadVariation(), 0.02)):
+        draw = draw_heads(small_head, n, torch.Generator().manual_seed(12), v, torch.device("cpu"))
+        points = _grid_points(shape, spacing, centre)
+        exact = render_heads(small_head, draw, R, t, points, torch.Generator().manual_seed(0)).reshape(n, -1)
+        grid = _render_grid(small_head, draw, R, t, shape, spacing, centre, torch.Generator().manual_seed(0), False)
+        difference = (grid.reshape(n, -1) - exact).abs()
+        assert float(difference.mean()) < tolerance * float(exact.mean()) + 1e-6, (v is PLAIN, float(difference.mean()))
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="torch.compile needs a C++ compiler")
+def test_compiled_synthesis_draws_the_same_samples(small_head):
+    """``compiled=True`` is an execution detail: the same generator gives the same batch."""
+    eager = correction_batch(small_head, 2, torch.Generator().manual_seed(13))
+    compiled = correction_batch(small_head, 2, torch.Generator().manual_seed(13), compiled=True)
+    torch.testing.assert_close(compiled["image"], eager["image"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(compiled["rotation"], eager["rotation"])

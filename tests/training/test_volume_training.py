@@ -123,3 +123,28 @@ def test_one_seed_seeds_the_motions_and_the_weights(small_atlas):  # type: ignor
     assert not torch.equal(train[0]["rotation"], again[0]["rotation"])
     a, b = (seeded_network(s, lambda: build_network(config)) for s in (5, 7))
     assert not torch.equal(next(a.parameters()), next(b.parameters()))
+
+
+def test_init_from_starts_a_run_from_a_trained_model(tmp_path):
+    """``model.init_from``: the fine-tune starts from the file's weights (not the seed's), and refuses another network."""
+    from posereg.training.volume import build_network, train_volume
+
+    base = VolumeTrainingConfig.model_validate({**TINY, "schedule": {"mse_epochs": 0, "geodesic_epochs": 1}})
+    first = train_volume(base, tmp_path / "first", progress=False)
+    trained, _ = load_volume_model(first.model_path)
+    # a learning rate too small to move a weight: the fine-tuned model is the trained one, not the seed's
+    tune = base.replace(seed=5, model=base.model.replace(init_from=str(first.model_path)),
+                        optim=base.optim.replace(lr=1e-30))  # fmt: skip
+    tuned, loaded = load_volume_model(train_volume(tune, tmp_path / "tuned", progress=False).model_path)
+    assert loaded.model.init_from == str(first.model_path)
+    tuned_parameters = dict(tuned.named_parameters())  # (batch-norm statistics move whatever the rate)
+    for name, value in trained.named_parameters():
+        torch.testing.assert_close(tuned_parameters[name], value, msg=name)
+    seeded = dict(build_network(tune).named_parameters())
+    assert not all(torch.equal(seeded[k], v) for k, v in trained.named_parameters())
+    other = tune.replace(model=tune.model.replace(fc=(8,)))
+    with pytest.raises(ValueError, match="model.init_from: .* is a different network"):
+        train_volume(other, tmp_path / "other", progress=False)
+    with pytest.raises(FileNotFoundError):
+        train_volume(tune.replace(model=tune.model.replace(init_from=str(tmp_path / "none.pt"))), tmp_path / "x",
+                     progress=False)  # fmt: skip

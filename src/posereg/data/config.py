@@ -33,7 +33,9 @@ class VolumeDataConfig(Section):
     fraction of the field of view cut off at each of up to two faces; ``noise``: Rician noise
     relative to the [0, 1] intensity range. ``synthetic_heads``: draw whole synthetic heads on
     the training device instead (``posereg.data.head_synthesis``; ``head_model``: a saved head
-    model file, or None to build it from nilearn).
+    model file, or None to build it from nilearn; ``compile_synthesis``: draw them through
+    ``torch.compile``, the same samples several times faster once compiled, which needs a C++
+    compiler on CPU or Triton on GPU).
     """
 
     train_subjects: Count = 16
@@ -48,6 +50,7 @@ class VolumeDataConfig(Section):
     subject_base_seed: Int = Field(0, ge=0)
     synthetic_heads: Bool = False
     head_model: Str | None = None
+    compile_synthesis: Bool = False
 
     @model_validator(mode="after")
     def _one_rotation_range(self) -> VolumeDataConfig:
@@ -65,8 +68,8 @@ class SliceDataConfig(Section):
     ``noise``; subjects from the training family, starting at ``subject_base_seed``.
     ``synthetic_heads``: draw slices of whole synthetic heads on the training device instead
     (``posereg.data.head_slices``; ``head_model`` as for volumes; the subject shifted in the
-    plane by up to ``in_plane_shift_mm``; ``slices_per_volume``, ``noise`` and the subject
-    counts then do not apply).
+    plane by up to ``in_plane_shift_mm``; ``compile_synthesis`` as for volumes;
+    ``slices_per_volume``, ``noise`` and the subject counts then do not apply).
     """
 
     train_subjects: Count = 16
@@ -83,6 +86,7 @@ class SliceDataConfig(Section):
     synthetic_heads: Bool = False
     head_model: Str | None = None
     in_plane_shift_mm: Float = Field(20.0, ge=0)
+    compile_synthesis: Bool = False
 
     @model_validator(mode="after")
     def _ranges_in_order(self) -> SliceDataConfig:

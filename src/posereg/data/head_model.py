@@ -21,6 +21,7 @@ Frames: every array is on a RAS-aligned grid; ``affine`` maps voxel indices to M
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,12 @@ class HeadModel:
             raise ValueError(f"distance: expected shape {tuple(self.tissue.shape[1:])}, got {tuple(self.distance.shape)}")
         if self.brain_points.dim() != 2 or self.brain_points.shape[-1] != 3 or self.brain_points.shape[0] < 4:
             raise ValueError(f"brain_points: expected shape (P >= 4, 3), got {tuple(self.brain_points.shape)}")
+
+    @functools.cached_property
+    def channels_last(self) -> Tensor:
+        """``(I, J, K, 6)``: the tissue maps and the distance side by side per voxel (made on first
+        use): one interpolation then reads one contiguous row per corner, the layout gathers want."""
+        return torch.cat((self.tissue, self.distance[None])).permute(1, 2, 3, 0).contiguous()
 
     @property
     def spacing(self) -> float:

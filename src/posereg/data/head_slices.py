@@ -28,15 +28,9 @@ import torch
 from torch import Tensor
 
 from posereg.data.head_contrast import batched_blur, normalise_batch, rician_noise_batch
+from posereg.data.head_draws import HeadDraw, HeadVariation, draw_heads, field_of_view, scanner_draw
 from posereg.data.head_model import HeadModel
-from posereg.data.head_synthesis import (
-    HeadDraw,
-    HeadVariation,
-    draw_heads,
-    field_of_view,
-    render_heads,
-    scanner_draw,
-)
+from posereg.data.head_synthesis import render_heads
 from posereg.data.slices import SliceGeometry
 from posereg.geometry import matrix_to_rotvec, random_euler_rotation
 
@@ -55,6 +49,7 @@ def head_slice_batch(
     y_range_deg: tuple[float, float] = (-90.0, 90.0),
     z_range_deg: tuple[float, float] = (-180.0, 180.0),
     in_plane_shift_mm: float = 20.0,
+    compiled: bool = False,
 ) -> dict[str, Tensor]:
     """``n`` slices of synthetic heads with their poses, drawn on the generator's device.
 
@@ -69,6 +64,7 @@ def head_slice_batch(
         x_range_deg, y_range_deg, z_range_deg: extrinsic Euler ranges of ``R`` (default: Salehi et
             al.'s half space, ``half_space_rotation``).
         in_plane_shift_mm: the largest shift of the subject along each in-plane axis.
+        compiled: render through ``torch.compile`` (``render_heads``).
 
     Returns:
         ``image (N, 1, size, size)`` in [0, 1], ``rotation (N, 3, 3)``, ``rotvec (N, 3)`` (radians),
@@ -96,7 +92,7 @@ def head_slice_batch(
     uu, vv = torch.meshgrid(axis, axis, indexing="ij")
     plane = torch.stack((uu, vv, torch.zeros_like(uu)), -1).reshape(1, s * s, 3)
     points = c + plane + torch.stack((torch.zeros(n, device=dev),) * 2 + (geometry.offset_mm(k),), -1)[:, None]
-    image = render_heads(head, draw, R, t, points.reshape(n, -1, 3), gen).reshape(n, s, s)
+    image = render_heads(head, draw, R, t, points.reshape(n, -1, 3), gen, compiled=compiled).reshape(n, s, s)
     # Thick slices: a box slab profile of width w, the mean of planes at -w/3, 0 and +w/3 (the
     # two outer planes rendered only for the thick samples: the rendering is the cost).
     width = effects[:, 3] * math.sqrt(12)
@@ -105,7 +101,8 @@ def head_slice_batch(
         offsets = width[thick, None] * torch.tensor([-1 / 3, 1 / 3], device=dev)
         slab = points[thick, None] + torch.stack((torch.zeros_like(offsets),) * 2 + (offsets,), -1)[:, :, None]
         sub = HeadDraw(**{f.name: getattr(draw, f.name)[thick] for f in fields(draw)})
-        outer = render_heads(head, sub, R[thick], t[thick], slab.reshape(len(thick), -1, 3), gen).reshape(-1, 2, s, s)
+        outer = render_heads(head, sub, R[thick], t[thick], slab.reshape(len(thick), -1, 3), gen,
+                             compiled=compiled).reshape(-1, 2, s, s)
         image = image.index_copy(0, thick, (image[thick] + outer.sum(1)) / 3)
 
     sigma = torch.stack((torch.zeros(n, device=dev), effects[:, 2], effects[:, 2]), -1)

@@ -34,7 +34,8 @@ class VolumeModelConfig(Section):
     convolutions of ``channels`` kernels, 2x max-pooling before the convolutions whose 0-based
     indices are in ``pool_before``, the last map average-pooled to ``pooled_size`` per axis,
     fully connected layers ``fc``; the Correction-Net's translation head outputs multiples of
-    ``translation_scale_mm`` millimetres."""
+    ``translation_scale_mm`` millimetres; ``init_from``: a volume ``model.pt`` of the same network
+    whose weights start the run (fine-tuning), or None for seeded random weights."""
 
     channels: tuple[Positive, ...] = Field((8, 32, 32, 64, 64), min_length=1)
     pool_before: tuple[Annotated[Int, Field(ge=0)], ...] = (1, 2)
@@ -42,6 +43,7 @@ class VolumeModelConfig(Section):
     pooled_size: Positive = 4
     translation_scale_mm: Float = Field(15.0, gt=0)
     rotation_head: RotationHeadName = "rotvec"
+    init_from: Str | None = None
 
     @model_validator(mode="after")
     def _buildable(self) -> VolumeModelConfig:
@@ -63,11 +65,12 @@ class VolumeModelConfig(Section):
 
 class SliceModelConfig(Section):
     """``SlicePoseNet`` settings: ResNet-18 ``width`` (multiplier of the channels) and
-    ``stem_stride`` (1 or 2), rotation head."""
+    ``stem_stride`` (1 or 2), rotation head; ``init_from`` as for volumes (a slice ``model.pt``)."""
 
     width: Float = Field(1.0, gt=0)
     stem_stride: Annotated[Int, one_of(1, 2)] = 1
     rotation_head: RotationHeadName = "rotvec"
+    init_from: Str | None = None
 
 
 class RelocModelConfig(Section):

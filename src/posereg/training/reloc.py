@@ -51,7 +51,7 @@ from posereg.training.loop import TrainingResult, batchnorm_for_batch, fit_pose_
 from posereg.training.reloc_model import load_reloc_model
 from posereg.training.run import check_run_folder
 from posereg.training.schedules import Stage, StageSchedule
-from posereg.training.seeding import seeded_network
+from posereg.training.seeding import load_initial_weights, seeded_network
 from posereg.training.shards import ITEM, gather_items
 
 __all__ = [
@@ -240,12 +240,7 @@ def train_reloc(config: RelocTrainingConfig, output: str | Path, *, progress: bo
         raise ValueError(f"loss.kind reprojection: the {config.data.source} data has no scene points "
                          "(Cambridge: put reconstruction.nvm in data.root)")  # fmt: skip
     net = seeded_network(config.seed, lambda: build_posenet(config, data))
-    if config.model.init_from is not None:
-        start, _ = load_reloc_model(config.model.init_from)
-        if start.spec != net.spec:
-            raise ValueError(f"model.init_from: {config.model.init_from} is a different network "
-                             f"({start.spec} vs {net.spec})")  # fmt: skip
-        net.load_state_dict(start.state_dict())
+    load_initial_weights(net, config.model.init_from, load_reloc_model)
     o = config.optim
     schedule = StageSchedule([Stage(config.loss.kind.value, o.epochs, reloc_loss(config, data.train_poses))])
     module = RelocalisationModule(net, schedule, o.lr, o.weight_decay, o.cosine_decay, o.decoupled_weight_decay)

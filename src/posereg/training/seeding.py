@@ -28,7 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["SeedEachEpoch", "derive_seed", "loader_generator", "scoped_rng", "seed_worker", "seeded_network"]
+__all__ = [
+    "SeedEachEpoch", "derive_seed", "load_initial_weights", "loader_generator", "scoped_rng", "seed_worker",
+    "seeded_network",
+]  # fmt: skip
 
 _STREAMS = {"global": 1, "worker": 2, "loader": 3}
 
@@ -45,6 +48,23 @@ def seeded_network(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return build()
+
+
+def load_initial_weights(net: nn.Module, path: str | None, load: Callable[[str], tuple[nn.Module, object]]) -> None:
+    """Start ``net`` from the weights of the trained model file ``path`` (``model.init_from``;
+    nothing when None), read by ``load`` (``load_volume_model``, ``load_slice_model``, ...).
+
+    Raises:
+        FileNotFoundError: ``path`` names no file.
+        ValueError: the file holds another network (its ``spec`` differs from ``net.spec``).
+    """
+    if path is None:
+        return
+    start, _ = load(path)
+    if getattr(start, "spec", None) != getattr(net, "spec", None):
+        raise ValueError(f"model.init_from: {path} is a different network ({getattr(start, 'spec', None)} vs "
+                         f"{getattr(net, 'spec', None)})")  # fmt: skip
+    net.load_state_dict(start.state_dict())
 
 
 def seed_worker(seed: int, rank: int, worker_id: int) -> None:

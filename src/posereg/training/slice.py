@@ -26,7 +26,7 @@ from posereg.training.config import SliceTrainingConfig
 from posereg.training.loop import SLICE_INDEX, RigidPoseModule, TrainingResult, fit_pose_network
 from posereg.training.run import check_run_folder
 from posereg.training.schedules import salehi_schedule
-from posereg.training.seeding import seeded_network
+from posereg.training.seeding import load_initial_weights, seeded_network
 
 __all__ = ["build_slice_network", "load_slice_model", "slice_datasets", "train_slice"]
 
@@ -67,6 +67,7 @@ def train_slice(config: SliceTrainingConfig, output: str | Path, *, progress: bo
     """
     check_run_folder(output, config.model_dump(mode="json"), resume=resume, overwrite=overwrite)  # before the data
     net = seeded_network(config.seed, lambda: build_slice_network(config))
+    load_initial_weights(net, config.model.init_from, load_slice_model)
     s, o = config.schedule, config.optim
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
                                translation_weight=s.translation_weight)  # fmt: skip

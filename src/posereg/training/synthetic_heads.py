@@ -123,8 +123,13 @@ def volume_sampler(config: VolumeTrainingConfig) -> HeadSampler:
     d = config.data
     if config.network is NetworkKind.CORRECTION:
         return partial(correction_batch, max_angle_deg=d.max_rotation_angle_deg or 50.0,
-                       max_translation_mm=d.max_translation_mm)  # fmt: skip
-    return partial(pose_batch, max_translation_mm=d.max_translation_mm)
+                       max_translation_mm=d.max_translation_mm, compiled=d.compile_synthesis)  # fmt: skip
+    # The view's centre comes from a coarse view of the whole field of view; rendered at 4x the
+    # working spacing (12 mm) instead of the pipeline's 2x, it costs 8x fewer points (40 % of the
+    # whole synthesis) and moves the centre by 1.1 mm (median; 4.9 max over 32 heads): far below
+    # the +-20 mm shifts the network is trained to absorb.
+    return partial(pose_batch, max_translation_mm=d.max_translation_mm, coarse_spacing=4 * config.atlas.spacing,
+                   compiled=d.compile_synthesis)  # fmt: skip
 
 
 def slice_sampler(config: SliceTrainingConfig) -> HeadSampler:
@@ -134,7 +139,7 @@ def slice_sampler(config: SliceTrainingConfig) -> HeadSampler:
     geometry = SliceGeometry(a.shape, a.spacing, a.shape)
     return partial(head_slice_batch, geometry=geometry, index_range=geometry.middle_indices(d.middle_fraction),
                    x_range_deg=d.x_range_deg, y_range_deg=d.y_range_deg, z_range_deg=d.z_range_deg,
-                   in_plane_shift_mm=d.in_plane_shift_mm)  # fmt: skip
+                   in_plane_shift_mm=d.in_plane_shift_mm, compiled=d.compile_synthesis)  # fmt: skip
 
 
 def head_model_for(config: VolumeTrainingConfig | SliceTrainingConfig) -> HeadModel:

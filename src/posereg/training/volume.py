@@ -33,7 +33,7 @@ from posereg.training.config import VolumeTrainingConfig
 from posereg.training.loop import TRANSLATION, RigidPoseModule, TrainingResult, fit_pose_network
 from posereg.training.run import check_run_folder
 from posereg.training.schedules import salehi_schedule
-from posereg.training.seeding import seeded_network
+from posereg.training.seeding import load_initial_weights, seeded_network
 
 __all__ = ["RigidPoseModule", "TrainingResult", "build_network", "load_volume_model", "train_volume"]
 
@@ -100,6 +100,7 @@ def train_volume(config: VolumeTrainingConfig, output: str | Path, *, progress: 
     """
     check_run_folder(output, config.model_dump(mode="json"), resume=resume, overwrite=overwrite)  # before the data
     net = seeded_network(config.seed, lambda: build_network(config))
+    load_initial_weights(net, config.model.init_from, load_volume_model)
     s = config.schedule
     correction = config.network is NetworkKind.CORRECTION
     schedule = salehi_schedule(s.mse_epochs, s.geodesic_epochs, representation=net.representation,
