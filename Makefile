@@ -47,7 +47,8 @@ runs/head_model.pt: $(VENV)/.installed
 
 # Retrain the bundled volume model on synthetic heads and rewrite its training curves. Sized for
 # one GPU (the bundled model: 7-11 min on an H200, docs/benchmarks/volume_training_heads.md);
-# on a CPU, lower BUDGET_MINUTES and expect a weaker model (synthesis alone is ~2 samples/s here).
+# on a CPU, lower BUDGET_MINUTES and expect a weaker model (synthesis: ~12 samples/s on 2 cores with
+# data.compile_synthesis, ~4 without; configs/volume_correction_heads_finetune.yaml fine-tunes on a CPU).
 WEIGHTS := src/posereg/weights/volume_pipeline_t1_64.pt
 ACCELERATOR ?= gpu
 BUDGET_MINUTES ?= 11

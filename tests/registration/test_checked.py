@@ -97,3 +97,19 @@ def test_a_confirmed_pose_that_does_not_look_like_a_brain_stays_doubtful(subject
     impossible = QualityThresholds(min_agreement=1.01, min_brain_nmi=1.99)
     checked = register_checked(DeepRegistration(atlas, OraclePose(R), probes=None), moving, impossible)
     assert checked.doubtful and any("brain NMI" in reason for reason in checked.reasons)
+
+
+def test_batched_brain_similarities_equal_one_at_a_time(subject_case):
+    """The candidates' scores in one histogram batch are each scan's NMI with the atlas in its brain."""
+    from posereg.registration._similarity import normalised_mutual_information
+
+    atlas, moving, R, _ = subject_case
+    pipeline = DeepRegistration(atlas, OraclePose(R), probes=None)
+    scans = torch.stack([atlas.image.data.float(), torch.rand(atlas.image.shape, generator=torch.Generator().manual_seed(0)),
+                         atlas.image.data.float().roll(3, 1)])  # fmt: skip
+    batched = pipeline.brain_similarities(scans)
+    mask = atlas.mask
+    one_by_one = [normalised_mutual_information(s[mask].double(), atlas.image.data[mask].double()) for s in scans]
+    torch.testing.assert_close(batched, torch.stack(one_by_one))
+    assert float(batched[0]) > float(batched[2]) > float(batched[1])  # itself, shifted, noise
+    torch.testing.assert_close(pipeline.brain_similarity(scans[2]), batched[2])

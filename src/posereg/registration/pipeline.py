@@ -56,7 +56,7 @@ from posereg.data import (
 )
 from posereg.geometry import geodesic_distance
 from posereg.models import fuse_batch_norm
-from posereg.registration._similarity import normalised_mutual_information
+from posereg.registration._similarity import nmi_rows
 from posereg.registration.consensus import (
     check_signed_permutations,
     octahedral_rotations,
@@ -187,6 +187,7 @@ class DeepRegistration:
         self.spacing = float(atlas.image.spacing[0])
         self._atlas_cog = coarse_centre_of_gravity(atlas.image, atlas.image.data, self.spacing)
         self._atlas_data = atlas.image.data[None].float()
+        self._atlas_brain = atlas.image.data[atlas.mask].to(torch.float64)
         self.probes = None if probes is None else probes.to(torch.float64).clone()
         if candidates < 1:
             raise ValueError(f"candidates: expected at least 1, got {candidates}")
@@ -229,7 +230,7 @@ class DeepRegistration:
                 R = R @ self._rotations(self.pose_net, aligned_views(R, t_of(R)))
             R_pose, t_pose = R, t_of(R)
             R, t = self._correct(aligned_views, R_pose, t_pose)
-            similarity = [float(self.brain_similarity(view[0])) for view in aligned_views(R, t)]
+            similarity = self.brain_similarities(aligned_views(R, t)[:, 0]).tolist()
             k = max(range(len(similarity)), key=similarity.__getitem__)  # the first of equals
             nmi, R_pose, t_pose, R, t = similarity[k], R_pose[k], t_pose[k], R[k], t[k]
         # Agreement: the share of the first pass's estimates that lie within 20 degrees of the answer.
@@ -287,8 +288,11 @@ class DeepRegistration:
 
     def brain_similarity(self, aligned: Tensor) -> Tensor:
         """Normalised mutual information of ``aligned`` (a scan on the atlas grid, [0, 1]) and the atlas, in its brain."""
-        mask = self.atlas.mask
-        return normalised_mutual_information(aligned[mask].to(torch.float64), self.atlas.image.data[mask].to(torch.float64))
+        return self.brain_similarities(aligned[None])[0]
+
+    def brain_similarities(self, aligned: Tensor) -> Tensor:
+        """``brain_similarity`` of each scan of ``aligned (C, I, J, K)``, in one batched histogram: ``(C,)``."""
+        return nmi_rows(self._atlas_brain, aligned[:, self.atlas.mask].to(torch.float64))
 
     def refined(self, moving: Volume, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """The pipeline's refinement (``refine``, or the default ``RefineSettings()`` when it has none)
