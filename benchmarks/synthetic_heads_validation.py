@@ -64,6 +64,13 @@ def main() -> None:
         rows.append([f"`{path}`", f"{statistics.fmean(a):.2f}", f"{statistics.median(a):.2f}",
                      f"{sum(x < 5 for x in a)}/{len(a)}", f"{statistics.fmean(s):.2f}" if s else "-"])  # fmt: skip
     table = markdown_table(["model", "mean rotation error (deg)", "median", "< 5 deg", "translation error (mm)"], rows)
+    # Paired differences against the first model (the same samples): is a change more than noise?
+    for path, a in zip(args.models[1:], angles[1:], strict=True):
+        d = [x - y for x, y in zip(a, angles[0], strict=True)]
+        half_width = 1.96 * statistics.stdev(d) / len(d) ** 0.5
+        table.append("")
+        table.append(f"`{path}` minus `{args.models[0]}`, sample by sample: {statistics.fmean(d):+.2f} "
+                     f"+- {half_width:.2f} degrees (mean, 95 % interval)")  # fmt: skip
     print("\n".join(table))
     if args.output:
         command = "python benchmarks/synthetic_heads_validation.py " + " ".join(

@@ -209,12 +209,16 @@ def test_the_bundled_models_stored_configs_still_parse() -> None:
     correction = V.from_stored(payload["correction"]["config"])
     assert pose.network is NetworkKind.POSE and correction.network is NetworkKind.CORRECTION
     assert (pose.atlas.shape, pose.atlas.spacing, pose.atlas.contrast) == (64, 3.0, Contrast.T1)
-    assert correction.seed == 1 and correction.data.synthetic_heads and correction.optim.max_minutes == 7.6
-    # written before the trainer section: optim.precision is read as trainer.precision
+    # the Correction-Net: fine-tuned from the first one on a CPU (session 12), a current config
+    assert correction.seed == 3 and correction.data.synthetic_heads and correction.data.compile_synthesis
+    assert correction.model.init_from == "runs/heads/correction_model.pt" and correction.optim.max_minutes == 60.0
+    assert correction.trainer.precision == "32-true" and correction.schedule.mse_epochs == 0
+    # the Pose-Net: written before the trainer section (optim.precision is read as trainer.precision)
+    # and before one seed (data.seed is dropped when read)
     assert payload["pose"]["config"]["optim"]["precision"] == "bf16-mixed" and "trainer" not in payload["pose"]["config"]
-    assert pose.trainer.precision == correction.trainer.precision == "bf16-mixed"
+    assert pose.trainer.precision == "bf16-mixed"
     assert pose.trainer.accelerator == "cpu" and pose.trainer.devices == 1
-    assert "seed" in payload["correction"]["config"]["data"]  # written before one seed: dropped when read
+    assert "seed" in payload["pose"]["config"]["data"]
     stored = payload["pose"]["config"]["data"]
     added_since = {"compile_synthesis": False}  # fields added after the file was written: their defaults
     assert pose.model_dump(mode="json")["data"] == {**{k: v for k, v in stored.items() if k != "seed"}, **added_since}

@@ -113,7 +113,7 @@ def _labels(head: HeadModel, draw: HeadDraw, x: Tensor, fat: Tensor,
     n, p, _ = x.shape
     dev = x.device
     coords = canvas_coordinates(head, x)
-    if canvas is not None:  # gathers the compiler fuses (several times grid_sample's speed on CPU)
+    if canvas is not None:  # gathers the compiler fuses (5x grid_sample's speed on CPU, compiled)
         values = _trilinear(canvas, coords)
         tissue, d = values[:, :5], values[:, 5]
     else:  # one grid per sample over an expanded (not copied) canvas: parallel over the batch
@@ -205,8 +205,8 @@ def render_heads(head: HeadModel, draw: HeadDraw, R: Tensor, t: Tensor, points: 
 
     The scan is the subject moved by ``y = R (z - c) + c + t``; ``z = R^T (y - c - t) + c``.
     ``compiled``: run the per-point label and mixture work through ``torch.compile`` (the same
-    values; about 5x faster on a CPU after a one-off compilation of tens of seconds; needs a C++
-    compiler on CPU, Triton on GPU).
+    values, 2-3x faster on a CPU after a one-off compilation of tens of seconds per batch shape;
+    needs a C++ compiler on CPU, Triton on GPU).
     """
     c = head.atlas.image.centre.to(device=points.device, dtype=torch.float32)
     x = anatomy_map(head, draw, _subject_points(head, R, t, points), c)
@@ -224,8 +224,8 @@ def _render_grid(head: HeadModel, draw: HeadDraw, R: Tensor, t: Tensor, shape: i
     """
     n = R.shape[0]
     c = head.atlas.image.centre.to(device=centre.device, dtype=torch.float32)
-    k = max(2, min(shape, math.ceil((shape - 1) * spacing / _SMOOTH_STEP_MM) + 1))
-    coarse_points = _grid_points(k, (shape - 1) * spacing / (k - 1), centre) if shape > 1 else _grid_points(1, 0.0, centre)
+    k = min(shape, max(2, math.ceil((shape - 1) * spacing / _SMOOTH_STEP_MM) + 1))
+    coarse_points = _grid_points(k, (shape - 1) * spacing / max(k - 1, 1), centre)
     x = anatomy_map(head, draw, _subject_points(head, R, t, coarse_points), c)
     fields = torch.cat((x.mT, _smooth_fields(head, draw, x)), 1).reshape(n, 5, k, k, k)
     if k != shape:
