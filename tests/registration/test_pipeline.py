@@ -252,3 +252,28 @@ def test_networks_on_cuda_give_the_cpu_result(tmp_path, case):
     on_gpu = pipeline(moving)
     torch.testing.assert_close(on_gpu.R, on_cpu.R, atol=1e-3, rtol=0)
     torch.testing.assert_close(on_gpu.t, on_cpu.t, atol=1e-2, rtol=0)
+
+
+def test_the_pipelines_inference_copies_compute_what_the_networks_do(small_atlas):
+    """Folded batch norms and channels-last weights are a speed-up only: same rotations, same corrections."""
+    torch.manual_seed(1)
+    sizes = {"channels": (4, 8), "pool_before": (0,), "fc": (16,), "pooled_size": 2}
+    pose, correction = VolumePoseNet(**sizes), CorrectionNet(**sizes)
+    for net in (pose, correction):  # non-trivial batch-norm statistics, as after training
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    pose.eval()
+    correction.eval()
+    pipeline = DeepRegistration(small_atlas, pose, correction, probes=None)
+    conv = next(p for p in pipeline.pose_net.parameters() if p.dim() == 5)
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d)
+    x = torch.rand((3, 1, *small_atlas.image.shape), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(pipeline._rotations(pipeline.pose_net, x), pose.to_matrix(pose(x)).double(),
+                                   atol=1e-5, rtol=0)  # fmt: skip
+        pair = torch.cat((x, x.flip(2)), 1)
+        for got, want in zip(pipeline.correction_net(pair.contiguous(memory_format=torch.channels_last_3d)),
+                             correction(pair), strict=True):  # fmt: skip
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
