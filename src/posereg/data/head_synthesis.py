@@ -117,8 +117,7 @@ def _labels(head: HeadModel, draw: HeadDraw, x: Tensor, fat: Tensor,
         values = _trilinear(canvas, coords)
         tissue, d = values[:, :5], values[:, 5]
     else:  # one grid per sample over an expanded (not copied) canvas: parallel over the batch
-        tissue = F.grid_sample(head.tissue[None].expand(n, -1, -1, -1, -1), coords[:, None, None], mode="bilinear",
-                               padding_mode="border", align_corners=True)[:, :, 0, 0]  # fmt: skip
+        tissue = sample_field(head.tissue[None].expand(n, -1, -1, -1, -1), coords)
         d = sample_field(head.distance[None, None].expand(n, -1, -1, -1, -1), coords)[:, 0]
     brain = tissue.sum(1).clamp(0.0, 1.0)
     csf, skull, scalp = (w[:, None] for w in draw.layers.unbind(-1))
@@ -126,12 +125,11 @@ def _labels(head: HeadModel, draw: HeadDraw, x: Tensor, fat: Tensor,
     x0, x1, x2 = x.unbind(-1)
     x0, x1, x2 = x0.contiguous(), x1.contiguous(), x2.contiguous()
     mirrored = (-x0, x1, x2)  # the eyes are symmetric in x
-    fn = draw.face
     eye_c = torch.tensor([32.0, 52.0, -38.0], device=dev) + draw.eye_shift
-    eye_r = 12 * fn[:, None].expand(n, 3)
+    eye_r = (12 * f).expand(n, 3)
     eye = _inside_ellipsoid((x0, x1, x2), eye_c, eye_r) | _inside_ellipsoid(mirrored, eye_c, eye_r)
     orbit = _inside_ellipsoid((x0, x1, x2), eye_c, eye_r + 6) | _inside_ellipsoid(mirrored, eye_c, eye_r + 6)
-    scale = fn[:, None] * torch.tensor([[60.0, 52.0, 62.0], [14.0, 20.0, 16.0]], device=dev)[:, None]  # (2, N, 3)
+    scale = f * torch.tensor([[60.0, 52.0, 62.0], [14.0, 20.0, 16.0]], device=dev)[:, None]  # (2, N, 3)
     face = _inside_ellipsoid((x0, x1, x2), torch.tensor([0.0, 48.0, -62.0], device=dev).expand(n, 3), scale[0])
     sinus = _inside_ellipsoid((x0, x1, x2), torch.tensor([0.0, 55.0, -50.0], device=dev).expand(n, 3), scale[1])
     neck = ((x0 / (50 * f)) ** 2 + ((x1 + 18) / (55 * f)) ** 2 < 1) & (x2 < -40)
