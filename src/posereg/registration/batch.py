@@ -100,7 +100,7 @@ def register_files(
     stems = check_batch(scans, fmt)
     folder = Path(out_dir)
     # The next scan is read (decompressed, decoded) in a thread while this one is registered:
-    # reading a 1 mm .nii.gz takes 0.1-0.6 s, much of it in zlib, which releases the GIL.
+    # reading a 1 mm .nii.gz takes 0.1-0.3 s, much of it in ISA-L's gzip, which releases the GIL.
     with ThreadPoolExecutor(max_workers=1) as reader:
         pending = reader.submit(load_image, scans[0]) if scans else None
         for k, (scan, stem) in enumerate(zip(scans, stems, strict=True)):
