@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -80,10 +81,11 @@ def angle_deg(A: torch.Tensor, B: torch.Tensor) -> float:
     return math.degrees(float(geodesic_distance(A, B)))
 
 
-def ants_registration(fixed_path: Path, mask_path: Path, moving: Volume, centre: torch.Tensor, initializer: bool,
+def ants_registration(fixed_path: Path, mask_path: Path | None, moving: Volume, centre: torch.Tensor, initializer: bool,
                       transform: str = "Rigid") -> Pose:
-    """ANTs ``transform`` registration ('Rigid' or 'Similarity'; atlas -> moving, about ``centre``) from a
-    NIfTI of ``moving``; its rotation (the nearest one to a similarity's linear part) and shift."""
+    """ANTs ``transform`` registration ('Rigid' or 'Similarity'; fixed -> moving, about ``centre``) from a
+    NIfTI of ``moving``; its rotation (the nearest one to a similarity's linear part) and shift.
+    ``mask_path``: the fixed image's metric mask, or ``None`` for the whole image."""
     import ants
     import nibabel as nib
     import SimpleITK as sitk
@@ -103,8 +105,9 @@ def ants_registration(fixed_path: Path, mask_path: Path, moving: Volume, centre:
             init = ants.affine_initializer(*coarse, search_factor=45, radian_fraction=1.0, use_principal_axis=False,
                                            local_search_iterations=10, txfn=str(Path(tmp) / "init.mat"))  # fmt: skip
         kwargs = {"initial_transform": init} if init is not None else {}
-        out = ants.registration(fixed, mov, type_of_transform=transform, mask=ants.image_read(str(mask_path)),
-                                outprefix=str(Path(tmp) / "reg"), **kwargs)  # fmt: skip
+        if mask_path is not None:
+            kwargs["mask"] = ants.image_read(str(mask_path))
+        out = ants.registration(fixed, mov, type_of_transform=transform, outprefix=str(Path(tmp) / "reg"), **kwargs)
         transform = sitk.ReadTransform(out["fwdtransforms"][0])
     # With the initializer the collapsed transform is affine (the search allows scaling): its
     # rotation is the nearest one to the linear part, read about the same centre.
@@ -132,34 +135,83 @@ def _pitch(degrees: float) -> torch.Tensor:
 
 
 REFERENCE_AGREEMENT_DEG = 5.0
+HEAD_TEMPLATE = "icbm2009c-head"  # whole-head T1 template in the atlas's MNI space: the head-to-head candidates' target
 
 
-def reference_candidates(scan: Volume, pipeline, fixed_path: Path, mask_path: Path,  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class ReferenceTargets:
+    """What the reference candidates register to.
+
+    Attributes:
+        fixed_path: the atlas's 1 mm MNI152 2009a template (skull-stripped), NIfTI.
+        mask_path: its brain mask dilated by 6 mm, NIfTI.
+        head_path: the whole-head ``HEAD_TEMPLATE`` scan, NIfTI (``None``: no head-to-head candidates).
+        head_pose: its own reference alignment (atlas -> head template, about the atlas centre).
+    """
+
+    fixed_path: Path
+    mask_path: Path
+    head_path: Path | None = None
+    head_pose: Pose | None = None
+
+
+def reference_targets(pipeline, cache: Path, folder: Path, head_to_head: bool = True) -> ReferenceTargets:  # type: ignore[no-untyped-def]
+    """Write the atlas template and mask into ``folder``; with ``head_to_head``, find the whole-head
+    template's own reference (from the brain-masked candidates alone) for the head-to-head candidates."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    mni = load_mni152()
+    fixed_path, mask_path = folder / "mni.nii.gz", folder / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(mni.image.data.numpy(), mni.image.affine.numpy()), fixed_path)
+    dilated = ndimage.binary_dilation(mni.mask.numpy(), iterations=6).astype("float32")
+    nib.save(nib.Nifti1Image(dilated, mni.image.affine.numpy()), mask_path)
+    targets = ReferenceTargets(fixed_path, mask_path)
+    if not head_to_head:
+        return targets
+    info = next(s for s in SCANS if s.name == HEAD_TEMPLATE)
+    head_path = fetch_scan(info, cache)
+    head_pose, _, _ = reference_pose(load_nifti(head_path), info.name, pipeline, targets, cache)
+    return ReferenceTargets(fixed_path, mask_path, head_path, head_pose)
+
+
+def reference_candidates(scan: Volume, name: str, pipeline, targets: ReferenceTargets,  # type: ignore[no-untyped-def]
                          known: dict[str, Pose]) -> dict[str, Pose]:  # fmt: skip
-    """Careful alignments of the unmoved scan that use none of posereg's methods but VVR-Search
-    (``known``: those already computed, which are kept).
+    """Careful alignments of the unmoved scan ``name`` that use none of posereg's methods but
+    VVR-Search (``known``: those already computed, which are kept).
 
     ANTs ``Similarity`` and ``Rigid`` (atlas brain mask, centre-of-mass start) from the scan's
     header and from it pitched by +-15 degrees: the similarity fit (rotation, one scale, shift)
     defines the rotation of a head of another size than the atlas's, where a rigid fit stays
     where it starts (on the MPRAGE subject, ANTs Rigid from three starts 15 degrees apart ended
     15-31 degrees apart); ANTs after ``affine_initializer``'s search over all orientations;
-    posereg's VVR-Search (NMI search over 1728 starts, masked local refinement).
+    posereg's VVR-Search (NMI search over 1728 starts, masked local refinement). For a whole-head
+    scan (other than the head template itself), also head-to-head: ANTs ``Similarity`` of the
+    whole scan to the whole-head ``HEAD_TEMPLATE`` (no mask: skull, face and neck match skull,
+    face and neck) from the same three starts, composed with that template's own reference.
     """
     c = pipeline.atlas.image.centre
     candidates = dict(known)
+    head_to_head = targets.head_path is not None and name.endswith("-head") and name != HEAD_TEMPLATE
     try:
-        for transform in ("Similarity", "Rigid"):
+        for transform, fixed, mask, then in (
+            ("Similarity", targets.fixed_path, targets.mask_path, None),
+            ("Rigid", targets.fixed_path, targets.mask_path, None),
+            *([("Similarity", targets.head_path, None, targets.head_pose)] if head_to_head else []),
+        ):
             for pitch in HEADER_PITCH_STARTS_DEG:
-                name = f"ANTs {transform} from the header{pitch:+.0f} deg"
-                if name in candidates:
+                key = f"ANTs {transform}{' head-to-head' if then else ''} from the header{pitch:+.0f} deg"
+                if key in candidates:
                     continue
                 Q = _pitch(pitch)  # the scan re-posed by Q about its centre; undo Q on the answer
                 start = moved_by_header(scan, Q, torch.zeros(3, dtype=F64))
-                pose = ants_registration(fixed_path, mask_path, start, c, initializer=False, transform=transform)
-                candidates[name] = compose((Q.T, torch.zeros(3, dtype=F64)), scan.centre, pose, c)
+                pose = ants_registration(fixed, mask, start, c, initializer=False, transform=transform)
+                if then is not None:  # atlas -> head template -> scan
+                    pose = compose(pose, c, then, c)
+                candidates[key] = compose((Q.T, torch.zeros(3, dtype=F64)), scan.centre, pose, c)
         if "ANTs initializer + Rigid" not in candidates:
-            candidates["ANTs initializer + Rigid"] = ants_registration(fixed_path, mask_path, scan, c, initializer=True)
+            candidates["ANTs initializer + Rigid"] = ants_registration(targets.fixed_path, targets.mask_path, scan, c,
+                                                                       initializer=True)  # fmt: skip
     except ImportError:
         pass
     if "VVR-Search (NMI, masked)" not in candidates:
@@ -168,7 +220,7 @@ def reference_candidates(scan: Volume, pipeline, fixed_path: Path, mask_path: Pa
     return candidates
 
 
-def reference_pose(scan: Volume, name: str, pipeline, fixed_path: Path, mask_path: Path,  # type: ignore[no-untyped-def]
+def reference_pose(scan: Volume, name: str, pipeline, targets: ReferenceTargets,  # type: ignore[no-untyped-def]
                    cache: Path) -> tuple[Pose, dict[str, Pose], list[str]]:  # fmt: skip
     """The reference alignment of the unmoved scan: the consensus of the candidates.
 
@@ -186,7 +238,7 @@ def reference_pose(scan: Volume, name: str, pipeline, fixed_path: Path, mask_pat
     store = cache / "references.json"
     stored = json.loads(store.read_text()) if store.is_file() else {}
     known = {k: (torch.tensor(R, dtype=F64), torch.tensor(t, dtype=F64)) for k, (R, t) in stored.get(name, {}).items()}
-    candidates = reference_candidates(scan, pipeline, fixed_path, mask_path, known)
+    candidates = reference_candidates(scan, name, pipeline, targets, known)
     if candidates.keys() != known.keys():
         stored[name] = {k: [R.tolist(), t.tolist()] for k, (R, t) in candidates.items()}
         store.write_text(json.dumps(stored, indent=1))
@@ -242,15 +294,8 @@ def run_scans(model, args: argparse.Namespace) -> dict:  # type: ignore[no-untyp
     networks = model.pipeline(atlas)
     refine = model.pipeline(atlas, RefineSettings())
     c = atlas.image.centre
-    mni = load_mni152()
-    tmp = Path(tempfile.mkdtemp())
-    fixed_path, mask_path = tmp / "mni.nii.gz", tmp / "mask.nii.gz"
-    import nibabel as nib
-    from scipy import ndimage
-
-    nib.save(nib.Nifti1Image(mni.image.data.numpy(), mni.image.affine.numpy()), fixed_path)
-    dilated = ndimage.binary_dilation(mni.mask.numpy(), iterations=6).astype("float32")
-    nib.save(nib.Nifti1Image(dilated, mni.image.affine.numpy()), mask_path)
+    targets = reference_targets(networks, args.cache, Path(tempfile.mkdtemp()))
+    fixed_path, mask_path = targets.fixed_path, targets.mask_path
     settings = IntensitySettings()
     methods = {
         "posereg networks": lambda v: _checked(networks, v, fallback=False),
@@ -273,7 +318,7 @@ def run_scans(model, args: argparse.Namespace) -> dict:  # type: ignore[no-untyp
     results: dict = {"scans": {}, "methods": list(methods)}
     for scan_info in scans:
         scan = load_nifti(fetch_scan(scan_info, args.cache))
-        reference, references, group = reference_pose(scan, scan_info.name, networks, fixed_path, mask_path, args.cache)
+        reference, references, group = reference_pose(scan, scan_info.name, networks, targets, args.cache)
         own = {name: methods[name](scan)[0] for name in methods if name.startswith("posereg")}
         rows: dict[str, dict[str, list]] = {m: {"error": [], "consistency": [], "seconds": [], "doubtful": []} for m in methods}
         for i, motion in enumerate(tqdm(_motions(args.cases, args.seed), desc=scan_info.name, file=sys.stderr)):
@@ -362,19 +407,13 @@ def reference_figure(model, args: argparse.Namespace, path: Path) -> None:  # ty
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import nibabel as nib
-    from scipy import ndimage
 
     from posereg.data import antialiased, rigid_resample
 
     atlas = load_atlas()
     pipeline = model.pipeline(atlas)
     refined = model.pipeline(atlas, RefineSettings())
-    mni = load_mni152()
-    tmp = Path(tempfile.mkdtemp())
-    nib.save(nib.Nifti1Image(mni.image.data.numpy(), mni.image.affine.numpy()), tmp / "mni.nii.gz")
-    dilated = ndimage.binary_dilation(mni.mask.numpy(), iterations=6).astype("float32")
-    nib.save(nib.Nifti1Image(dilated, mni.image.affine.numpy()), tmp / "mask.nii.gz")
+    targets = reference_targets(pipeline, args.cache, Path(tempfile.mkdtemp()))
     scans = [s for s in SCANS if not args.scans or s.name in args.scans]
     fig, axes = plt.subplots(len(scans), 8, figsize=(24, 3 * len(scans)), squeeze=False)
     a = atlas.image
@@ -382,8 +421,7 @@ def reference_figure(model, args: argparse.Namespace, path: Path) -> None:  # ty
     outline = a.data[middle].T.flip(0) > 0.3
     for row, info in zip(axes, scans, strict=True):
         scan = load_nifti(fetch_scan(info, args.cache))
-        reference, candidates, group = reference_pose(scan, info.name, pipeline, tmp / "mni.nii.gz", tmp / "mask.nii.gz",
-                                                      args.cache)  # fmt: skip
+        reference, candidates, group = reference_pose(scan, info.name, pipeline, targets, args.cache)
         own = refined(scan)
         candidates = {f"reference (consensus of {len(group)})": reference, "posereg networks": own.stages["correction-net"],
                       "posereg register (refined)": (own.R, own.t),
