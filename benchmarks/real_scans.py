@@ -10,8 +10,10 @@ Truth: the motion composed with the scan's reference alignment to the atlas: the
 careful registrations of the unmoved scan that use none of posereg's networks nor its refinement
 (``reference_pose``): ANTs ``Similarity`` and ``Rigid`` with the atlas brain mask, each started
 from the scan's header and from it pitched by +-15 degrees, ANTs after ``affine_initializer``,
-and VVR-Search; the largest group agreeing within 5 degrees gives the reference, and how far
-the others lie is reported. Also reported, free of any reference: the self-consistency of each posereg mode (does
+VVR-Search, and for whole-head scans ANTs ``Similarity`` head-to-head (the whole scan to the
+whole-head ICBM 2009c template, which lies in the atlas's MNI space, from the same three starts,
+composed with that template's own reference); the largest group agreeing within 5 degrees gives
+the reference, and how far the others lie is reported. Also reported, free of any reference: the self-consistency of each posereg mode (does
 its answer on the moved scan equal its answer on the unmoved scan composed with the motion?).
 
 Rows: posereg networks alone; ``posereg register --no-refine`` (networks, quality check,
