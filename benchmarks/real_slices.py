@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from real_scan_data import SCANS, fetch_scan  # noqa: E402
-from real_scans import stored_reference  # noqa: E402
+from real_scan_references import stored_reference  # noqa: E402
 
 from posereg.data import Volume, load_atlas, load_nifti  # noqa: E402
 from posereg.data.resample import sample_at_points  # noqa: E402
