@@ -86,12 +86,12 @@ def test_nmi_is_contrast_agnostic_and_matches_a_numpy_reference():
         normalised_mutual_information(a, a[:10])
 
 
-def test_permuted_views_equal_resampling_by_the_cube_rotations():
+@pytest.mark.parametrize("n", [8, 9])
+def test_permuted_views_equal_resampling_by_the_cube_rotations(n):
     from posereg.data import isotropic_affine, rigid_resample
     from posereg.registration.consensus import permuted_views
 
     gen = torch.Generator().manual_seed(2)
-    n = 9
     view = torch.rand(n, n, n, generator=gen, dtype=F64)
     centre = torch.tensor([3.0, -2.0, 5.0], dtype=F64)
     affine = isotropic_affine((n, n, n), 2.5, centre)
