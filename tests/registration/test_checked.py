@@ -113,3 +113,23 @@ def test_batched_brain_similarities_equal_one_at_a_time(subject_case):
     torch.testing.assert_close(batched, torch.stack(one_by_one))
     assert float(batched[0]) > float(batched[2]) > float(batched[1])  # itself, shifted, noise
     torch.testing.assert_close(pipeline.brain_similarity(scans[2]), batched[2])
+
+
+def test_candidates_brain_nmi_sampled_at_the_brain_equals_whole_views(subject_case):
+    """The pipeline scores candidates by sampling the scan at the atlas brain's voxels only: the
+    same NMI as resampling whole views onto the atlas grid and taking their brain voxels."""
+    from posereg.data import preprocess_intensity, rigid_resample, scan_intensity_range
+    from posereg.geometry import rotvec_to_matrix
+
+    atlas, moving, R, t = subject_case
+    pipeline = DeepRegistration(atlas, OraclePose(R), probes=None)
+    smooth = pipeline._for_working_grid(moving)
+    scan_range = scan_intensity_range(smooth.data)
+    turn = rotvec_to_matrix(torch.tensor([[0.0, 0.0, 0.0], [0.2, -0.1, 0.05], [1.0, 0.5, -2.0]], dtype=torch.float64))
+    Rs, ts = R @ turn, t + torch.tensor([[0.0, 0.0, 0.0], [3.0, -2.0, 1.0], [10.0, 0.0, -5.0]], dtype=torch.float64)
+    a = atlas.image
+    views = rigid_resample(smooth.data, smooth.affine, Rs, ts, a.centre, out_affine=a.affine, out_shape=a.shape)[:, 0]
+    expected = pipeline.brain_similarities(preprocess_intensity(views, scan_range).float())
+    sampled = pipeline._brain_nmis(smooth, Rs, ts, scan_range)
+    torch.testing.assert_close(sampled, expected, atol=1e-5, rtol=0)
+    assert float(sampled[0]) > float(sampled[1]) > float(sampled[2])  # the truth, near it, far from it
