@@ -3,7 +3,6 @@ shipped files, configurations stored in model files (today's and earlier ones), 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -210,39 +209,21 @@ def test_the_bundled_models_stored_configs_still_parse() -> None:
     correction = V.from_stored(payload["correction"]["config"])
     assert pose.network is NetworkKind.POSE and correction.network is NetworkKind.CORRECTION
     assert (pose.atlas.shape, pose.atlas.spacing, pose.atlas.contrast) == (64, 3.0, Contrast.T1)
-    # both fine-tuned on a CPU from the first GPU-trained networks (sessions 12 and 13), current configs
-    for net, first, minutes in ((correction, "correction_model.pt", 60.0), (pose, "pose_model.pt", 75.0)):
-        assert net.seed == 3 and net.data.synthetic_heads and net.data.compile_synthesis
-        assert net.model.init_from == f"runs/heads/{first}" and net.optim.max_minutes == minutes
-        assert net.trainer.precision == "32-true" and net.schedule.mse_epochs == 0
-        stored = payload["pose" if net is pose else "correction"]["config"]
-        assert net.model_dump(mode="json") == stored  # a current config round-trips exactly
-
-
-# The first bundled Pose-Net's stored config (session 8, GPU): written before the trainer section
-# (optim.precision) and before one seed (data.seed).
-OLD_POSE = {"network": "pose", "seed": 0, "atlas": {"contrast": "t1", "shape": 64, "spacing": 3.0, "resolution_mm": 1},
-            "data": {"train_subjects": 16, "val_subjects": 2, "items_per_epoch": 8928, "val_items": 512,
-                     "max_translation_mm": 20.0, "max_rotation_deg": None, "max_rotation_angle_deg": None, "crop": 0.15,
-                     "noise": 0.03, "subject_base_seed": 0, "seed": 0, "synthetic_heads": True,
-                     "head_model": ".headmodel/head.pt"},
-            "model": {"channels": [16, 32, 64, 128, 128], "pool_before": [0, 1, 2, 3], "fc": [512, 512, 256],
-                      "pooled_size": 3, "translation_scale_mm": 15.0, "rotation_head": "rotvec"},
-            "schedule": {"mse_epochs": 4, "geodesic_epochs": 12, "translation_weight": 0.01},
-            "optim": {"lr": 0.001, "weight_decay": 0.0, "cosine_decay": True, "batch_size": 32, "num_workers": 0,
-                      "precision": "bf16-mixed", "max_minutes": 11.0}}  # fmt: skip
-
-
-def test_a_stored_config_from_before_the_trainer_section_parses() -> None:
-    pose = V.from_stored(copy.deepcopy(OLD_POSE))
-    # optim.precision is read as trainer.precision; data.seed is dropped
+    # the Correction-Net: fine-tuned from the first one on a CPU (session 12), a current config
+    assert correction.seed == 3 and correction.data.synthetic_heads and correction.data.compile_synthesis
+    assert correction.model.init_from == "runs/heads/correction_model.pt" and correction.optim.max_minutes == 60.0
+    assert correction.trainer.precision == "32-true" and correction.schedule.mse_epochs == 0
+    # the Pose-Net: written before the trainer section (optim.precision is read as trainer.precision)
+    # and before one seed (data.seed is dropped when read)
+    assert payload["pose"]["config"]["optim"]["precision"] == "bf16-mixed" and "trainer" not in payload["pose"]["config"]
     assert pose.trainer.precision == "bf16-mixed"
     assert pose.trainer.accelerator == "cpu" and pose.trainer.devices == 1
+    assert "seed" in payload["pose"]["config"]["data"]
+    stored = payload["pose"]["config"]["data"]
     added_since = {"compile_synthesis": False}  # fields added after the file was written: their defaults
-    assert pose.model_dump(mode="json")["data"] == {**{k: v for k, v in OLD_POSE["data"].items() if k != "seed"},
-                                                    **added_since}  # fmt: skip
-    assert pose.model_dump(mode="json")["optim"] == {k: v for k, v in OLD_POSE["optim"].items() if k != "precision"}
-    assert pose.model.init_from is None
+    assert pose.model_dump(mode="json")["data"] == {**{k: v for k, v in stored.items() if k != "seed"}, **added_since}
+    stored_optim = {k: v for k, v in payload["pose"]["config"]["optim"].items() if k != "precision"}
+    assert pose.model_dump(mode="json")["optim"] == stored_optim
 
 
 OLD_SLICE = {"network": "slice", "seed": 0, "atlas": {"contrast": "t1", "shape": 64, "spacing": 3.0, "resolution_mm": 1},
