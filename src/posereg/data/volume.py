@@ -122,27 +122,22 @@ def load_nifti(path: str | Path, limits: ImageLimits | None = None, *, grid_only
     except Exception as exc:  # nibabel raises several types for truncated or foreign files
         raise ValueError(f"{path}: not a readable NIfTI image ({exc})") from exc
     shape = image.shape
-    if len(shape) == 4 and shape[3] == 1:
-        image = image.slicer[..., 0]
-    elif len(shape) != 3:
+    if len(shape) != 3 and shape[3:] != (1,):  # a 4D file of one volume is a 3D volume
         raise ValueError(f"{path}: expected a 3D volume, got shape {shape} (select one volume of a 4D series first)")
     if np.dtype(image.get_data_dtype()).kind == "c":
         raise ValueError(f"{path}: complex data (select the magnitude image first)")
     affine = check_affine(torch.as_tensor(np.asarray(image.affine, dtype=np.float64)), f"{path}: affine")
-    check_header(image.shape, torch.linalg.vector_norm(affine[:3, :3], dim=0).tolist(), str(path),
+    check_header(shape[:3], torch.linalg.vector_norm(affine[:3, :3], dim=0).tolist(), str(path),
                  ImageLimits() if limits is None else limits)  # fmt: skip
-    if grid_only:
-        image = nib.as_closest_canonical(image)
-        return Volume(torch.zeros(image.shape), torch.as_tensor(image.affine, dtype=torch.float64))
-    try:
-        if path.name.lower().endswith(".gz"):
+    try:  # the header passed: now read the voxels (a .nii.gz whole, in one decompression)
+        if not grid_only and path.name.lower().endswith(".gz"):
             image = _decompressed(path, type(image))
-            if len(image.shape) == 4:
-                image = image.slicer[..., 0]
-        image = nib.as_closest_canonical(image)
-        data = np.asarray(image.get_fdata(dtype=np.float32))
+        image = nib.as_closest_canonical(image.slicer[..., 0] if len(shape) == 4 else image)
+        data = None if grid_only else np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as exc:  # truncated data: EOFError, zlib errors, OSError
         raise ValueError(f"{path}: the image data cannot be read ({type(exc).__name__}: {exc})") from exc
+    if data is None:  # grid_only
+        return Volume(torch.zeros(image.shape), torch.as_tensor(image.affine, dtype=torch.float64))
     if not np.isfinite(data).all():
         raise ValueError(f"{path}: the image contains NaN or inf")
     if not np.any(data):
