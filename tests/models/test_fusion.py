@@ -1,12 +1,15 @@
-"""Batch-norm folding for inference: same outputs, no norms left where the data flow allows."""
+"""Inference copies: batch norms folded (same outputs, no norms left where the data flow allows),
+2x max-pooling as pairwise maxima (the same values)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from posereg.models import SixDHead, fuse_batch_norm, volume_network_from_spec
+from posereg.models import PairwiseMaxPool, SixDHead, fuse_batch_norm, inference_copy, volume_network_from_spec
 from posereg.models.slice import SlicePoseNet
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -105,8 +108,6 @@ def test_norms_without_running_statistics_are_kept():
 
 
 def test_inference_copy_folds_norms_and_stores_2d_weights_channels_last():
-    from posereg.models import inference_copy
-
     torch.manual_seed(0)
     x = torch.rand(3, 1, 32, 32)
     net = _with_running_statistics(SlicePoseNet(width=0.25, stem_stride=2, index_scale=32.0), x)
@@ -122,3 +123,51 @@ def test_inference_copy_folds_norms_and_stores_2d_weights_channels_last():
     assert all(m.weight.is_contiguous() for m in plain.modules() if isinstance(m, nn.Conv2d))
     volume = volume_network_from_spec({"network": "pose", "channels": [4, 8], "pool_before": [0], "fc": [16], "pooled_size": 2})
     assert all(m.weight.is_contiguous() for m in inference_copy(volume).modules() if isinstance(m, nn.Conv3d))
+
+
+_POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+
+
+@settings(max_examples=60, deadline=None)
+@given(dims=st.integers(1, 3), sizes=st.lists(st.integers(2, 9), min_size=3, max_size=3), batch=st.booleans(),
+       channels=st.integers(1, 3), channels_last=st.booleans(), seed=st.integers(0, 2**16))  # fmt: skip
+def test_pairwise_max_pool_equals_max_pooling_of_kernel_and_stride_2(dims, sizes, batch, channels, channels_last, seed):
+    x = torch.randn(*((2,) if batch else ()), channels, *sizes[:dims], generator=torch.Generator().manual_seed(seed))
+    if channels_last and dims == 3 and batch:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    out = PairwiseMaxPool(dims)(x)
+    assert torch.equal(out, _POOLS[dims](2)(x))  # exact: maxima of the same values
+    if channels_last and dims == 3 and batch:
+        assert out.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_pairwise_max_pool_propagates_nan_and_refuses_axes_too_short():
+    x = torch.rand(1, 1, 4, 4, 4)
+    x[0, 0, 1, 2, 3] = float("nan")
+    out = PairwiseMaxPool(3)(x)
+    assert torch.isnan(out[0, 0, 0, 1, 1]) and torch.isnan(nn.MaxPool3d(2)(x)[0, 0, 0, 1, 1])
+    assert int(torch.isnan(out).sum()) == 1
+    with pytest.raises(ValueError, match="at least 2 voxels"):
+        PairwiseMaxPool(3)(torch.rand(1, 1, 4, 1, 4))
+    with pytest.raises(ValueError, match="dims"):
+        PairwiseMaxPool(4)
+
+
+def test_inference_copy_swaps_only_the_poolings_of_kernel_and_stride_2():
+    torch.manual_seed(0)
+    pools = [nn.MaxPool3d(2), nn.MaxPool3d((2, 2, 2), stride=2), nn.MaxPool3d(3, stride=2, padding=1),
+             nn.MaxPool3d(2, stride=1), nn.MaxPool3d(2, ceil_mode=True), nn.MaxPool2d(2)]  # fmt: skip
+    net = nn.Sequential(*pools)
+    copy = inference_copy(net)
+    kinds = [type(m) for m in copy]
+    assert kinds == [PairwiseMaxPool, PairwiseMaxPool, nn.MaxPool3d, nn.MaxPool3d, nn.MaxPool3d, PairwiseMaxPool]
+    assert all(type(m) is not PairwiseMaxPool for m in net)  # the original is unchanged
+    volume = _with_running_statistics(
+        volume_network_from_spec({"network": "pose", "channels": [4, 8], "pool_before": [0, 1], "fc": [16], "pooled_size": 2}),
+        torch.rand(3, 1, 16, 16, 16),
+    )  # fmt: skip
+    fast = inference_copy(volume)
+    assert sum(isinstance(m, PairwiseMaxPool) for m in fast.modules()) == 2
+    x = torch.rand(5, 1, 17, 16, 15)  # odd sizes: a trailing voxel dropped, as by nn.MaxPool3d
+    with torch.no_grad():
+        _assert_same_outputs(volume(x), fast(x))

@@ -1,7 +1,7 @@
 """Networks for pose regression: output heads, backbones and the papers' networks (volume and
 slice Pose-Nets, Correction-Net, PoseNet for camera relocalisation)."""
 
-from posereg.models.fusion import fuse_batch_norm, inference_copy
+from posereg.models.fusion import PairwiseMaxPool, fuse_batch_norm, inference_copy
 from posereg.models.heads import (
     ROTATION_HEADS,
     QuaternionHead,
@@ -22,7 +22,7 @@ from posereg.models.volume import (
 )
 
 __all__ = [
-    "ROTATION_HEADS", "CorrectionNet", "PoseNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
+    "ROTATION_HEADS", "CorrectionNet", "PairwiseMaxPool", "PoseNet", "QuaternionHead", "RotationHead", "RotvecHead", "SVD9DHead", "SixDHead", "SliceIndexHead",
     "TranslationHead", "VolumeEncoder", "VolumePoseNet", "fuse_batch_norm", "inference_copy", "load_backbone_weights", "load_posenet", "load_volume_network",
     "posenet_from_spec", "volume_network_from_spec",
 ]  # fmt: skip
