@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from posereg import geometry as g
@@ -225,3 +225,19 @@ def test_gaussian_smooth_matches_scipy(sigma, shape, dtype):
 def test_gaussian_smooth_gradient():
     x = torch.rand(5, 6, 4, dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a: gaussian_smooth(a, (0.8, 0.0, 1.3)), (x,))
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(1, 11), min_size=3, max_size=3),
+       spacings=st.lists(st.sampled_from([0.5, 0.9, 1.0, 1.5, 3.0]), min_size=3, max_size=3), seed=st.integers(0, 2**16))  # fmt: skip
+def test_block_reduction_equals_average_pooling_of_the_cropped_blocks(sizes, spacings, seed):
+    from posereg.data import Volume, block_reduced
+
+    affine = torch.diag(torch.tensor([*spacings, 1.0], dtype=torch.float64))
+    volume = Volume(torch.rand(*sizes, generator=torch.Generator().manual_seed(seed)), affine)
+    factors = [max(1, math.floor(3.0 / (1.5 * s))) for s in spacings]
+    assume(all(n >= k for n, k in zip(sizes, factors)))  # an axis shorter than one block has no block
+    small = block_reduced(volume, 3.0)
+    cropped = volume.data[tuple(slice(0, n // k * k) for n, k in zip(sizes, factors))]
+    expected = torch.nn.functional.avg_pool3d(cropped[None, None], factors, factors)[0, 0]
+    torch.testing.assert_close(small.data, expected, atol=1e-6, rtol=1e-6)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from posereg import geometry as g
 
@@ -128,3 +130,19 @@ def test_cpu_and_cuda_arguments_are_a_value_error():
         args[-1] = args[-1].cuda()
         with pytest.raises(ValueError, match="same dtype and device"):
             fn(*args)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0, 1, 2, 3, 5]), max_size=4), min_size=1, max_size=4))
+def test_broadcast_shapes_follows_numpy(shapes):
+    import numpy as np
+
+    from posereg.geometry._checks import broadcast_shapes
+
+    try:
+        expected = np.broadcast_shapes(*map(tuple, shapes))
+    except ValueError:
+        with pytest.raises(ValueError, match="do not broadcast"):
+            broadcast_shapes(*shapes)
+        return
+    assert broadcast_shapes(*shapes) == expected == tuple(torch.broadcast_shapes(*map(tuple, shapes)))

