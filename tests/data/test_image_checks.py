@@ -40,6 +40,17 @@ def test_neighbour_correlation_matches_a_direct_computation():
         a, b = data.narrow(axis, 0, data.shape[axis] - 1), data.narrow(axis, 1, data.shape[axis] - 1)
         expected.append(float(torch.corrcoef(torch.stack((a.flatten(), b.flatten())))[0, 1]))
     assert neighbour_correlation(data, mask) == pytest.approx(sum(expected) / 3, abs=1e-12)
+    assert neighbour_correlation(data) == pytest.approx(sum(expected) / 3, abs=1e-12)  # no mask: every pair
+    assert neighbour_correlation(data.float()[:, ::2]) == pytest.approx(neighbour_correlation(data[:, ::2], mask[:, ::2]),
+                                                                          abs=1e-6)  # fmt: skip
+    partial = mask.clone()
+    partial[:, :, 6:] = False  # the masked path: pairs with both voxels in the mask only
+    expected = []
+    for axis in range(3):
+        n = data[:, :, :6].shape[axis]
+        a, b = data[:, :, :6].narrow(axis, 0, n - 1), data[:, :, :6].narrow(axis, 1, n - 1)
+        expected.append(float(torch.corrcoef(torch.stack((a.flatten(), b.flatten())))[0, 1]))
+    assert neighbour_correlation(data, partial) == pytest.approx(sum(expected) / 3, abs=1e-12)
     smooth = torch.arange(1000.0, dtype=torch.float64).reshape(10, 10, 10)
     assert neighbour_correlation(smooth, torch.ones(10, 10, 10, dtype=torch.bool)) > 0.99
 

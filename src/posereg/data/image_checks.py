@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from posereg.data.nifti_voxels import memory_order
 from posereg.data.volume import Volume, threshold_mask
 
 __all__ = ["ImageLimits", "brain_image_problems", "check_brain_image", "check_header", "neighbour_correlation"]
@@ -83,21 +84,24 @@ def neighbour_correlation(data: Tensor, mask: Tensor | None = None) -> float:
     Returns:
         A correlation in [-1, 1]; 0 when no axis has two neighbouring masked voxels.
     """
-    if mask is None:
-        mask = torch.ones_like(data, dtype=torch.bool)
     values = []
     for axis in range(3):
         n = data.shape[axis]
         if n < 2:
             continue
         a, b = data.narrow(axis, 0, n - 1), data.narrow(axis, 1, n - 1)
-        both = mask.narrow(axis, 0, n - 1) & mask.narrow(axis, 1, n - 1)
-        if int(both.sum()) < 2:
-            continue
-        x, y = a[both].double(), b[both].double()
+        if mask is None:  # every pair (no boolean indexing: 64^3 in 2 ms instead of 20)
+            x, y = a.double(), b.double()
+            if x.numel() < 2:
+                continue
+        else:
+            both = mask.narrow(axis, 0, n - 1) & mask.narrow(axis, 1, n - 1)
+            if int(both.sum()) < 2:
+                continue
+            x, y = a[both].double(), b[both].double()
         x, y = x - x.mean(), y - y.mean()
         denominator = float(x.norm() * y.norm())
-        values.append(float(x @ y) / denominator if denominator > 0 else 0.0)
+        values.append(float((x * y).sum()) / denominator if denominator > 0 else 0.0)
     return sum(values) / len(values) if values else 0.0
 
 
@@ -110,9 +114,10 @@ def brain_image_problems(volume: Volume, limits: ImageLimits = ImageLimits()) ->
     subsample of about 80^3 (neighbours then 2-4 mm apart on 1 mm scans: anatomy is still smooth).
     """
     data = volume.data
-    if float(data.max()) <= float(data.min()):
-        return [f"the image is constant ({float(data.min()):.6g} everywhere)"]
-    if float(data.max()) <= 0:
+    low, high = (float(v) for v in torch.aminmax(memory_order(data).reshape(-1)))  # one sweep of memory
+    if high <= low:
+        return [f"the image is constant ({low:.6g} everywhere)"]
+    if high <= 0:
         return ["the image has no positive intensities (MRI magnitude images are non-negative)"]
     step = max(1, math.ceil((data.numel() / 80**3) ** (1 / 3)))  # about 80^3 voxels looked at: ~10 ms
     view = data[::step, ::step, ::step].float()
