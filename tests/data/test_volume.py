@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 
 import nibabel as nib
 import numpy as np
@@ -68,6 +69,51 @@ def test_compressed_files_read_as_the_uncompressed_ones(tmp_path, kind, shape):
     np.testing.assert_array_equal(packed.data.numpy(), expected.reshape(packed.shape))
 
 
+_AXES = [(perm, signs) for perm in itertools.permutations(range(3)) for signs in itertools.product((1, -1), repeat=3)]
+
+
+@pytest.mark.parametrize("perm, signs", _AXES, ids=[f"{p}{''.join('+-'[s < 0] for s in q)}" for p, q in _AXES])
+def test_every_stored_orientation_reads_as_nibabels_canonical_image(tmp_path, perm, signs):
+    # All 48 axis orders and directions a file can store; the voxels come without a transposing
+    # copy (strided in the file's order) but must be nibabel's canonical ones, grid_only's grid too.
+    rng = np.random.default_rng(sum(perm) * 8 + sum(s > 0 for s in signs))
+    affine = np.zeros((4, 4))
+    for stored_axis, (world_axis, sign) in enumerate(zip(perm, signs)):
+        affine[world_axis, stored_axis] = sign * (0.9 + 0.2 * stored_axis)
+    affine[:3, :3] += rng.normal(scale=0.05, size=(3, 3))  # slightly oblique
+    affine[:, 3] = [10.0, -20.0, 30.0, 1.0]
+    data = rng.random((5, 6, 7)).astype(np.float32)
+    path = _write(tmp_path / "o.nii.gz", data, affine)
+    volume = load_nifti(path)
+    expected = nib.as_closest_canonical(nib.load(str(path)))
+    np.testing.assert_array_equal(volume.data.numpy(), expected.get_fdata(dtype=np.float32))
+    np.testing.assert_array_equal(volume.affine.numpy(), expected.affine)
+    assert volume.data.dtype == torch.float32
+    grid = load_nifti(path, grid_only=True)
+    assert grid.shape == volume.shape and torch.equal(grid.affine, volume.affine) and not grid.data.any()
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", "<i2", ">i2", "<u2", "<i4", ">f4", "<f8", "<i8", "<u4"])
+@pytest.mark.parametrize("scaled", [False, True])
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_stored_types_and_scaling_read_as_nibabel_reads_them(tmp_path, dtype, scaled, suffix):
+    # Types torch reads in place and those converted by NumPy (unsigned 16/32-bit, big-endian),
+    # with and without the header's slope and intercept (applied in float64, rounded once).
+    rng = np.random.default_rng(3)
+    stored = rng.integers(1, 100, (6, 5, 4)).astype(np.dtype(dtype))
+    header = nib.Nifti1Header(endianness=">" if dtype[0] == ">" else "<")
+    header.set_data_dtype(np.dtype(dtype))
+    image = nib.Nifti1Image(stored, np.diag([-1.0, 1.0, 1.2, 1.0]), header=header)
+    if scaled:
+        image.header.set_slope_inter(0.37, -1.1)
+    path = tmp_path / f"t{suffix}"
+    nib.save(image, str(path))
+    assert nib.load(str(path)).dataobj.dtype == np.dtype(dtype)  # stored as asked (byte order too)
+    volume = load_nifti(path)
+    expected = nib.as_closest_canonical(nib.load(str(path))).get_fdata(dtype=np.float32)
+    np.testing.assert_array_equal(volume.data.numpy(), expected)
+
+
 @pytest.mark.parametrize("cut", ["stream", "payload"])
 def test_truncated_compressed_files_are_refused(tmp_path, cut):
     image = nib.Nifti1Image(np.random.default_rng(2).random((8, 9, 10), dtype=np.float32), np.eye(4))
@@ -89,8 +135,10 @@ def test_truncated_compressed_files_are_refused(tmp_path, cut):
         (lambda p: _write(p / "zero.nii.gz", np.zeros((3, 4, 5))), "all zero"),
         (lambda p: _singular(p / "flat.nii.gz"), "not invertible"),
         (lambda p: _write(p / "nan.nii.gz", np.full((3, 4, 5), np.nan)), "NaN or inf"),
+        (lambda p: _write(p / "inf.nii.gz", np.pad([[[np.inf]]], ((1, 1), (2, 1), (0, 3)), constant_values=1.0)), "NaN or inf"),
+        (lambda p: _write(p / "one-nan.nii", np.pad([[[np.nan]]], ((2, 0), (1, 2), (3, 1)))), "NaN or inf"),
     ],
-    ids=["missing", "corrupt", "4d", "all-zero", "singular-affine", "nan"],
+    ids=["missing", "corrupt", "4d", "all-zero", "singular-affine", "nan", "one-inf", "one-nan"],
 )
 def test_bad_files_give_clear_errors(tmp_path, make, message):
     path = make(tmp_path)
