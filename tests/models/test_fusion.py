@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from posereg.models import PairwiseMaxPool, SixDHead, fuse_batch_norm, inference_copy, volume_network_from_spec
+from posereg.models import (
+    PairwiseMaxPool,
+    SixDHead,
+    fuse_batch_norm,
+    inference_copy,
+    volume_network_from_spec,
+)
 from posereg.models.slice import SlicePoseNet
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
