@@ -344,9 +344,11 @@ class DeepRegistration:
 
     def _for_working_grid(self, moving: Volume) -> Volume:
         """``moving`` block-reduced (1 mm scans: 8x fewer voxels) and anti-aliased for the working
-        spacing: what every resampling onto the working grid reads."""
+        spacing: what every resampling onto the working grid reads. C-contiguous: ``load_nifti``'s
+        data keep the file's memory order, and ``grid_sample`` gathers from C order fastest (a 256^3
+        LIA head's candidates: 138 -> 111 ms)."""
         reduced = block_reduced(moving, self.spacing)
-        return reduced.with_data(antialiased(reduced, self.spacing))
+        return reduced.with_data(antialiased(reduced, self.spacing).contiguous())
 
 
 def _dilated(mask: Tensor, radius_voxels: float) -> Tensor:
