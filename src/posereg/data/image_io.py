@@ -48,12 +48,14 @@ def from_sitk_image(image) -> Volume:  # type: ignore[no-untyped-def]
 
     if image.GetDimension() != 3:
         raise ValueError(f"image: expected a 3D SimpleITK image, got {image.GetDimension()}D")
-    data = sitk.GetArrayFromImage(image).astype(np.float32).transpose(2, 1, 0)
+    # (k, j, i) C order is (i, j, k) in Fortran order: kept as it is (as ``load_nifti`` keeps a
+    # file's order), no transposing copy.
+    data = sitk.GetArrayFromImage(image).astype(np.float32, copy=False).transpose(2, 1, 0)
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     affine = np.eye(4)
     affine[:3, :3] = _F @ direction @ np.diag(image.GetSpacing())
     affine[:3, 3] = _F @ np.asarray(image.GetOrigin())
-    return Volume(torch.from_numpy(np.ascontiguousarray(data)), torch.from_numpy(affine))
+    return Volume(torch.from_numpy(data), torch.from_numpy(affine))
 
 
 def canonical(volume: Volume) -> Volume:
