@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Input: a 3D brain MRI, whole head or skull-stripped, any contrast (T1, T2, PD, FLAIR), any "
         "orientation and header, 0.5-6 mm voxels. The result's quality is checked (agreement of the "
         "networks on the re-posed scan, similarity to the atlas in its brain); a doubtful result runs "
-        f"a search fallback, and one still doubtful exits with status {DOUBTFUL_EXIT}.",
+        "a fallback (with --no-refine, the refinement first when the networks agree; then a search), "
+        f"and one still doubtful exits with status {DOUBTFUL_EXIT}.",
     )
     p.add_argument("moving", nargs="+",
                    help="the volume to align (NIfTI, NRRD, MHA/MHD or a DICOM folder; any orientation); several "
@@ -68,7 +69,7 @@ def add_scan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interpolation", choices=INTERPOLATIONS, default="linear",
                    help="interpolation of aligned images (default linear)")  # fmt: skip
     p.add_argument("--no-fallback", action="store_true",
-                   help="do not run the search fallback when the result is doubtful")  # fmt: skip
+                   help="do not run the fallback (refinement, search) when the result is doubtful")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result record(s) as JSON instead of text")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and no progress bar)")
 

@@ -62,7 +62,7 @@ def result_lines(checked: CheckedResult) -> list[str]:
         f"quality:     {quality}",
         f"verdict:     {verdict}",
     ]  # fmt: skip
-    if checked.first_reasons and checked.method == "fallback search":
+    if checked.first_reasons and checked.method in ("fallback search", "networks + refinement (fallback)"):
         lines.append("             (the networks' result was doubtful: " + "; ".join(checked.first_reasons) + ")")
     return lines
 

@@ -4,8 +4,11 @@
 (``DeepResult.quality``): the **agreement** of the Pose-Net passes on the scan re-posed by known
 rotations (``registration.consensus``) and the **brain NMI**, the normalised mutual information
 of the aligned scan and the atlas inside the atlas brain (contrast-agnostic). A result below
-either threshold is *doubtful*; the fallback (VVR-Search: a coarse NMI search over 1728 start
-rotations and masked local refinement) then runs unless disabled. When the search lands within
+either threshold is *doubtful*; the fallback then runs unless disabled. Its first step, for a
+pipeline without refinement whose networks agree (only the brain NMI is low: close, not wrong),
+is the pipeline's own refinement (about a second): a result it lifts above the thresholds is
+kept. Otherwise the search runs (VVR-Search: a coarse NMI search over 1728 start rotations,
+masked local registration, then the pipeline's refinement). When the search lands within
 ``confirm_deg`` of the pipeline's result, two independent methods found one pose: that is the
 evidence the low agreement asked for, so the better-scoring of the two is kept and only the brain
 NMI can still make it doubtful. Otherwise the better-scoring of the two is kept with its own
@@ -28,6 +31,7 @@ from posereg.data.image_checks import check_brain_image
 from posereg.geometry import geodesic_distance
 from posereg.registration.intensity import IntensitySettings, Metric
 from posereg.registration.pipeline import DeepRegistration, DeepResult
+from posereg.registration.refine import RefineSettings
 from posereg.registration.search import search_registration
 
 __all__ = ["CheckedResult", "QualityThresholds", "doubts", "register_checked"]
@@ -69,7 +73,8 @@ class CheckedResult:
     Attributes:
         result: the kept transform (``R``, ``t``, ``centre``; atlas -> moving, RAS mm), its
             stages, times and ``quality``.
-        method: 'networks', 'networks + refinement' or 'fallback search'.
+        method: 'networks', 'networks + refinement', 'networks + refinement (fallback)' (a pipeline
+            without refinement whose doubtful result the fallback refined) or 'fallback search'.
         doubtful: whether the kept result is below a threshold.
         reasons: why (empty when not doubtful).
         first_reasons: why the pipeline's own result was doubtful (empty if it was not).
@@ -92,13 +97,13 @@ def register_checked(
     *,
     fallback: bool = True,
 ) -> CheckedResult:
-    """Register ``moving`` with ``pipeline``; fall back to VVR-Search when the result is doubtful.
+    """Register ``moving`` with ``pipeline``; fall back (refinement, VVR-Search) when the result is doubtful.
 
     Args:
         pipeline: the deep pipeline (with or without refinement).
         moving: the scan.
         thresholds: what counts as doubtful.
-        fallback: run the search when the pipeline's result is doubtful.
+        fallback: run the fallback (see the module docstring) when the pipeline's result is doubtful.
 
     Raises:
         ValueError: ``moving`` is not a head or brain MRI (constant, nearly empty, noise:
@@ -110,12 +115,22 @@ def register_checked(
     first_reasons = doubts(first.quality, thresholds)
     if not first_reasons or not fallback:
         return CheckedResult(first, method, bool(first_reasons), first_reasons, first_reasons)
+    own_reasons = first_reasons  # the doubts of the result the search is compared with
+    start = time.perf_counter()
+    if "refinement" not in first.stages and first.quality.get("agreement", 1.0) >= thresholds.min_agreement:
+        # The networks agree, the alignment is not close enough: refine it as the default pipeline
+        # would (a second; the networks run again, deterministically) before any search (30 s).
+        refined = pipeline(moving, refine=pipeline.refine or RefineSettings())
+        refined = replace(refined, seconds={**refined.seconds, "fallback refinement": time.perf_counter() - start})
+        if not doubts(refined.quality, thresholds):
+            return CheckedResult(refined, "networks + refinement (fallback)", False, [], first_reasons)
+        if refined.quality["brain_nmi"] > first.quality["brain_nmi"]:  # what the search is compared with
+            first, method, own_reasons = refined, "networks + refinement (fallback)", doubts(refined.quality, thresholds)
     start = time.perf_counter()
     found = search_registration(pipeline.atlas, moving, settings=IntensitySettings(), coarse_metric=Metric.MATTES_MI,
                                 fixed_mask=pipeline.refine_mask)  # fmt: skip
-    R, t = found.R, found.t
-    if pipeline.refine is not None:  # the search's SimpleITK step stops short; finish as the pipeline does
-        R, t = pipeline.refined(moving, R, t)
+    # The search's SimpleITK step stops short: finish with the pipeline's refinement (or the default one).
+    R, t = pipeline.refined(moving, found.R, found.t)
     nmi = pipeline.brain_nmi(moving, R, t)
     seconds = {**first.seconds, "fallback search": time.perf_counter() - start}
     apart = math.degrees(float(geodesic_distance(R, first.R)))
@@ -123,7 +138,7 @@ def register_checked(
     stages = {**first.stages, "fallback search": (R, t)}
     if nmi <= first.quality["brain_nmi"]:
         if not confirmed:
-            return CheckedResult(replace(first, seconds=seconds), method, True, first_reasons, first_reasons)
+            return CheckedResult(replace(first, seconds=seconds), method, True, own_reasons, first_reasons)
         quality = {**first.quality, "search_agreement_deg": apart}
         kept = replace(first, seconds=seconds, stages=stages, quality=quality)
         reasons = doubts({"brain_nmi": quality["brain_nmi"]}, thresholds)  # the search stands for the agreement

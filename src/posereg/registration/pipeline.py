@@ -205,8 +205,15 @@ class DeepRegistration:
         self.candidates = candidates
         self.refine_mask = _dilated(atlas.mask, refine_mask_mm / self.spacing)
 
-    def __call__(self, moving: Volume) -> DeepResult:
-        """Register ``moving`` (any grid, any intensity scale) to the atlas."""
+    def __call__(self, moving: Volume, *, refine: RefineSettings | None = None) -> DeepResult:
+        """Register ``moving`` (any grid, any intensity scale) to the atlas.
+
+        Args:
+            moving: the scan.
+            refine: refinement settings for this call instead of the pipeline's own (``None``: the
+                pipeline's): e.g. to refine a result that a pipeline without refinement found doubtful.
+        """
+        refine = self.refine if refine is None else refine
         seconds: dict[str, float] = {}
         stages: dict[str, tuple[Tensor, Tensor]] = {}
         atlas = self.atlas.image
@@ -252,10 +259,10 @@ class DeepRegistration:
         if self.correction_net is not None:
             stages["correction-net"] = (R, t)
 
-        if self.refine is not None:
+        if refine is not None:
             start = time.perf_counter()
             scan = moving.with_data(preprocess_intensity(smooth, scan_range))
-            result = refine_rigid(atlas, scan, (R, t), self.refine_mask, self.refine)
+            result = refine_rigid(atlas, scan, (R, t), self.refine_mask, refine)
             R, t = result.R, result.t
             stages["refinement"] = (R, t)
             seconds["refinement"] = time.perf_counter() - start
