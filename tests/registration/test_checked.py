@@ -164,3 +164,17 @@ def test_candidates_brain_nmi_sampled_at_the_brain_equals_whole_views(subject_ca
     sampled = pipeline._brain_nmis(smooth, Rs, ts, scan_range)
     torch.testing.assert_close(sampled, expected, atol=1e-5, rtol=0)
     assert float(sampled[0]) > float(sampled[1]) > float(sampled[2])  # the truth, near it, far from it
+
+
+def test_a_transform_from_elsewhere_is_scored_as_the_pipeline_scores_its_own(subject_case):
+    """``brain_nmi`` (the fallback's results) gives the pipeline's own ``quality['brain_nmi']`` for
+    the pipeline's own transform, refined or not: the two kinds of result compare fairly."""
+    from posereg.registration import RefineSettings
+
+    atlas, moving, R, _ = subject_case
+    pipeline = DeepRegistration(atlas, OraclePose(R @ g.rotvec_to_matrix(torch.tensor([0.1, 0.0, -0.05], dtype=F64))),
+                                probes=None)  # fmt: skip
+    for result in (pipeline(moving), pipeline(moving, refine=RefineSettings())):
+        assert pipeline.brain_nmi(moving, result.R, result.t) == pytest.approx(result.quality["brain_nmi"], abs=1e-9)
+    far = pipeline.brain_nmi(moving, R @ g.rotvec_to_matrix(torch.tensor([0.0, 2.0, 0.0], dtype=F64)), result.t)
+    assert far < result.quality["brain_nmi"] - 0.01

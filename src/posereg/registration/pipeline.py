@@ -221,11 +221,8 @@ class DeepRegistration:
         start = time.perf_counter()
         moving = self._for_working_grid(moving)  # once for every resampling below
         smooth = moving.data
-        g_m = coarse_centre_of_gravity(moving, smooth, self.spacing)
+        g_m, view = self._centred_view(moving)
         eye = torch.eye(3, dtype=torch.float64)
-        view_affine = isotropic_affine(atlas.shape, self.spacing, g_m)
-        view = rigid_resample(smooth, moving.affine, eye, torch.zeros(3, dtype=torch.float64), g_m,
-                              out_affine=view_affine, out_shape=atlas.shape)[0, 0]  # fmt: skip
         stages["centre of gravity"] = (eye, g_m - self._atlas_cog)
         seconds["centre of gravity"] = time.perf_counter() - start
 
@@ -330,13 +327,15 @@ class DeepRegistration:
         return result.R, result.t
 
     def brain_nmi(self, moving: Volume, R: Tensor, t: Tensor) -> float:
-        """``brain_similarity`` of ``moving`` resampled onto the atlas grid by ``(R, t)`` (about the atlas centre).
+        """The brain NMI of ``moving`` under ``(R, t)`` (about the atlas centre), scored exactly as
+        ``__call__`` scores its own results (``quality['brain_nmi']``): the scan's intensity range
+        from its view centred on its centre of gravity, the scan sampled at the atlas brain's voxels.
 
-        For a transform that did not come from ``__call__`` (a fallback's), so that it is scored
-        like the pipeline's own result.
+        For a transform that did not come from ``__call__`` (a fallback's), so that the two compare.
         """
-        out = self._on_atlas_grid(moving, R, t, self.atlas.image.centre)
-        return float(self.brain_similarity(preprocess_intensity(out, scan_intensity_range(out))))
+        working = self._for_working_grid(moving)
+        _, view = self._centred_view(working)
+        return float(self._brain_nmis(working, R[None], t[None], scan_intensity_range(view))[0])
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
         """``moving`` resampled onto the atlas grid by the result's transform."""
@@ -348,6 +347,16 @@ class DeepRegistration:
         atlas = self.atlas.image
         return rigid_resample(smooth.data, smooth.affine, R, t, centre, out_affine=atlas.affine,
                               out_shape=atlas.shape)[0, 0]  # fmt: skip
+
+    def _centred_view(self, moving: Volume) -> tuple[Tensor, Tensor]:
+        """The centre of gravity ``g_m`` (RAS mm) of ``moving`` (``_for_working_grid``) and its view on
+        a grid of the atlas's size and spacing, axis-aligned, centred on ``g_m``: ``(3,)``, ``(I, J, K)``."""
+        g_m = coarse_centre_of_gravity(moving, moving.data, self.spacing)
+        eye = torch.eye(3, dtype=torch.float64)
+        affine = isotropic_affine(self.atlas.image.shape, self.spacing, g_m)
+        view = rigid_resample(moving.data, moving.affine, eye, torch.zeros(3, dtype=torch.float64), g_m,
+                              out_affine=affine, out_shape=self.atlas.image.shape)[0, 0]  # fmt: skip
+        return g_m, view
 
     def _for_working_grid(self, moving: Volume) -> Volume:
         """``moving`` block-reduced (1 mm scans: 8x fewer voxels) and anti-aliased for the working
