@@ -9,7 +9,8 @@ Why not SimpleITK here (``registration.intensity``, still the VVR baselines): on
 its regular-step gradient descent with sampled voxels stopped 5-10 degrees short from 10-degree
 starts, and with every voxel it converged but took 1-10 s. The objective here uses every
 masked atlas voxel (about 80 000 on the 3 mm grid) with exact gradients through trilinear
-sampling, and L-BFGS with a strong-Wolfe line search needs 15-20 evaluations per level of
+sampling, and L-BFGS with a strong-Wolfe line search (``registration._lbfgs``: torch.optim.LBFGS's
+algorithm without the optimiser class, whose first use imports torch._dynamo, 1.4 s) needs 15-20 evaluations per level of
 about 20 ms each. Measured on six real scans moved by 6 rotations each: answers that follow
 the motion within 0.1 degrees (median) in 0.5-1.3 s, 0.9 degrees from careful references on
 average (docs/benchmarks/real_scans.md, register_speed.md), against 0-3 degrees of consistency in
@@ -33,6 +34,7 @@ from torch import Tensor
 from posereg.data import Volume, block_reduced, gaussian_smooth, sample_at_points
 from posereg.geometry import rotvec_to_matrix
 from posereg.losses.mutual_information import intensity_bins, parzen_mutual_information
+from posereg.registration._lbfgs import minimize_lbfgs
 from posereg.registration.intensity import RigidResult
 
 __all__ = ["RefineLevel", "RefineSettings", "refine_rigid"]
@@ -115,12 +117,12 @@ def _refine(fixed: Volume, moving: Volume, R0: Tensor, t0: Tensor, fixed_mask: T
     c = fixed.centre.to(f64)
     index = torch.nonzero(fixed_mask)  # (N, 3)
     points = index.to(f64) @ fixed.affine[:3, :3].T + fixed.affine[:3, 3]
-    rotation = torch.zeros(3, dtype=f64, requires_grad=True)
-    shift = torch.zeros(3, dtype=f64, requires_grad=True)
+    # The parameters: a rotation vector scaled to mm at ``radius_mm`` (3), then a shift in mm (3).
+    params = torch.zeros(6, dtype=f64)
     scale = settings.radius_mm
 
-    def transform() -> tuple[Tensor, Tensor]:
-        return R0 @ rotvec_to_matrix(rotation / scale), t0 + shift
+    def transform(x: Tensor) -> tuple[Tensor, Tensor]:
+        return R0 @ rotvec_to_matrix(x[:3] / scale), t0 + x[3:]
 
     evaluations = 0
     fixed_spacing = float(fixed.spacing.mean())
@@ -130,24 +132,22 @@ def _refine(fixed: Volume, moving: Volume, R0: Tensor, t0: Tensor, fixed_mask: T
         scan = _blurred(moving, blur * fixed_spacing)
         keep = (index % level.stride == 0).all(1)
         p, labels = points[keep], intensity_bins(atlas[tuple(index[keep].T)], settings.bins)
-        optimiser = torch.optim.LBFGS([rotation, shift], lr=1.0, max_iter=level.evaluations, max_eval=level.evaluations,
-                                      tolerance_grad=1e-9, tolerance_change=settings.tolerance,
-                                      line_search_fn="strong_wolfe")  # fmt: skip
 
         @torch.enable_grad()  # also when called under no_grad (a predict loop, an evaluation)
-        def objective() -> Tensor:
+        def objective(x: Tensor) -> tuple[float, Tensor]:
             nonlocal evaluations
             evaluations += 1
-            optimiser.zero_grad()
-            R, t = transform()
+            x = x.detach().requires_grad_(True)
+            R, t = transform(x)
             values = sample_at_points(scan, (p - c) @ R.T + c + t)
             loss = -parzen_mutual_information(values.to(f64), labels, settings.bins, settings.bins)
-            loss.backward()
-            return loss
+            (gradient,) = torch.autograd.grad(loss, x)
+            return float(loss.detach()), gradient
 
-        optimiser.step(objective)
+        params, _ = minimize_lbfgs(objective, params, max_iter=level.evaluations, max_eval=level.evaluations,
+                                   tolerance_grad=1e-9, tolerance_change=settings.tolerance)  # fmt: skip
     with torch.no_grad():
-        R, t = transform()
+        R, t = transform(params)
         values = sample_at_points(scan, (p - c) @ R.T + c + t)
         value = -float(parzen_mutual_information(values.to(f64), labels, settings.bins, settings.bins))
     return RigidResult(R, t.clone(), c, value, evaluations, time.perf_counter() - start, "L-BFGS (strong Wolfe)")
