@@ -4,7 +4,9 @@ A fine-tuned network's logged validation error is on its own run's validation se
 with the model it started from, both must see the same samples. This draws the batches a
 training run with ``--seed`` draws for validation (``SyntheticHeadModule.draw`` of
 ``(seed + 1, epoch 0, batch i)``), runs each model on them and reports the rotation error (and the
-Correction-Net's translation error) in one table.
+Correction-Net's translation error) in one table. ``--vary`` widens the synthetic heads beyond
+the training ranges (``HeadVariation`` fields, e.g. ``scale=0.78,1.22 deformation_mm=22.5``): an
+out-of-distribution set, to see whether a model's gain holds off the training distribution.
 
     python benchmarks/synthetic_heads_validation.py --config configs/volume_correction_heads_finetune.yaml \
         --head-model head_model.pt --models runs/heads/correction_model.pt runs/correction_ft/model.pt
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -26,6 +29,8 @@ def main() -> None:
     parser.add_argument("--head-model", required=True, help="file of posereg.data.head_model.save_head_model")
     parser.add_argument("--models", nargs="+", required=True, help="volume model files of that network")
     parser.add_argument("--items", type=int, default=None, help="samples (default: the config's data.val_items)")
+    parser.add_argument("--vary", nargs="*", default=None, metavar="FIELD=VALUE",
+                        help="HeadVariation fields to change (ranges as LOW,HIGH), e.g. scale=0.78,1.22")
     parser.add_argument("--output", default=None, help="markdown report (default: print only)")
     args = parser.parse_args()
 
@@ -44,8 +49,10 @@ def main() -> None:
         if net.spec["network"] != config.network.value:
             raise SystemExit(f"{path}: a {net.spec['network']} network, the config trains a {config.network.value}")
     o = config.optim
+    variation = _variation(args.vary or [])
     module = SyntheticHeadModule(nets[0], salehi_schedule(1, 1), load_head_model(args.head_model),
-                                 volume_sampler(config), batch_size=o.batch_size, seed=config.seed)  # fmt: skip
+                                 partial(volume_sampler(config), v=variation), batch_size=o.batch_size,
+                                 seed=config.seed)  # fmt: skip
     batches = max(1, (args.items or config.data.val_items) // o.batch_size)
     angles: list[list[float]] = [[] for _ in nets]
     shifts: list[list[float]] = [[] for _ in nets]
@@ -79,8 +86,27 @@ def main() -> None:
         lines = [f"# {config.network.value} networks on one synthetic-head validation set", "",
                  f"Command: `{command}`", machine_line(torch.get_num_threads(), time.perf_counter() - start), "",
                  f"{batches * o.batch_size} samples: the validation batches of a run with seed {config.seed} "
-                 f"(drawn from seed {config.seed + 1}), the same for every model.", "", *table]  # fmt: skip
+                 f"(drawn from seed {config.seed + 1}), the same for every model."
+                 + (f" Heads varied beyond training: {variation}." if args.vary else ""), "", *table]  # fmt: skip
         write_report(Path(args.output), "\n".join(lines) + "\n")
+
+
+def _variation(fields: list[str]):  # type: ignore[no-untyped-def]
+    """``HeadVariation`` with ``FIELD=VALUE`` changes (a range as ``LOW,HIGH``)."""
+    from dataclasses import fields as dataclass_fields
+    from dataclasses import replace
+
+    from posereg.data.head_draws import HeadVariation
+
+    known = {f.name for f in dataclass_fields(HeadVariation)}
+    changes: dict[str, object] = {}
+    for item in fields:
+        name, _, value = item.partition("=")
+        if name not in known or not value:
+            raise SystemExit(f"--vary {item}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
+        numbers = tuple(float(x) for x in value.split(","))
+        changes[name] = numbers if len(numbers) > 1 else numbers[0]
+    return replace(HeadVariation(), **changes)
 
 
 if __name__ == "__main__":
