@@ -175,6 +175,12 @@ def test_slab_parallel_resampling_equals_one_batch(threads):
         torch.testing.assert_close(rigid_resample(data, affine, R, t, centre), reference, atol=1e-6, rtol=0)
         batch = rigid_resample(data, affine, torch.stack((R, R.mT)), torch.stack((t, -t)), centre)
         torch.testing.assert_close(batch[:1], reference, atol=1e-6, rtol=0)
+        # Three outputs (on 2 threads: each cut into slabs), each equal to its own single resampling.
+        Rs, ts = torch.stack((R, R.mT, R @ R)), torch.stack((t, -t, 2 * t))
+        three = rigid_resample(data, affine, Rs, ts, centre)
+        torch.set_num_threads(1)
+        for k in range(3):
+            torch.testing.assert_close(three[k : k + 1], rigid_resample(data, affine, Rs[k], ts[k], centre), atol=1e-6, rtol=0)
     finally:
         torch.set_num_threads(before)
 

@@ -119,21 +119,23 @@ def rigid_resample(
     i, j, k = (torch.arange(size, dtype=data.dtype, device=device)[None, :, None] * M[:, None, :3, axis]
                for axis, size in enumerate(shape_out))  # fmt: skip
     grid = ((i + M[:, None, :3, 3])[:, :, None, None] + j[:, None, :, None]) + k[:, None, None, :]
-    slabs = _slab_count(n, shape_out[0])
-    # grid_sample's CPU kernel parallelises over batch entries only: a single output is cut
-    # into slabs along its first axis, sampled as a batch (the input is shared, not copied).
+    slabs = _slab_count(n, shape_out[0]) if data.shape[0] == 1 else 1
+    # grid_sample's CPU kernel parallelises over batch entries only: when they do not share out
+    # evenly between the threads (one output; three on two threads), each output is cut into slabs
+    # along its first axis, sampled as one batch (the input is shared, not copied).
     grid = grid.reshape(n * slabs, shape_out[0] // slabs, *shape_out[1:], 3)
     out = F.grid_sample(data.expand(n * slabs, *data.shape[1:]), grid, mode=mode, padding_mode="zeros",
                         align_corners=True)  # fmt: skip
-    if slabs > 1:
-        out = out.movedim(0, 1).reshape(1, data.shape[1], *shape_out)
+    if slabs > 1:  # (n slabs, C, I / slabs, J, K) -> (n, C, I, J, K)
+        out = out.unflatten(0, (n, slabs)).movedim(1, 2).reshape(n, data.shape[1], *shape_out)
     return out
 
 
 def _slab_count(batch: int, first_axis: int) -> int:
-    """How many slabs to cut a single CPU resampling into (one per thread, if they divide the axis)."""
+    """How many slabs to cut each output of a CPU resampling of ``batch`` outputs into: one per thread
+    when the outputs do not share out evenly between the threads and the threads divide the axis."""
     threads = torch.get_num_threads()
-    if batch != 1 or threads < 2 or first_axis % threads != 0:
+    if threads < 2 or batch % threads == 0 or first_axis % threads != 0:
         return 1
     return threads
 
