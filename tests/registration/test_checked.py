@@ -178,3 +178,17 @@ def test_a_transform_from_elsewhere_is_scored_as_the_pipeline_scores_its_own(sub
         assert pipeline.brain_nmi(moving, result.R, result.t) == pytest.approx(result.quality["brain_nmi"], abs=1e-9)
     far = pipeline.brain_nmi(moving, R @ g.rotvec_to_matrix(torch.tensor([0.0, 2.0, 0.0], dtype=F64)), result.t)
     assert far < result.quality["brain_nmi"] - 0.01
+
+
+def test_the_fallback_refinement_is_the_pipeline_refinement(subject_case):
+    """``refined`` from the pipeline's own pre-refinement result gives the refining pipeline's answer."""
+    from posereg.registration import RefineSettings
+
+    atlas, moving, R, _ = subject_case
+    pipeline = DeepRegistration(atlas, OraclePose(R @ g.rotvec_to_matrix(torch.tensor([0.1, 0.05, -0.05], dtype=F64))),
+                                probes=None, refine=RefineSettings())  # fmt: skip
+    own = pipeline(moving)
+    start = own.stages["pose-net"]  # no Correction-Net: the refinement starts from the Pose-Net's result
+    R_refined, t_refined = pipeline.refined(moving, *start)
+    torch.testing.assert_close(R_refined, own.R, rtol=0, atol=1e-12)
+    torch.testing.assert_close(t_refined, own.t, rtol=0, atol=1e-10)

@@ -320,9 +320,11 @@ class DeepRegistration:
     def refined(self, moving: Volume, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """The pipeline's refinement (``refine``, or the default ``RefineSettings()`` when it has none)
         of ``moving`` from ``(R, t)`` about the atlas centre: for a start that did not come from
-        ``__call__`` (the fallback search's)."""
-        smooth = self._for_working_grid(moving)
-        scan = smooth.with_data(preprocess_intensity(smooth.data))
+        ``__call__`` (the fallback search's). The scan is normalised as ``__call__`` normalises it
+        (the intensity range of its centred view), so from ``__call__``'s own start the result is
+        ``__call__``'s."""
+        working = self._for_working_grid(moving)
+        scan = working.with_data(preprocess_intensity(working.data, self._scan_range(working)))
         result = refine_rigid(self.atlas.image, scan, (R, t), self.refine_mask, self.refine or RefineSettings())
         return result.R, result.t
 
@@ -334,8 +336,11 @@ class DeepRegistration:
         For a transform that did not come from ``__call__`` (a fallback's), so that the two compare.
         """
         working = self._for_working_grid(moving)
-        _, view = self._centred_view(working)
-        return float(self._brain_nmis(working, R[None], t[None], scan_intensity_range(view))[0])
+        return float(self._brain_nmis(working, R[None], t[None], self._scan_range(working))[0])
+
+    def _scan_range(self, moving: Volume) -> tuple[float, float]:
+        """The intensity range ``__call__`` normalises ``moving`` (``_for_working_grid``) by: its centred view's."""
+        return scan_intensity_range(self._centred_view(moving)[1])
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
         """``moving`` resampled onto the atlas grid by the result's transform."""
