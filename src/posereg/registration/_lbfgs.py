@@ -63,8 +63,8 @@ def minimize_lbfgs(
             s = d.mul(t)
             ys = y.dot(s)
             if ys > 1e-10:  # update the memory
-                if len(old_dirs) == history_size:
-                    old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
+                if len(old_dirs) == history_size:  # forget the oldest pair
+                    del old_dirs[0], old_stps[0], ro[0]
                 old_dirs.append(y)
                 old_stps.append(s)
                 ro.append(1.0 / ys)
