@@ -194,3 +194,23 @@ def test_volume_validation():
     v = Volume(torch.zeros(3, 5, 7), torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=F64)))
     torch.testing.assert_close(v.centre, torch.tensor([2.0, 4.0, 6.0], dtype=F64))
     torch.testing.assert_close(v.spacing, torch.full((3,), 2.0, dtype=F64))
+
+
+@pytest.mark.parametrize("perm, signs", _AXES[::5])
+def test_reoriented_equals_nibabels_orientation_of_any_tensor(perm, signs):
+    from nibabel import orientations
+
+    from posereg.data.nifti_voxels import canonical_grid, reoriented
+
+    affine = np.zeros((4, 4))
+    for stored_axis, (world_axis, sign) in enumerate(zip(perm, signs)):
+        affine[world_axis, stored_axis] = sign * (1.0 + 0.5 * stored_axis)
+    affine[3, 3] = 1.0
+    data = torch.arange(60, dtype=torch.float32).reshape(3, 4, 5)
+    for layout in (data, data.permute(2, 1, 0).contiguous().permute(2, 1, 0)):  # C and Fortran order
+        out, out_affine = reoriented(layout, affine)
+        ornt = orientations.io_orientation(affine)
+        np.testing.assert_array_equal(out.numpy(), orientations.apply_orientation(data.numpy(), ornt))
+        np.testing.assert_array_equal(out_affine, affine @ orientations.inv_ornt_aff(ornt, (3, 4, 5)))
+        grid_affine, shape = canonical_grid(affine, (3, 4, 5))
+        assert shape == tuple(out.shape) and np.array_equal(grid_affine, out_affine)

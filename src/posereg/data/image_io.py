@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from posereg.data.image_checks import ImageLimits, check_header
+from posereg.data.nifti_voxels import reoriented
 from posereg.data.volume import Volume, XformCode, load_nifti, save_nifti
 
 __all__ = ["IMAGE_SUFFIXES", "NIFTI_SUFFIXES", "SITK_SUFFIXES", "WRITABLE_SUFFIXES", "canonical", "from_sitk_image", "load_image",
@@ -59,16 +60,10 @@ def from_sitk_image(image) -> Volume:  # type: ignore[no-untyped-def]
 
 
 def canonical(volume: Volume) -> Volume:
-    """``volume`` with its axes permuted and flipped to the closest RAS+ order (no resampling)."""
-    from nibabel import orientations
-
-    affine = volume.affine.cpu().numpy()
-    ornt = orientations.io_orientation(affine)
-    if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
-        return volume
-    data = orientations.apply_orientation(volume.data.cpu().numpy(), ornt)
-    new_affine = affine @ orientations.inv_ornt_aff(ornt, volume.shape)
-    return Volume(torch.from_numpy(np.ascontiguousarray(data)), torch.from_numpy(new_affine))
+    """``volume`` with its axes permuted and flipped to the closest RAS+ order (no resampling), as
+    ``load_nifti`` orders a NIfTI file's (``nifti_voxels.reoriented``: no transposing copy)."""
+    data, affine = reoriented(volume.data, volume.affine.cpu().numpy())
+    return Volume(data, torch.from_numpy(affine))
 
 
 def load_image(path: str | Path, limits: ImageLimits | None = None, *, grid_only: bool = False) -> Volume:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["canonical_voxels", "memory_order"]
+__all__ = ["canonical_grid", "canonical_voxels", "memory_order", "reoriented"]
 
 # Stored types torch reads in place (native byte order); others (uint16, uint32, big-endian
 # files) are converted to float32 by NumPy, also in memory order.
@@ -45,31 +45,58 @@ def canonical_voxels(contents: bytes, image) -> tuple[Tensor, np.ndarray]:  # ty
     Raises:
         ValueError: ``contents`` is shorter than its header says (a truncated file).
     """
-    from nibabel import orientations
-
     proxy = image.dataobj
     shape = tuple(int(n) for n in image.shape[:3])  # a 4D file of one volume: its only volume
     dtype = np.dtype(proxy.dtype)
     stored = np.frombuffer(contents, dtype=dtype, count=math.prod(shape), offset=int(proxy.offset))
     stored = stored.reshape(shape, order=proxy.order)
-    if dtype.isnative and dtype in _TORCH_READS:
+    in_place = dtype.isnative and dtype in _TORCH_READS
+    if in_place:
         with warnings.catch_warnings():  # read-only memory: the copies below are what is kept
             warnings.simplefilter("ignore", UserWarning)
-            x = torch.from_numpy(stored)
+            raw = torch.from_numpy(stored)
     else:
-        x = torch.from_numpy(stored.astype(np.float32, order="K"))
+        raw = torch.from_numpy(stored.astype(np.float32, order="K"))
     slope, inter = float(proxy.slope), float(proxy.inter)
-    ornt = orientations.io_orientation(image.affine)
-    affine = np.asarray(image.affine, dtype=np.float64) @ orientations.inv_ornt_aff(ornt, shape)
-    x = x.permute(*(int(d) for d in np.argsort(ornt[:, 0])))
-    flips = [int(ornt[d, 0]) for d in range(3) if ornt[d, 1] < 0]
-    if flips:
-        x = x.flip(flips)  # a copy in the input's memory order
+    x, affine = reoriented(raw, np.asarray(image.affine))
     if slope != 1.0 or inter != 0.0:
         x = (x.to(torch.float64) * slope + inter).to(torch.float32)
-    elif x.dtype != torch.float32 or not flips:
-        x = x.to(torch.float32, copy=True)  # never a view of ``contents``
+    elif x.dtype != torch.float32 or (in_place and x.untyped_storage().data_ptr() == raw.untyped_storage().data_ptr()):
+        x = x.to(torch.float32, copy=True)  # never a view of ``contents`` (the flips, if any, copied)
     return x, affine
+
+
+def reoriented(data: Tensor, affine: np.ndarray) -> tuple[Tensor, np.ndarray]:
+    """``data`` on the grid of ``affine`` with its axes permuted and flipped to the closest canonical
+    (RAS+) order, as ``nibabel.as_closest_canonical`` orders them; no resampling.
+
+    Args:
+        data: ``(I, J, K)`` voxels, any dtype and memory order.
+        affine: ``(4, 4)`` voxel -> RAS mm of ``data``'s grid.
+
+    Returns:
+        ``(data, affine)`` of the canonical grid. A permutation alone is a view of ``data``; flips
+        are one copy in ``data``'s memory order (torch has no negative strides), never a transposition.
+    """
+    ornt, canonical = _orientation(affine, tuple(data.shape))
+    x = data.permute(*(int(d) for d in np.argsort(ornt[:, 0])))
+    flips = [int(ornt[d, 0]) for d in range(3) if ornt[d, 1] < 0]
+    return (x.flip(flips) if flips else x), canonical
+
+
+def canonical_grid(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The ``(affine, shape)`` that ``reoriented`` gives a grid of ``shape`` voxels and ``affine``, from the
+    header alone."""
+    ornt, canonical = _orientation(affine, shape)
+    return canonical, tuple(int(shape[int(d)]) for d in np.argsort(ornt[:, 0]))  # type: ignore[return-value]
+
+
+def _orientation(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """nibabel's axis orientation of ``affine`` (``io_orientation``) and the affine of the reoriented grid."""
+    from nibabel import orientations
+
+    ornt = orientations.io_orientation(affine)
+    return ornt, np.asarray(affine, dtype=np.float64) @ orientations.inv_ornt_aff(ornt, shape[:3])
 
 
 def memory_order(x: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from posereg.data.nifti_voxels import canonical_voxels, memory_order
+from posereg.data.nifti_voxels import canonical_grid, canonical_voxels, memory_order
 
 if TYPE_CHECKING:
     from posereg.data.image_checks import ImageLimits
@@ -134,11 +134,7 @@ def load_nifti(path: str | Path, limits: ImageLimits | None = None, *, grid_only
     check_header(shape[:3], torch.linalg.vector_norm(affine[:3, :3], dim=0).tolist(), str(path),
                  ImageLimits() if limits is None else limits)  # fmt: skip
     if grid_only:  # the canonical grid from the header: no voxel read
-        from nibabel import orientations
-
-        ornt = orientations.io_orientation(image.affine)
-        canonical = np.asarray(image.affine, dtype=np.float64) @ orientations.inv_ornt_aff(ornt, shape[:3])
-        size = tuple(int(shape[int(d)]) for d in np.argsort(ornt[:, 0]))
+        canonical, size = canonical_grid(np.asarray(image.affine), shape[:3])
         return Volume(torch.zeros(size), torch.as_tensor(canonical, dtype=torch.float64))
     try:  # the header passed: now read the voxels, the whole file at once (one ISA-L decompression)
         contents = _file_contents(path)
