@@ -6,7 +6,10 @@ consensus of the ANTs candidates stored by ``real_scans.py``), both scored by th
 posereg's quality check uses (``DeepRegistration.brain_nmi``: normalised mutual information with the
 atlas inside its brain) on the working grid (3 mm) and on finer atlas grids (2 and 1.5 mm). If the
 refinement's answer differs from the reference because the coarse grid misleads it, the finer grids
-prefer the reference. No parameter of posereg is set from this table.
+prefer the reference. The difference is also split into rotations about the atlas's axes
+(``log(R_ref^T R)``: about L-R, the pitch or nod; about A-P, the roll; about I-S, the yaw): a
+brain's left-right symmetry pins its roll and yaw, while its pitch against a template of another
+head shape is the least determined. No parameter of posereg is set from this table.
 
     python benchmarks/reference_similarity.py --cache /tmp/realscans --output docs/benchmarks/reference_similarity.md
 """
@@ -27,6 +30,7 @@ from real_scan_references import angle_deg, stored_reference  # noqa: E402
 from posereg.data import load_atlas, load_nifti  # noqa: E402
 from posereg.data.grid import WorkingGrid  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
+from posereg.geometry import matrix_to_rotvec  # noqa: E402
 from posereg.registration import RefineSettings, load_pipeline_model, pretrained_pipeline_path  # noqa: E402
 from posereg.registration.pipeline import DeepRegistration  # noqa: E402
 
@@ -50,7 +54,9 @@ def main() -> int:
         scan = load_nifti(fetch_scan(info, args.cache))
         ours = pipeline(scan, refine=RefineSettings())
         (R_ref, t_ref), group = stored_reference(info.name, args.cache)
-        row = [info.name, f"{angle_deg(ours.R, R_ref):.1f}", str(len(group))]
+        pitch_roll_yaw = torch.rad2deg(matrix_to_rotvec(R_ref.mT @ ours.R)).tolist()  # about the atlas's x, y, z
+        row = [info.name, f"{angle_deg(ours.R, R_ref):.1f}", " / ".join(f"{a:+.1f}" for a in pitch_roll_yaw),
+               " / ".join(f"{d:+.1f}" for d in (ours.t - t_ref).tolist()), str(len(group))]  # fmt: skip
         for scorer in scorers:
             # The same transforms about each grid's centre (the grids share their centre to rounding).
             shift = scorer.atlas.image.centre - working.image.centre
@@ -60,7 +66,8 @@ def main() -> int:
             row.append(f"{a:.4f} / {b:.4f} ({'posereg' if a > b else 'reference'})")
         rows.append(row)
         print(" | ".join(row), flush=True)
-    header = ["scan", "posereg - reference (deg)", "candidates in the reference",
+    header = ["scan", "posereg - reference (deg)", "about L-R / A-P / I-S (deg)", "translation R / A / S (mm)",
+              "candidates in the reference",
               *[f"brain NMI at {s:g} mm: posereg / reference (higher)" for s, _ in GRIDS]]  # fmt: skip
     lines = ["# posereg's alignment against the reference: which looks more like the atlas?", "",
              f"Command: `python {' '.join(sys.argv)}`", machine_line(torch.get_num_threads(), time.perf_counter() - start), "",

@@ -69,7 +69,7 @@ def test_a_close_result_of_a_pipeline_without_refinement_is_refined_before_any_s
     def no_search(*args, **kwargs):
         raise AssertionError("the search ran although the refinement sufficed")
 
-    monkeypatch.setattr(checked, "search_registration", no_search)
+    monkeypatch.setattr(checked, "pipeline_search", no_search)
     result = register_checked(plain, moving, between)
     assert result.method == "networks + refinement (fallback)" and not result.doubtful and result.first_reasons
     assert "fallback refinement" in result.result.seconds and "fallback search" not in result.result.stages
@@ -154,7 +154,7 @@ def test_candidates_brain_nmi_sampled_at_the_brain_equals_whole_views(subject_ca
 
     atlas, moving, R, t = subject_case
     pipeline = DeepRegistration(atlas, OraclePose(R), probes=None)
-    smooth = pipeline._for_working_grid(moving)
+    smooth = pipeline.working_scan(moving)
     scan_range = scan_intensity_range(smooth.data)
     turn = rotvec_to_matrix(torch.tensor([[0.0, 0.0, 0.0], [0.2, -0.1, 0.05], [1.0, 0.5, -2.0]], dtype=torch.float64))
     Rs, ts = R @ turn, t + torch.tensor([[0.0, 0.0, 0.0], [3.0, -2.0, 1.0], [10.0, 0.0, -5.0]], dtype=torch.float64)

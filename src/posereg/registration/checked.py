@@ -7,8 +7,10 @@ of the aligned scan and the atlas inside the atlas brain (contrast-agnostic). A 
 either threshold is *doubtful*; the fallback then runs unless disabled. Its first step, for a
 pipeline without refinement whose networks agree (only the brain NMI is low: close, not wrong),
 is the pipeline's own refinement (about a second): a result it lifts above the thresholds is
-kept. Otherwise the search runs (VVR-Search: a coarse NMI search over 1728 start rotations,
-masked local registration, then the pipeline's refinement). When the search lands within
+kept. Otherwise the search runs (``registration.search.pipeline_search``: coarse NMI scores of
+1728 start rotations, the pipeline's refinement from the three best starts at least 30 degrees
+apart, the highest brain NMI; 3-4 s on a 1 mm head, where VVR-Search's SimpleITK stage took
+10-12 s, docs/benchmarks/fallback_search.md). When the search lands within
 ``confirm_deg`` of the pipeline's result, two independent methods found one pose: that is the
 evidence the low agreement asked for, so the better-scoring of the two is kept and only the brain
 NMI can still make it doubtful. Otherwise the better-scoring of the two is kept with its own
@@ -29,10 +31,9 @@ from dataclasses import dataclass, field, replace
 from posereg.data import Volume
 from posereg.data.image_checks import check_brain_image
 from posereg.geometry import geodesic_distance
-from posereg.registration.intensity import IntensitySettings, Metric
 from posereg.registration.pipeline import DeepRegistration, DeepResult
 from posereg.registration.refine import RefineSettings
-from posereg.registration.search import search_registration
+from posereg.registration.search import pipeline_search
 
 __all__ = ["CheckedResult", "QualityThresholds", "doubts", "register_checked"]
 
@@ -127,11 +128,8 @@ def register_checked(
         if refined.quality["brain_nmi"] > first.quality["brain_nmi"]:  # what the search is compared with
             first, method, own_reasons = refined, "networks + refinement (fallback)", doubts(refined.quality, thresholds)
     start = time.perf_counter()
-    found = search_registration(pipeline.atlas, moving, settings=IntensitySettings(), coarse_metric=Metric.MATTES_MI,
-                                fixed_mask=pipeline.refine_mask)  # fmt: skip
-    # The search's SimpleITK step stops short: finish with the pipeline's refinement (or the default one).
-    R, t = pipeline.refined(moving, found.R, found.t)
-    nmi = pipeline.brain_nmi(moving, R, t)
+    found = pipeline_search(pipeline, moving)  # ends with the pipeline's refinement, scored as the pipeline scores
+    R, t, nmi = found.R, found.t, found.brain_nmi
     seconds = {**first.seconds, "fallback search": time.perf_counter() - start}
     apart = math.degrees(float(geodesic_distance(R, first.R)))
     confirmed = apart <= thresholds.confirm_deg

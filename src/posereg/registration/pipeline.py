@@ -219,7 +219,7 @@ class DeepRegistration:
         atlas = self.atlas.image
         c = atlas.centre
         start = time.perf_counter()
-        moving = self._for_working_grid(moving)  # once for every resampling below
+        moving = self.working_scan(moving)  # once for every resampling below
         smooth = moving.data
         g_m, view = self._centred_view(moving)
         eye = torch.eye(3, dtype=torch.float64)
@@ -302,7 +302,7 @@ class DeepRegistration:
         return net.to_matrix(net(x.to(self.device, memory_format=_LAYOUT)).cpu()).to(torch.float64)
 
     def _brain_nmis(self, moving: Volume, R: Tensor, t: Tensor, scan_range: tuple[float, float]) -> Tensor:
-        """``brain_similarities`` of ``moving`` (``_for_working_grid``) under each ``(R (C, 3, 3), t (C, 3))``,
+        """``brain_similarities`` of ``moving`` (``working_scan``) under each ``(R (C, 3, 3), t (C, 3))``,
         sampled at the atlas brain's voxels alone (as ``aligned_views`` would sample them): ``(C,)``."""
         c = self.atlas.image.centre
         points = (self._brain_points - c) @ R.mT + (c + t)[:, None]  # (C, M, 3): atlas -> moving
@@ -323,10 +323,30 @@ class DeepRegistration:
         ``__call__`` (the fallback search's). The scan is normalised as ``__call__`` normalises it
         (the intensity range of its centred view), so from ``__call__``'s own start the result is
         ``__call__``'s."""
-        working = self._for_working_grid(moving)
-        scan = working.with_data(preprocess_intensity(working.data, self._scan_range(working)))
-        result = refine_rigid(self.atlas.image, scan, (R, t), self.refine_mask, self.refine or RefineSettings())
-        return result.R, result.t
+        R, t, _ = self.refined_starts(moving, R[None], t[None])
+        return R[0], t[0]
+
+    def refined_starts(self, moving: Volume, R: Tensor, t: Tensor, *, working: Volume | None = None
+                       ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """``refined`` from each start ``(R (C, 3, 3), t (C, 3))``, and each result's ``brain_nmi``.
+
+        The scan is prepared once for all starts (working grid, intensity range); ``working`` is
+        ``working_scan(moving)`` when the caller already has it.
+
+        Returns:
+            ``R (C, 3, 3)``, ``t (C, 3)`` (about the atlas centre, atlas -> moving, RAS mm) and the
+            brain NMI ``(C,)`` of each, scored as ``__call__`` scores its own result.
+        """
+        if R.dim() != 3 or R.shape[1:] != (3, 3) or t.shape != (R.shape[0], 3):
+            raise ValueError(f"R, t: expected shapes (C, 3, 3) and (C, 3), got {tuple(R.shape)} and {tuple(t.shape)}")
+        working = self.working_scan(moving) if working is None else working
+        scan_range = self._scan_range(working)
+        scan = working.with_data(preprocess_intensity(working.data, scan_range))
+        settings = self.refine or RefineSettings()
+        results = [refine_rigid(self.atlas.image, scan, (R[i], t[i]), self.refine_mask, settings) for i in range(len(R))]
+        R_out = torch.stack([r.R for r in results])
+        t_out = torch.stack([r.t for r in results])
+        return R_out, t_out, self._brain_nmis(working, R_out, t_out, scan_range)
 
     def brain_nmi(self, moving: Volume, R: Tensor, t: Tensor) -> float:
         """The brain NMI of ``moving`` under ``(R, t)`` (about the atlas centre), scored exactly as
@@ -335,11 +355,11 @@ class DeepRegistration:
 
         For a transform that did not come from ``__call__`` (a fallback's), so that the two compare.
         """
-        working = self._for_working_grid(moving)
+        working = self.working_scan(moving)
         return float(self._brain_nmis(working, R[None], t[None], self._scan_range(working))[0])
 
     def _scan_range(self, moving: Volume) -> tuple[float, float]:
-        """The intensity range ``__call__`` normalises ``moving`` (``_for_working_grid``) by: its centred view's."""
+        """The intensity range ``__call__`` normalises ``moving`` (``working_scan``) by: its centred view's."""
         return scan_intensity_range(self._centred_view(moving)[1])
 
     def aligned_image(self, moving: Volume, result: DeepResult) -> Volume:
@@ -347,14 +367,14 @@ class DeepRegistration:
         return self.atlas.image.with_data(self._on_atlas_grid(moving, result.R, result.t, result.centre))
 
     def _on_atlas_grid(self, moving: Volume, R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
-        """``moving`` (``_for_working_grid``) on the atlas grid under ``(R, t)``."""
-        smooth = self._for_working_grid(moving)
+        """``moving`` (``working_scan``) on the atlas grid under ``(R, t)``."""
+        smooth = self.working_scan(moving)
         atlas = self.atlas.image
         return rigid_resample(smooth.data, smooth.affine, R, t, centre, out_affine=atlas.affine,
                               out_shape=atlas.shape)[0, 0]  # fmt: skip
 
     def _centred_view(self, moving: Volume) -> tuple[Tensor, Tensor]:
-        """The centre of gravity ``g_m`` (RAS mm) of ``moving`` (``_for_working_grid``) and its view on
+        """The centre of gravity ``g_m`` (RAS mm) of ``moving`` (``working_scan``) and its view on
         a grid of the atlas's size and spacing, axis-aligned, centred on ``g_m``: ``(3,)``, ``(I, J, K)``."""
         g_m = coarse_centre_of_gravity(moving, moving.data, self.spacing)
         eye = torch.eye(3, dtype=torch.float64)
@@ -363,7 +383,7 @@ class DeepRegistration:
                               out_affine=affine, out_shape=self.atlas.image.shape)[0, 0]  # fmt: skip
         return g_m, view
 
-    def _for_working_grid(self, moving: Volume) -> Volume:
+    def working_scan(self, moving: Volume) -> Volume:
         """``moving`` block-reduced (1 mm scans: 8x fewer voxels) and anti-aliased for the working
         spacing: what every resampling onto the working grid reads. C-contiguous: ``load_nifti``'s
         data keep the file's memory order, and ``grid_sample`` gathers from C order fastest (a 256^3
