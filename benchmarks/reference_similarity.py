@@ -66,7 +66,7 @@ def main() -> int:
             row.append(f"{a:.4f} / {b:.4f} ({'posereg' if a > b else 'reference'})")
         rows.append(row)
         print(" | ".join(row), flush=True)
-    header = ["scan", "posereg - reference (deg)", "about L-R / A-P / I-S (deg)", "translation R / A / S (mm)",
+    header = ["scan", "posereg - reference (deg)", "about L-R / A-P / I-S (deg)", "translation, scan R / A / S (mm)",
               "candidates in the reference",
               *[f"brain NMI at {s:g} mm: posereg / reference (higher)" for s, _ in GRIDS]]  # fmt: skip
     lines = ["# posereg's alignment against the reference: which looks more like the atlas?", "",
@@ -74,7 +74,8 @@ def main() -> int:
              "Each unmoved real scan: `posereg register` (bundled model, networks and refinement) and the "
              "reference (real_scans.md), scored by posereg's brain NMI on the 3 mm working grid and on 2 and "
              "1.5 mm atlas grids. The reference's translation is the mean of its candidates' (some of them "
-             "ANTs Similarity: their scale is not used here).", "",
+             "ANTs Similarity: their scale is not used here). The difference split into rotations about the "
+             "atlas's axes (log of R_ref^T R: L-R is the pitch, A-P the roll, I-S the yaw) and translations.", "",
              *markdown_table(header, rows)]  # fmt: skip
     if args.output:
         write_report(args.output, "\n".join(lines) + "\n")
