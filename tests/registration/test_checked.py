@@ -130,22 +130,6 @@ def test_a_confirmed_pose_that_does_not_look_like_a_brain_stays_doubtful(subject
     assert checked.doubtful and any("brain NMI" in reason for reason in checked.reasons)
 
 
-def test_batched_brain_similarities_equal_one_at_a_time(subject_case):
-    """The candidates' scores in one histogram batch are each scan's NMI with the atlas in its brain."""
-    from posereg.registration._similarity import normalised_mutual_information
-
-    atlas, moving, R, _ = subject_case
-    pipeline = DeepRegistration(atlas, OraclePose(R), probes=None)
-    scans = torch.stack([atlas.image.data.float(), torch.rand(atlas.image.shape, generator=torch.Generator().manual_seed(0)),
-                         atlas.image.data.float().roll(3, 1)])  # fmt: skip
-    batched = pipeline.brain_similarities(scans)
-    mask = atlas.mask
-    one_by_one = [normalised_mutual_information(s[mask].double(), atlas.image.data[mask].double()) for s in scans]
-    torch.testing.assert_close(batched, torch.stack(one_by_one))
-    assert float(batched[0]) > float(batched[2]) > float(batched[1])  # itself, shifted, noise
-    torch.testing.assert_close(pipeline.brain_similarity(scans[2]), batched[2])
-
-
 def test_candidates_brain_nmi_sampled_at_the_brain_equals_whole_views(subject_case):
     """The pipeline scores candidates by sampling the scan at the atlas brain's voxels only: the
     same NMI as resampling whole views onto the atlas grid and taking their brain voxels."""
@@ -160,7 +144,10 @@ def test_candidates_brain_nmi_sampled_at_the_brain_equals_whole_views(subject_ca
     Rs, ts = R @ turn, t + torch.tensor([[0.0, 0.0, 0.0], [3.0, -2.0, 1.0], [10.0, 0.0, -5.0]], dtype=torch.float64)
     a = atlas.image
     views = rigid_resample(smooth.data, smooth.affine, Rs, ts, a.centre, out_affine=a.affine, out_shape=a.shape)[:, 0]
-    expected = pipeline.brain_similarities(preprocess_intensity(views, scan_range).float())
+    from posereg.registration._similarity import nmi_rows
+
+    aligned = preprocess_intensity(views, scan_range).float()[:, atlas.mask].double()
+    expected = nmi_rows(atlas.image.data[atlas.mask].double(), aligned)  # whole views, then their brain voxels
     sampled = pipeline._brain_nmis(smooth, Rs, ts, scan_range)
     torch.testing.assert_close(sampled, expected, atol=1e-5, rtol=0)
     assert float(sampled[0]) > float(sampled[1]) > float(sampled[2])  # the truth, near it, far from it

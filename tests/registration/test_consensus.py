@@ -82,6 +82,9 @@ def test_nmi_is_contrast_agnostic_and_matches_a_numpy_reference():
 
     reference = (h(p.sum(1)) + h(p.sum(0))) / h(p)
     assert float(normalised_mutual_information(a, independent)) == pytest.approx(reference, rel=1e-12)
+    # the batched rows are each row's own NMI
+    for row, score in zip((a, inverted, independent), scores, strict=True):
+        assert float(score) == pytest.approx(float(normalised_mutual_information(row, a)), rel=1e-12)
     with pytest.raises(ValueError, match="expected"):
         normalised_mutual_information(a, a[:10])
 

@@ -153,7 +153,7 @@ class DeepRegistration:
             signed permutations (default the 24 rotations of the cube); the ``candidates`` largest
             agreeing groups (``registration.consensus``) each go through the later passes and
             the Correction-Net, and the one whose result is most similar to the atlas in its
-            brain (``brain_similarity``) wins. ``None``: one pass on the view as it is (the paper).
+            brain (normalised mutual information, ``brain_nmi``) wins. ``None``: one pass on the view as it is (the paper).
         refine_mask_mm: the refinement's metric counts atlas voxels within this distance of
             the atlas brain (so the skull, scalp and neck of a whole-head scan, which the
             atlas lacks, do not pull it).
@@ -302,20 +302,12 @@ class DeepRegistration:
         return net.to_matrix(net(x.to(self.device, memory_format=_LAYOUT)).cpu()).to(torch.float64)
 
     def _brain_nmis(self, moving: Volume, R: Tensor, t: Tensor, scan_range: tuple[float, float]) -> Tensor:
-        """``brain_similarities`` of ``moving`` (``working_scan``) under each ``(R (C, 3, 3), t (C, 3))``,
+        """The brain NMI of ``moving`` (``working_scan``) under each ``(R (C, 3, 3), t (C, 3))``,
         sampled at the atlas brain's voxels alone (as ``aligned_views`` would sample them): ``(C,)``."""
         c = self.atlas.image.centre
         points = (self._brain_points - c) @ R.mT + (c + t)[:, None]  # (C, M, 3): atlas -> moving
         values = preprocess_intensity(sample_at_points(moving, points), scan_range)
         return nmi_rows(self._atlas_brain, values.to(torch.float64))
-
-    def brain_similarity(self, aligned: Tensor) -> Tensor:
-        """Normalised mutual information of ``aligned`` (a scan on the atlas grid, [0, 1]) and the atlas, in its brain."""
-        return self.brain_similarities(aligned[None])[0]
-
-    def brain_similarities(self, aligned: Tensor) -> Tensor:
-        """``brain_similarity`` of each scan of ``aligned (C, I, J, K)``, in one batched histogram: ``(C,)``."""
-        return nmi_rows(self._atlas_brain, aligned[:, self.atlas.mask].to(torch.float64))
 
     def refined(self, moving: Volume, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """The pipeline's refinement (``refine``, or the default ``RefineSettings()`` when it has none)
