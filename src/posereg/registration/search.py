@@ -184,12 +184,26 @@ def pipeline_search(
 
     Contrast-agnostic throughout (normalised and Parzen mutual information), the refinement's metric
     restricted to the dilated atlas brain as in the pipeline (skull and scalp do not pull it).
+    Compared with VVR-Search + refinement on 36 real and 24 synthetic cases: as accurate, 2.5-10.5x
+    faster (docs/benchmarks/fallback_search.md).
+
+    Args:
+        pipeline: the deep pipeline whose atlas, working scan, refinement and brain NMI are used (its
+            networks are not: the search is a second opinion independent of them).
+        moving: the scan (any grid).
+        n_rotations: super-Fibonacci start rotations scored on the coarse grid.
+        coarse_spacing: the coarse grid's voxel size, mm.
+        keep: distinct starts refined (each about 0.7-0.9 s on a 1 mm head).
+        separation_deg: the least angle between two refined starts.
+
+    Raises:
+        ValueError: ``keep < 1`` or ``n_rotations < keep``.
     """
     if keep < 1 or n_rotations < keep:
         raise ValueError(f"keep, n_rotations: expected 1 <= keep <= n_rotations, got {keep}, {n_rotations}")
     start = time.perf_counter()
     # The coarse scores read the scan as the pipeline does (block-reduced and smoothed for the working
-    # grid): smoothing a 1 mm head for the 12 mm grid directly took 6 s, from the working grid 0.1 s.
+    # grid): from the 1 mm S1 head they took 6.5 s (its smoothing for the 12 mm grid), from this 0.6 s.
     working = pipeline.working_scan(moving)
     scan = working.with_data(preprocess_intensity(working.data))
     rotations = super_fibonacci_rotations(n_rotations, dtype=torch.float64)
