@@ -123,6 +123,26 @@ def test_a_search_that_lands_on_the_same_pose_confirms_a_result_the_networks_dis
     assert math.degrees(float(g.geodesic_distance(recovered.result.R, R))) < 5.0
 
 
+def test_a_search_that_neither_confirms_nor_beats_the_result_is_named_in_the_reasons(subject_case, monkeypatch):
+    from posereg.registration import checked
+    from posereg.registration.search import PipelineSearchResult
+
+    atlas, moving, R, t = subject_case
+    right = DeepRegistration(atlas, OraclePose(R), probes=None)
+    far = R @ g.rotvec_to_matrix(torch.tensor([0.0, 0.0, 2.5], dtype=F64))  # 143 degrees off
+
+    def wrong_search(pipeline, volume):
+        nmi = pipeline.brain_nmi(volume, far, t)
+        return PipelineSearchResult(far, t, atlas.image.centre, nmi, far[None], torch.tensor([nmi]), 0.1)
+
+    monkeypatch.setattr(checked, "pipeline_search", wrong_search)
+    result = register_checked(right, moving, QualityThresholds(min_agreement=1.01, min_brain_nmi=1.0))
+    assert result.doubtful and result.method == "networks" and not result.confirmed
+    assert result.reasons[:-1] == result.first_reasons and len(result.first_reasons) == 1
+    assert "fallback search did not confirm it" in result.reasons[-1] and "143 degrees away" in result.reasons[-1]
+    assert math.degrees(float(g.geodesic_distance(result.result.R, R))) < 1e-3  # the networks' result is kept
+
+
 def test_a_confirmed_pose_that_does_not_look_like_a_brain_stays_doubtful(subject_case):
     atlas, moving, R, t = subject_case
     impossible = QualityThresholds(min_agreement=1.01, min_brain_nmi=1.99)

@@ -135,8 +135,10 @@ def register_checked(
     confirmed = apart <= thresholds.confirm_deg
     stages = {**first.stages, "fallback search": (R, t)}
     if nmi <= first.quality["brain_nmi"]:
-        if not confirmed:
-            return CheckedResult(replace(first, seconds=seconds), method, True, own_reasons, first_reasons)
+        if not confirmed:  # say what the search found, so that the user knows it ran and disagreed
+            unconfirmed = [*own_reasons, f"the fallback search did not confirm it (its best pose lies {apart:.0f} "
+                           f"degrees away, with a lower brain NMI, {nmi:.4f})"]  # fmt: skip
+            return CheckedResult(replace(first, seconds=seconds), method, True, unconfirmed, first_reasons)
         quality = {**first.quality, "search_agreement_deg": apart}
         kept = replace(first, seconds=seconds, stages=stages, quality=quality)
         reasons = doubts({"brain_nmi": quality["brain_nmi"]}, thresholds)  # the search stands for the agreement
