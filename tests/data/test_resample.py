@@ -247,3 +247,27 @@ def test_block_reduction_equals_average_pooling_of_the_cropped_blocks(sizes, spa
     cropped = volume.data[tuple(slice(0, n // k * k) for n, k in zip(sizes, factors))]
     expected = torch.nn.functional.avg_pool3d(cropped[None, None], factors, factors)[0, 0]
     torch.testing.assert_close(small.data, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_reduced_for_spacing_is_block_reduction_then_antialiasing_in_c_order():
+    """The composition, made C-contiguous from a Fortran-ordered input (``load_nifti`` keeps a file's
+    order); and a linear ramp survives it: block means and a Gaussian keep a linear field, so the
+    reduced grid samples the same ramp at its own voxel centres."""
+    from posereg.data.resample import antialiased, block_reduced, reduced_for_spacing
+
+    affine = torch.diag(torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=F64))
+    affine[:3, 3] = torch.tensor([-20.0, 5.0, 3.0], dtype=F64)
+    i, j, k = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in (30, 24, 18)], indexing="ij")
+    ramp = (0.5 * i - 0.25 * j + 0.1 * k).permute(2, 1, 0).contiguous().permute(2, 1, 0)  # Fortran order
+    volume = Volume(ramp, affine)
+    out = reduced_for_spacing(volume, 3.0)
+    reduced = block_reduced(volume, 3.0)
+    torch.testing.assert_close(out.data, antialiased(reduced, 3.0), rtol=0, atol=0)
+    torch.testing.assert_close(out.affine, reduced.affine)
+    assert out.data.is_contiguous() and not volume.data.is_contiguous() and out.shape == (15, 12, 9)
+    ijk = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=F64) for n in out.shape], indexing="ij"), -1)
+    world = ijk @ out.affine[:3, :3].T + out.affine[:3, 3]
+    voxel = world - affine[:3, 3]  # the input's index coordinates (unit voxels, no rotation)
+    expected = 0.5 * voxel[..., 0] - 0.25 * voxel[..., 1] + 0.1 * voxel[..., 2]
+    inner = (slice(3, -3),) * 3  # the Gaussian's edge handling (3 sigma) bends the ramp at the borders
+    torch.testing.assert_close(out.data[inner].double(), expected[inner], rtol=0, atol=1e-4)

@@ -18,6 +18,7 @@ from posereg.data.resample import (
     antialiased,
     block_reduced,
     gaussian_smooth,
+    reduced_for_spacing,
     resample_to_grid,
     rigid_resample,
     sample_at_points,
@@ -47,6 +48,6 @@ __all__ = [
     "Atlas", "Contrast", "RigidPoseDataset", "ScannerVariation", "Split", "SubjectVariation", "WorkingGrid", "XformCode",
     "item_generator", "load_atlas", "load_mni152", "mni152_grid", "move_volume", "preprocess_intensity", "scan_intensity_range",
     "rician_noise", "scanner_effects", "subject_seed", "synthesize_subject",
-    "Volume", "antialiased", "block_reduced", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "resample_to_grid",
+    "Volume", "antialiased", "block_reduced", "brain_mask", "gaussian_smooth", "isotropic_affine", "load_nifti", "normalize_intensity", "reduced_for_spacing", "resample_to_grid",
     "rigid_resample", "sample_at_points", "save_nifti", "threshold_mask", "transform_matrix",
 ]  # fmt: skip

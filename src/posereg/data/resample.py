@@ -28,7 +28,10 @@ from torch import Tensor
 from posereg.data.volume import Volume, check_affine, isotropic_affine
 from posereg.geometry._checks import broadcast_shapes, check_tensor
 
-__all__ = ["antialiased", "block_reduced", "gaussian_smooth", "resample_to_grid", "rigid_resample", "sample_at_points", "transform_matrix"]
+__all__ = [
+    "antialiased", "block_reduced", "gaussian_smooth", "reduced_for_spacing", "resample_to_grid", "rigid_resample",
+    "sample_at_points", "transform_matrix",
+]  # fmt: skip
 
 
 def transform_matrix(R: Tensor, t: Tensor, centre: Tensor) -> Tensor:
@@ -210,6 +213,20 @@ def antialiased(volume: Volume, spacing: float) -> Tensor:
     """
     ratio = (spacing / volume.spacing).tolist()
     return gaussian_smooth(volume.data, tuple(0.5 * r if r > 1 else 0.0 for r in ratio))  # type: ignore[arg-type]
+
+
+def reduced_for_spacing(volume: Volume, spacing: float) -> Volume:
+    """``volume`` block-reduced (``block_reduced``) and anti-aliased (``antialiased``) for resampling at
+    ``spacing`` mm, C-contiguous: what a resampling onto a ``spacing`` grid should read (a 1 mm head for a
+    3 mm grid: 8x fewer voxels to smooth and to gather from; ``grid_sample`` gathers from C order
+    fastest, while ``load_nifti`` keeps a file's memory order).
+
+    Args:
+        volume: the image (any grid).
+        spacing: the voxel size (mm) of the grid it will be resampled onto.
+    """
+    reduced = block_reduced(volume, spacing)
+    return reduced.with_data(antialiased(reduced, spacing).contiguous())
 
 
 def sample_at_points(volume: Volume, points: Tensor) -> Tensor:

@@ -98,7 +98,7 @@ def register_checked(
     *,
     fallback: bool = True,
 ) -> CheckedResult:
-    """Register ``moving`` with ``pipeline``; fall back (refinement, VVR-Search) when the result is doubtful.
+    """Register ``moving`` with ``pipeline``; fall back (refinement, ``pipeline_search``) when the result is doubtful.
 
     Args:
         pipeline: the deep pipeline (with or without refinement).
@@ -120,7 +120,7 @@ def register_checked(
     start = time.perf_counter()
     if "refinement" not in first.stages and first.quality.get("agreement", 1.0) >= thresholds.min_agreement:
         # The networks agree, the alignment is not close enough: refine it as the default pipeline
-        # would (a second; the networks run again, deterministically) before any search (30 s).
+        # would (a second; the networks run again, deterministically) before any search (3-4 s).
         refined = pipeline(moving, refine=pipeline.refine or RefineSettings())
         refined = replace(refined, seconds={**refined.seconds, "fallback refinement": time.perf_counter() - start})
         if not doubts(refined.quality, thresholds):

@@ -47,10 +47,9 @@ from torch import Tensor, nn
 from posereg.data import (
     Atlas,
     Volume,
-    antialiased,
-    block_reduced,
     isotropic_affine,
     preprocess_intensity,
+    reduced_for_spacing,
     rigid_resample,
     sample_at_points,
     scan_intensity_range,
@@ -376,12 +375,9 @@ class DeepRegistration:
         return g_m, view
 
     def working_scan(self, moving: Volume) -> Volume:
-        """``moving`` block-reduced (1 mm scans: 8x fewer voxels) and anti-aliased for the working
-        spacing: what every resampling onto the working grid reads. C-contiguous: ``load_nifti``'s
-        data keep the file's memory order, and ``grid_sample`` gathers from C order fastest (a 256^3
-        LIA head's candidates: 138 -> 111 ms)."""
-        reduced = block_reduced(moving, self.spacing)
-        return reduced.with_data(antialiased(reduced, self.spacing).contiguous())
+        """``moving`` as every resampling onto the working grid reads it: ``reduced_for_spacing`` at the
+        working spacing (1 mm scans: 8x fewer voxels; C order: a 256^3 LIA head's candidates 138 -> 111 ms)."""
+        return reduced_for_spacing(moving, self.spacing)
 
 
 def _dilated(mask: Tensor, radius_voxels: float) -> Tensor:

@@ -32,8 +32,8 @@ from posereg.data import (
     Atlas,
     Volume,
     antialiased,
-    block_reduced,
     preprocess_intensity,
+    reduced_for_spacing,
     resample_to_grid,
     rigid_resample,
 )
@@ -120,9 +120,7 @@ def search_registration(
     scan = moving.with_data(preprocess_intensity(moving.data))
     # The coarse scores read a copy block-reduced and smoothed for the atlas grid, as pipeline_search
     # reads the pipeline's working scan: smoothing a whole 1 mm head for the 12 mm grid took 6 s.
-    spacing = float(atlas.image.spacing[0])
-    reduced = block_reduced(scan, spacing)
-    coarse = reduced.with_data(antialiased(reduced, spacing))
+    coarse = reduced_for_spacing(scan, float(atlas.image.spacing[0]))
     rotations = super_fibonacci_rotations(n_rotations, dtype=torch.float64)
     scores, translations = coarse_rotation_scores(atlas, coarse, rotations, coarse_spacing, metric=coarse_metric)
     best = torch.topk(scores, keep).indices.tolist()
