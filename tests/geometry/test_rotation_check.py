@@ -266,3 +266,14 @@ def test_gradcheck_with_the_check_on_at_0_and_pi(name):
     for angle in angles:
         R = _at(angle).requires_grad_()
         assert torch.autograd.gradcheck(fn, (R,)), (name, angle)
+
+
+def test_the_check_keeps_its_precision_inside_an_autocast_region():
+    """Mixed-precision training calls geometry under autocast, where a float32 ``R^T R`` would be
+    computed in bfloat16 and its rounding alone (up to 4e-3) fail the 1e-3 tolerance."""
+    R = g.random_rotation((256,), generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert g.check_rotation_matrix(R) is R
+        torch.testing.assert_close(g.sixd_to_matrix(g.matrix_to_sixd(R)), R, atol=1e-6, rtol=0)
+        with pytest.raises(ValueError, match=r"max \|R\^T R - I\| = 0.0201"):
+            g.check_rotation_matrix(R * 1.01)

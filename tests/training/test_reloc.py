@@ -260,3 +260,16 @@ def test_evaluating_a_model_never_writes_where_the_model_file_says(tmp_path):
     save_artifact(ModelArtifact.of_network(net, elsewhere.model_dump(mode="json")), tmp_path / "model.pt")
     result, _ = evaluate_reloc_model(tmp_path / "model.pt")
     assert result.position_m.numel() == 16 and not (tmp_path / "named-by-the-file").exists()
+
+
+@pytest.mark.parametrize("loss", [{"kind": "homoscedastic"}, {"kind": "beta", "beta": 30.0}], ids=["homoscedastic", "beta"])
+def test_mixed_precision_training_computes_the_losses_in_float32(tiny, loss) -> None:
+    """``trainer.precision: bf16-mixed`` (CPU autocast here): the losses of the bfloat16 forward pass
+    are computed in float32 (``training.loop.full_precision``) and stay finite."""
+    tmp, config, _ = tiny
+    config = config.replace(loss=config.loss.replace(**{**loss, "kind": LossKind(loss["kind"])}),
+                            trainer=config.trainer.replace(precision="bf16-mixed"))  # fmt: skip
+    result = train_reloc(config, tmp / f"bf16-{loss['kind']}", progress=False)
+    rows = list(csv.DictReader(result.metrics_csv.open()))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert losses and all(math.isfinite(v) for v in losses)

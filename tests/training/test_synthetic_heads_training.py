@@ -87,3 +87,30 @@ def test_slice_network_trains_on_synthetic_head_slices_reproducibly(tmp_path, sm
     assert len(first) == 2 and first == second
     with open(runs[0] / "logs" / "metrics.csv") as f:
         assert any(r.get("val/slice_index_error") for r in csv.DictReader(f))  # the slice index is trained too
+
+
+@pytest.mark.parametrize("network", ["pose", "slice"])
+def test_mixed_precision_training_runs_with_float32_targets_and_losses(tmp_path, small_head, network):
+    """``trainer.precision: bf16-mixed`` (the GPU configs'; CPU autocast here): the forward pass in
+    bfloat16, the target conversions and losses in float32 (``training.loop.full_precision``).
+    Before, the targets' rotation check ran on bfloat16 products and stopped every slice run at
+    its first step."""
+    if network == "slice":
+        config = {
+            "network": "slice", "atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2},
+            "data": {"synthetic_heads": True, "head_model": str(tmp_path / "head.pt"), "items_per_epoch": 16,
+                     "val_items": 16, "middle_fraction": 0.5},
+            "model": {"width": 0.125, "stem_stride": 2, "rotation_head": "sixd"},
+            "schedule": {"mse_epochs": 0, "geodesic_epochs": 1},
+            "optim": {"batch_size": 16, "num_workers": 0, "lr": 0.01},
+        }  # fmt: skip
+        save_head_model(small_head, tmp_path / "head.pt")
+    else:
+        config = _tiny(tmp_path, small_head, network)["config"]
+    config["trainer"] = {"precision": "bf16-mixed"}
+    path = tmp_path / "bf16.yaml"
+    path.write_text(yaml.safe_dump(config))
+    kind = "slice" if network == "slice" else "volume"
+    assert main(["train", kind, "--config", str(path), "--output", str(tmp_path / "run"), "--quiet"]) == 0
+    errors = _val_errors(tmp_path / "run")
+    assert errors and all(0.0 <= e <= 180.0 for e in errors)

@@ -23,10 +23,14 @@ and ``posereg.accel.fused.geodesic_distance`` 17 ms: each checked argument adds 
 eager functions at large batches, and dominates the fused kernels' time (pass
 ``check_rotation=False`` for matrices known to be rotations). The check also detects NaN and
 inf (they fail it), so functions that run it skip their separate finiteness check. Skipped
-while ``torch.compile`` traces.
+while ``torch.compile`` traces. It runs in the matrices' own precision also inside an autocast
+region (mixed-precision training): there ``R^T R`` of float32 matrices would be computed in
+bfloat16, whose rounding (up to 4e-3) alone fails the 1e-3 tolerance.
 """
 
 from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor
@@ -77,7 +81,7 @@ def check_rotation_matrix(R: Tensor, name: str = "R", *, tolerance: float | None
     if torch.compiler.is_compiling() or R.numel() == 0:
         return R
     X = upcast(R.detach())
-    with torch.no_grad():
+    with torch.no_grad(), _without_autocast(X.device.type):
         err, det = _extremes(X)
         if bool((err <= tol) & (det > 0)):  # False for NaN: one synchronisation in the common case
             return R
@@ -94,6 +98,15 @@ def check_rotation_matrix(R: Tensor, name: str = "R", *, tolerance: float | None
         f"got max |R^T R - I| = {e:.3g}, det = {d:.3g}{where}; project_to_so3 gives the nearest "
         "rotation, check_rotation=False skips this check"
     )
+
+
+def _without_autocast(device_type: str) -> AbstractContextManager[object]:
+    """Autocast turned off on ``device_type`` where it is on (matmuls keep their inputs' dtype)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (meta): nothing to turn off
+        return nullcontext()
+    return torch.autocast(device_type, enabled=False) if enabled else nullcontext()
 
 
 def check_rotation_arg(R: Tensor, name: str, rotation: bool) -> Tensor:

@@ -44,7 +44,7 @@ from posereg.training.shards import ITEM, gather_items, training_loader, validat
 
 __all__ = [
     "SLICE_INDEX", "TRANSLATION", "AuxiliaryTarget", "RigidPoseModule", "TrainingResult", "batchnorm_for_batch",
-    "fit_pose_network", "seeded_network", "training_loader", "validation_loader",
+    "fit_pose_network", "full_precision", "seeded_network", "training_loader", "validation_loader",
 ]  # fmt: skip
 
 
@@ -97,6 +97,26 @@ def _items_of(batch: dict[str, Tensor], n: int) -> Tensor:
     return batch[ITEM] if ITEM in batch else torch.arange(n, device=batch["rotation"].device)
 
 
+@contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """The trainer's autocast (``bf16-mixed``, ``16-mixed``) turned off for what follows a network's
+    forward pass: targets, losses and errors. Under autocast, matrix products of float32 tensors run
+    in bfloat16 (entries rounded to 3 significant digits: up to 4e-3 off in a product of two
+    rotations), so a loss built from such products loses that precision, and converting the target
+    rotations (``representation.from_matrix``) failed the rotation check (``|R^T R - I|`` <= 1e-3):
+    every ``bf16-mixed`` slice run stopped at its first step. The caller casts the networks'
+    outputs to float32."""
+    try:
+        enabled = torch.is_autocast_enabled(device.type)
+    except RuntimeError:  # a device type autocast does not know
+        enabled = False
+    if not enabled:
+        yield
+        return
+    with torch.autocast(device.type, enabled=False):
+        yield
+
+
 class RigidPoseModule(L.LightningModule):
     """Trains a rotation regressor (and optionally a second output) with a ``StageSchedule``.
 
@@ -132,19 +152,23 @@ class RigidPoseModule(L.LightningModule):
         self._val: list[tuple[Tensor, ...]] = []
 
     def _outputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """``(rotation, target rotation, auxiliary, auxiliary target)``, float32 (losses in float32
-        whatever the precision of the forward pass); the auxiliary pair as 3-vectors or None."""
-        target_rotation = self.net.representation.from_matrix(batch["rotation"])
-        if self.auxiliary is None:
-            return self.net(batch["image"]).float(), target_rotation, None, None
-        rotation, aux = self.net(batch["image"])
-        return rotation.float(), target_rotation, _as_vectors(aux.float()), _as_vectors(batch[self.auxiliary.key])
+        """``(rotation, target rotation, auxiliary, auxiliary target)``, float32 (the forward pass
+        in the trainer's precision, the rest in float32: ``full_precision``); the auxiliary pair as
+        3-vectors or None."""
+        out = self.net(batch["image"])
+        with full_precision(self.device):
+            target_rotation = self.net.representation.from_matrix(batch["rotation"])
+            if self.auxiliary is None:
+                return out.float(), target_rotation, None, None
+            rotation, aux = out
+            return rotation.float(), target_rotation, _as_vectors(aux.float()), _as_vectors(batch[self.auxiliary.key])
 
     def _loss(self, loss_fn: nn.Module, rotation: Tensor, target: Tensor, aux: Tensor | None, aux_target: Tensor | None) -> Tensor:
-        return loss_fn(rotation, target) if aux is None else loss_fn(rotation, aux, target, aux_target)
+        with full_precision(self.device):
+            return loss_fn(rotation, target) if aux is None else loss_fn(rotation, aux, target, aux_target)
 
     def _angle_deg(self, rotation: Tensor, batch: dict[str, Tensor]) -> Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), full_precision(self.device):
             return torch.rad2deg(geodesic_distance(self.net.to_matrix(rotation.detach()), batch["rotation"]))
 
     def _step(self, batch: dict[str, Tensor], loss_fn: nn.Module) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -47,7 +47,7 @@ from posereg.losses import (
 from posereg.models import ROTATION_HEADS
 from posereg.models.posenet import PoseNet
 from posereg.training.config import LossKind, RelocTrainingConfig
-from posereg.training.loop import TrainingResult, batchnorm_for_batch, fit_pose_network
+from posereg.training.loop import TrainingResult, batchnorm_for_batch, fit_pose_network, full_precision
 from posereg.training.reloc_model import load_reloc_model
 from posereg.training.run import check_run_folder
 from posereg.training.schedules import Stage, StageSchedule
@@ -172,7 +172,7 @@ class RelocalisationModule(L.LightningModule):
         self._val: list[tuple[Tensor, Tensor, Tensor]] = []
 
     def _errors(self, rotation: Tensor, position: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        with torch.no_grad():
+        with torch.no_grad(), full_precision(self.device):
             return (position_error_m(position, batch["position"]),
                     rotation_error_deg(self.net.to_matrix(rotation), batch["rotation"]))  # fmt: skip
 
@@ -180,7 +180,9 @@ class RelocalisationModule(L.LightningModule):
         epoch = min(self.current_epoch, self.schedule.total_epochs - 1)
         with batchnorm_for_batch(self.net, batch["image"].shape[0]):
             rotation, position = self.net(batch["image"])
-        loss = self.schedule.loss_at(epoch)(rotation, position, batch, self.net)
+        rotation, position = rotation.float(), position.float()
+        with full_precision(self.device):  # the losses in float32 whatever the forward pass's precision
+            loss = self.schedule.loss_at(epoch)(rotation, position, batch, self.net)
         p_err, r_err = self._errors(rotation, position, batch)
         n = p_err.numel()
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
