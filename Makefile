@@ -9,7 +9,7 @@ CONSTRAINTS := $(VENV)/constraints.txt
 POSE_STEPS ?= 2
 CORRECTION_STEPS ?= 2
 
-.PHONY: demo test bench-geometry bench-losses bench-volume bench-reloc bench-real bench-real-slices train-volume train-slice clean
+.PHONY: demo test bench-geometry bench-losses bench-volume bench-reloc bench-real bench-real-slices train-volume train-slice device-kit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,19 @@ bench-geometry: $(VENV)/.bench
 
 bench-losses: $(VENV)/.installed
 	$(BIN)/python benchmarks/losses_toy.py --output docs/benchmarks/losses_toy.md
+
+# The wheels a lent GPU machine lacks (its Python is 3.12 and has torch, Lightning, pytest), for
+# benchmarks/device_session.sh: downloaded here into .device/whl (git-ignored) and carried with the
+# working tree (the workplace's device tool: run(..., carry=[".device"])). SimpleITK (53 MB) is left
+# out: the tree and the carried files must stay under 64 MiB, and the device checks do not need it.
+DEVICE_WHEELS := monai==1.6.1 nibabel==5.4.2 nilearn==0.14.1 pydantic==2.14.4 pydantic_core==2.50.5 \
+	annotated-types==0.8.0 typing-inspection==0.4.5 isal==1.9.1
+device-kit:
+	rm -rf .device/whl && mkdir -p .device/whl
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .device/whl $(DEVICE_WHEELS)
+	du -sh .device
 
 # The synthetic-head model both trainings draw from (built once from nilearn's MNI152 2009a maps).
 runs/head_model.pt: $(VENV)/.installed
