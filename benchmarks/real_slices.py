@@ -38,6 +38,7 @@ from posereg.data.slices import cut_slices, half_space_rotation, preprocess_slic
 from posereg.evaluation import rotation_error_deg, summarise  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
 from posereg.registration.slice import SliceLocator, register_slice, slice_settings  # noqa: E402
+from posereg.registration.slice_check import slice_doubts  # noqa: E402
 from posereg.registration.slice_model import load_slice_model  # noqa: E402
 
 F64 = torch.float64
@@ -83,13 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     low, high = geometry.middle_indices(model.middle_fraction)
     search = (low, high)
     methods = {
+        "Pose-Net (one pass)": SliceLocator(atlas, model.net, geometry, turns=False),
         "Pose-Net": SliceLocator(atlas, model.net, geometry),
         "Pose-Net + stack search": SliceLocator(atlas, model.net, geometry, search=search),
         "SVR-Deep + stack search": SliceLocator(atlas, model.net, geometry, refine=slice_settings(), search=search),
     }
     svr_gc = "SVR-GC (SimpleITK from the identity)"
     every = [*methods, svr_gc]
-    rows = {m: {"rotation": [], "normal": [], "position": [], "seconds": []} for m in every}
+    rows = {m: {"rotation": [], "normal": [], "position": [], "seconds": [], "accepted": []} for m in every}
     per_scan: dict[str, dict[str, list[float]]] = {}
     examples = []
     scans = [s for s in SCANS if not args.scans or s.name in args.scans]
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     found = methods[name](view)
                     R_hat, k_hat = found.R, found.index
+                    if "agreement" in found.quality:  # judged as locate-slice judges it
+                        rows[name]["accepted"].append(not slice_doubts(found.quality))
                 rows[name]["seconds"].append(time.perf_counter() - begin)
                 error = float(rotation_error_deg(R_hat, R))
                 rows[name]["rotation"].append(error)
@@ -139,16 +143,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(args, rows, per_scan, every, elapsed) -> str:  # type: ignore[no-untyped-def]
     header = ["method", "rotation deg (mean +- std (median))", "within 20 deg", "normal deg (median)",
-              "position mm (median)", "median time ms"]  # fmt: skip
+              "position mm (median)", "median time ms", "accepted", "accepted over 20 deg", "within 10 deg, flagged"]  # fmt: skip
     table = []
     for name in every:
         r = rows[name]
         if not r["rotation"]:
             continue
         within = sum(e <= 20 for e in r["rotation"])
+        verdict = ["-", "-", "-"]
+        if r["accepted"]:  # locate-slice's verdict (slice_doubts, thresholds set on synthetic slices)
+            pairs = list(zip(r["accepted"], r["rotation"], strict=True))
+            accepted = sum(ok for ok, _ in pairs)
+            verdict = [f"{accepted}/{len(pairs)}", f"{sum(ok and e > 20 for ok, e in pairs)}/{accepted}",
+                       f"{sum(not ok and e <= 10 for ok, e in pairs)}/{sum(e <= 10 for _, e in pairs)}"]  # fmt: skip
         table.append([name, summarise(r["rotation"]).cell(), f"{within}/{len(r['rotation'])}",
                       f"{statistics.median(r['normal']):.1f}", f"{statistics.median(r['position']):.1f}",
-                      f"{1000 * statistics.median(r['seconds']):.1f}"])  # fmt: skip
+                      f"{1000 * statistics.median(r['seconds']):.1f}", *verdict])  # fmt: skip
     scan_header = ["scan", *[f"{m}: mean (median) deg" for m in every]]
     scan_rows = [[name, *[f"{statistics.mean(v[m]):.1f} ({statistics.median(v[m]):.1f})" if v[m] else "-" for m in every]]
                  for name, v in per_scan.items()]  # fmt: skip

@@ -55,7 +55,7 @@ def test_inference_commands_never_import_lightning(tmp_path):
     save_nifti(Volume(head[:, :, 16:17], torch.diag(torch.tensor([6.0, 6.0, 6.0, 1.0], dtype=torch.float64))),
                tmp_path / "s.nii.gz")  # fmt: skip
     located = _probe(["locate-slice", tmp_path / "s.nii.gz", "--model", tmp_path / "slice.pt"])
-    assert located == {"code": 0, "loaded": [], "lightning": []}
+    assert located["code"] in (0, 3) and located["loaded"] == [] and located["lightning"] == []
     # Evaluating a relocalisation model reads it through training's configuration schema, but
     # never imports Lightning (the file is refused as a PoseNet model after the imports happened).
     evaluated = _probe(["evaluate", "reloc", "--model", tmp_path / "slice.pt"])

@@ -26,7 +26,7 @@ which refuses an axis of fewer than four voxels, as the slice's third axis is.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -36,6 +36,7 @@ from posereg.data.slices import SliceGeometry, cut_slices
 from posereg.models import inference_copy
 from posereg.registration._similarity import ncc_rows
 from posereg.registration.intensity import IntensitySettings, Metric, register_rigid
+from posereg.registration.slice_check import quarter_turns, slice_consensus
 
 __all__ = [
     "SliceLocation", "SliceLocator", "SliceRegistrationResult", "StackSearch", "register_slice", "search_stack", "slice_as_volume",
@@ -195,6 +196,8 @@ class SliceLocation:
             atlas centre along the normal.
         stages: ``{name: (R, index)}`` after 'pose-net', then (when enabled) 'stack search' and 'svr'.
         seconds: ``{name: seconds}`` of each stage.
+        quality: ``agreement`` of the four turned passes (when the locator turns the slice;
+            ``registration.slice_check``, judged by ``slice_doubts``); empty for one pass.
     """
 
     R: Tensor
@@ -202,6 +205,7 @@ class SliceLocation:
     offset_mm: float
     stages: dict[str, tuple[Tensor, float]]
     seconds: dict[str, float]
+    quality: dict[str, float] = field(default_factory=dict)
 
     @property
     def normal(self) -> Tensor:
@@ -224,6 +228,9 @@ class SliceLocator:
         refine: SVR settings (e.g. ``slice_settings()``), or None for the network alone.
         search: ``[low, high)`` slice indices for ``search_stack`` to replace the network's index
             (before SVR), or None to keep the network's index.
+        turns: show the network the slice turned in its plane by 0-3 quarter turns, one batch,
+            and take the consensus of the four answers (``slice_check.slice_consensus``: the
+            agreement is a quality measure); False: one pass.
     """
 
     def __init__(
@@ -233,12 +240,13 @@ class SliceLocator:
         geometry: SliceGeometry,
         refine: IntensitySettings | None = None,
         search: tuple[int, int] | None = None,
+        turns: bool = True,
     ) -> None:
         if search is not None:
             _checked_range(search, geometry, "search")  # fail here, not on the first slice
         # Batch norms folded, weights channels-last: the same outputs, 3.3 -> 1.4 ms per slice on one core.
         self.atlas, self.net, self.geometry, self.refine = atlas, inference_copy(net), geometry, refine
-        self.search = search
+        self.search, self.turns = search, turns
 
     def __call__(self, image: Tensor) -> SliceLocation:
         """Locate a ``(size, size)`` slice on the geometry's grid, normalised by ``preprocess_slice``."""
@@ -246,10 +254,16 @@ class SliceLocator:
         if tuple(image.shape) != expected:
             raise ValueError(f"image: expected a slice of shape {expected} (the network's grid), got {tuple(image.shape)}")
         start = time.perf_counter()
+        inputs = quarter_turns(image) if self.turns else image[None]
         with torch.no_grad():
-            rotation, index = self.net(image[None, None].float())
-        R = self.net.to_matrix(rotation)[0].to(torch.float64)
-        k = float(index[0])
+            rotation, index = self.net(inputs[:, None].float())
+        P, indices = self.net.to_matrix(rotation).to(torch.float64), index.reshape(-1).to(torch.float64)
+        quality: dict[str, float] = {}
+        if self.turns:
+            consensus = slice_consensus(P, indices)
+            R, k, quality["agreement"] = consensus.R, consensus.index, consensus.agreement
+        else:
+            R, k = P[0], float(indices[0])
         stages = {"pose-net": (R, k)}
         seconds = {"pose-net": time.perf_counter() - start}
         if self.search is not None:
@@ -263,7 +277,7 @@ class SliceLocator:
             R, k = result.R, result.index
             stages["svr"] = (R, k)
             seconds["svr"] = time.perf_counter() - start
-        return SliceLocation(R, k, float(self.geometry.offset_mm(k)), stages, seconds)
+        return SliceLocation(R, k, float(self.geometry.offset_mm(k)), stages, seconds, quality)
 
 
 def slice_in_atlas(image: Tensor, location: SliceLocation, geometry: SliceGeometry, atlas: Volume,
