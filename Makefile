@@ -89,9 +89,10 @@ bench-real: $(VENV)/.bench
 	$(BIN)/python benchmarks/real_scans.py --output docs/benchmarks/real_scans.md
 
 # posereg locate-slice on slices of those real scans (run bench-real first: it stores their reference
-# alignments; and train-slice for the model).
+# alignments), with the bundled slice model (SLICE_MODEL=runs/slice_heads/model.pt for a new run's).
+SLICE_MODEL ?= src/posereg/weights/slice_t1_64.pt
 bench-real-slices: $(VENV)/.bench
-	$(BIN)/python benchmarks/real_slices.py --model runs/slice_heads/model.pt --output docs/benchmarks/real_slices.md --figure docs/benchmarks/real_slices.png
+	$(BIN)/python benchmarks/real_slices.py --model $(SLICE_MODEL) --output docs/benchmarks/real_slices.md --figure docs/benchmarks/real_slices.png
 
 # Salehi et al.'s Table 2/3 experiment with the bundled model (about 30 min here).
 bench-volume: $(VENV)/.installed

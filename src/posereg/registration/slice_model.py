@@ -17,9 +17,26 @@ from posereg.models.artifact import NetworkKind, load_artifact
 from posereg.registration.intensity import IntensitySettings
 from posereg.registration.slice import SliceLocator
 
-__all__ = ["DEFAULT_MIDDLE_FRACTION", "SliceModel", "load_slice_model"]
+__all__ = ["DEFAULT_MIDDLE_FRACTION", "PRETRAINED_SLICE_MODEL", "SliceModel", "load_slice_model", "pretrained_slice_path"]
 
 DEFAULT_MIDDLE_FRACTION = 0.66  # the training default (posereg.data.config.SliceDataConfig)
+PRETRAINED_SLICE_MODEL = "slice_t1_64.pt"
+
+
+def pretrained_slice_path() -> Path:
+    """The bundled slice model (``posereg/weights/``): 64 x 64 slices of 3 mm on the MNI152 T1 grid.
+
+    Run S5 of docs/benchmarks/slice_training_log.md: ``configs/slice_pose_heads.yaml`` on slices
+    of synthetic heads for 66 minutes, continued for 100 with ``configs/slice_pose_heads_cpu.yaml``
+    (seed 0, this project's 2-core CPU), weights stored in float16. On slices of real scans: 28
+    degrees mean, 22 median (docs/benchmarks/real_slices.md); a GPU run of the recipe is the next step.
+
+    Raises:
+        FileNotFoundError: the installation lacks it.
+    """
+    from posereg.weights import bundled_file
+
+    return bundled_file(PRETRAINED_SLICE_MODEL, "slice model")
 
 
 @dataclass(frozen=True)
@@ -46,10 +63,12 @@ class SliceModel:
         """The atlas on this model's grid: the bundled MNI152 template, or ``image`` (``load_atlas``)."""
         return load_atlas(self.grid, image)
 
-    def locator(self, atlas: Atlas, refine: IntensitySettings | None = None, search_stack: bool = False) -> SliceLocator:
-        """A ``SliceLocator`` with this network; ``search_stack`` searches the trained part of the stack."""
+    def locator(self, atlas: Atlas, refine: IntensitySettings | None = None, search_stack: bool = False,
+                turns: bool = True) -> SliceLocator:  # fmt: skip
+        """A ``SliceLocator`` with this network; ``search_stack`` searches the trained part of the
+        stack; ``turns``: the consensus of four in-plane turns (``SliceLocator``)."""
         search = self.geometry.middle_indices(self.middle_fraction) if search_stack else None
-        return SliceLocator(atlas, self.net, self.geometry, refine, search)
+        return SliceLocator(atlas, self.net, self.geometry, refine, search, turns)
 
 
 def load_slice_model(path: str | Path) -> SliceModel:
