@@ -62,20 +62,25 @@ def test_shipped_slice_head_config_parses():
     assert config.data.synthetic_heads and config.model.rotation_head == "sixd" and config.schedule.mse_epochs == 0
 
 
+def _tiny_slice(tmp_path, small_head, *, items: int, val_items: int, batch: int, epochs: int) -> dict:  # noqa: ANN001
+    """A slice configuration on the small head model (saved beside it), geodesic stage only."""
+    save_head_model(small_head, tmp_path / "head.pt")
+    return {
+        "network": "slice",
+        "atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2},
+        "data": {"synthetic_heads": True, "head_model": str(tmp_path / "head.pt"), "items_per_epoch": items,
+                 "val_items": val_items, "middle_fraction": 0.5},
+        "model": {"width": 0.125, "stem_stride": 2, "rotation_head": "sixd"},
+        "schedule": {"mse_epochs": 0, "geodesic_epochs": epochs},
+        "optim": {"batch_size": batch, "num_workers": 0, "lr": 0.01},
+    }  # fmt: skip
+
+
 def test_slice_network_trains_on_synthetic_head_slices_reproducibly(tmp_path, small_head):
     """``posereg train slice`` with ``data.synthetic_heads``: a model locate-slice reads, the same metrics twice."""
     from posereg.registration.slice_model import load_slice_model
 
-    save_head_model(small_head, tmp_path / "head.pt")
-    config = {
-        "network": "slice",
-        "atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2},
-        "data": {"synthetic_heads": True, "head_model": str(tmp_path / "head.pt"), "items_per_epoch": 8,
-                 "val_items": 4, "middle_fraction": 0.5},
-        "model": {"width": 0.125, "stem_stride": 2, "rotation_head": "sixd"},
-        "schedule": {"mse_epochs": 0, "geodesic_epochs": 2},
-        "optim": {"batch_size": 4, "num_workers": 0, "lr": 0.01},
-    }  # fmt: skip
+    config = _tiny_slice(tmp_path, small_head, items=8, val_items=4, batch=4, epochs=2)
     path = tmp_path / "slice.yaml"
     path.write_text(yaml.safe_dump(config))
     runs = [tmp_path / "a", tmp_path / "b"]
@@ -96,15 +101,7 @@ def test_mixed_precision_training_runs_with_float32_targets_and_losses(tmp_path,
     Before, the targets' rotation check ran on bfloat16 products and stopped every slice run at
     its first step."""
     if network == "slice":
-        config = {
-            "network": "slice", "atlas": {"shape": 40, "spacing": 4.8, "resolution_mm": 2},
-            "data": {"synthetic_heads": True, "head_model": str(tmp_path / "head.pt"), "items_per_epoch": 16,
-                     "val_items": 16, "middle_fraction": 0.5},
-            "model": {"width": 0.125, "stem_stride": 2, "rotation_head": "sixd"},
-            "schedule": {"mse_epochs": 0, "geodesic_epochs": 1},
-            "optim": {"batch_size": 16, "num_workers": 0, "lr": 0.01},
-        }  # fmt: skip
-        save_head_model(small_head, tmp_path / "head.pt")
+        config = _tiny_slice(tmp_path, small_head, items=16, val_items=16, batch=16, epochs=1)
     else:
         config = _tiny(tmp_path, small_head, network)["config"]
     config["trainer"] = {"precision": "bf16-mixed"}
