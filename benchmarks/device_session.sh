@@ -7,9 +7,10 @@
 # Dry run here: ACCELERATOR=cpu SLICE_MINUTES=1 PYTHON=.venv/bin/python OUT=/tmp/device-out bash benchmarks/device_session.sh
 #
 # What comes back (at most 8 files): cuda_tests.log, train_slice.log, model.pt, summary.json,
-# metrics.csv, versions.txt. Afterwards, here: `make bench-real-slices` with that model.pt
-# (docs/benchmarks/real_slices.md); if it is worth bundling, it goes to src/posereg/weights/ and
-# locate-slice takes it by default (pretrained_slice_path, as in commit 9b6f827).
+# metrics.csv, versions.txt. Afterwards, here: `make bench-real-slices SLICE_MODEL=<that model.pt>` and
+# `python benchmarks/slice_quality.py --models <that model.pt> src/posereg/weights/slice_t1_64.pt ...`; if it
+# beats the bundled model on both, it replaces src/posereg/weights/slice_t1_64.pt (float16:
+# ModelArtifact.half), and SliceThresholds is set again from slice_quality.md.
 set -u
 OUT=${OUT:-/tmp/device-out}
 SLICE_MINUTES=${SLICE_MINUTES:-4}
