@@ -14,8 +14,8 @@ distribution. Where it is right the four estimates agree; where it guesses they 
 A second measure was tried and left out: the normalised mutual information of the slice with the
 atlas cut at the answer, over the atlas brain (the ``brain_nmi`` of volumes, in 2D). On 512
 synthetic head slices it did not separate right from wrong answers at all (median 1.046 for
-errors under 10 degrees, 1.050 for errors over 90; ``benchmarks/slice_quality.py``): a 64 x 64
-slice of 3 mm in an arbitrary contrast holds too few brain pixels for a joint histogram.
+errors under 10 degrees, 1.050 for errors over 90; ``benchmarks/slice_quality.py``); likely a 64 x 64
+slice of 3 mm in an arbitrary contrast holds too few brain pixels for a joint histogram (not tested further).
 
 The threshold (``SliceThresholds``) is set on synthetic head slices only
 (``benchmarks/slice_quality.py``), never on the real slices it is then measured on.
