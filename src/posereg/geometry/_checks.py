@@ -21,6 +21,7 @@ the results returned in the input's dtype.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor
@@ -124,6 +125,16 @@ def at_index(flat: int, batch: tuple[int, ...]) -> str:
     if not batch:
         return ""
     return f" at index {tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), batch))}"
+
+
+def without_autocast(device_type: str) -> AbstractContextManager[object]:
+    """Autocast turned off on ``device_type`` where it is on (matrix products keep their inputs'
+    dtype); nothing to do where it is off or where autocast does not know the device type (meta)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return nullcontext()
+    return torch.autocast(device_type, enabled=False) if enabled else nullcontext()
 
 
 def upcast(x: Tensor) -> Tensor:

@@ -30,12 +30,10 @@ bfloat16, whose rounding (up to 4e-3) alone fails the 1e-3 tolerance.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-
 import torch
 from torch import Tensor
 
-from posereg.geometry._checks import at_index, check_tensor, upcast
+from posereg.geometry._checks import at_index, check_tensor, upcast, without_autocast
 
 __all__ = ["check_rotation_matrix", "rotation_tolerance"]
 
@@ -81,7 +79,7 @@ def check_rotation_matrix(R: Tensor, name: str = "R", *, tolerance: float | None
     if torch.compiler.is_compiling() or R.numel() == 0:
         return R
     X = upcast(R.detach())
-    with torch.no_grad(), _without_autocast(X.device.type):
+    with torch.no_grad(), without_autocast(X.device.type):
         err, det = _extremes(X)
         if bool((err <= tol) & (det > 0)):  # False for NaN: one synchronisation in the common case
             return R
@@ -98,15 +96,6 @@ def check_rotation_matrix(R: Tensor, name: str = "R", *, tolerance: float | None
         f"got max |R^T R - I| = {e:.3g}, det = {d:.3g}{where}; project_to_so3 gives the nearest "
         "rotation, check_rotation=False skips this check"
     )
-
-
-def _without_autocast(device_type: str) -> AbstractContextManager[object]:
-    """Autocast turned off on ``device_type`` where it is on (matmuls keep their inputs' dtype)."""
-    try:
-        enabled = torch.is_autocast_enabled(device_type)
-    except RuntimeError:  # a device type autocast does not know (meta): nothing to turn off
-        return nullcontext()
-    return torch.autocast(device_type, enabled=False) if enabled else nullcontext()
 
 
 def check_rotation_arg(R: Tensor, name: str, rotation: bool) -> Tensor:

@@ -17,7 +17,7 @@ import json
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from posereg._files import atomic_path
 from posereg.geometry import geodesic_distance
+from posereg.geometry._checks import without_autocast
 from posereg.models.artifact import ModelArtifact, save_artifact
 from posereg.training.config import TrainingConfig
 from posereg.training.run import (
@@ -97,8 +98,7 @@ def _items_of(batch: dict[str, Tensor], n: int) -> Tensor:
     return batch[ITEM] if ITEM in batch else torch.arange(n, device=batch["rotation"].device)
 
 
-@contextmanager
-def full_precision(device: torch.device) -> Iterator[None]:
+def full_precision(device: torch.device) -> AbstractContextManager[object]:
     """The trainer's autocast (``bf16-mixed``, ``16-mixed``) turned off for what follows a network's
     forward pass: targets, losses and errors. Under autocast, matrix products of float32 tensors run
     in bfloat16 (entries rounded to 3 significant digits: up to 4e-3 off in a product of two
@@ -106,15 +106,7 @@ def full_precision(device: torch.device) -> Iterator[None]:
     rotations (``representation.from_matrix``) failed the rotation check (``|R^T R - I|`` <= 1e-3):
     every ``bf16-mixed`` slice run stopped at its first step. The caller casts the networks'
     outputs to float32."""
-    try:
-        enabled = torch.is_autocast_enabled(device.type)
-    except RuntimeError:  # a device type autocast does not know
-        enabled = False
-    if not enabled:
-        yield
-        return
-    with torch.autocast(device.type, enabled=False):
-        yield
+    return without_autocast(device.type)
 
 
 class RigidPoseModule(L.LightningModule):
