@@ -26,10 +26,11 @@ PRETRAINED_SLICE_MODEL = "slice_t1_64.pt"
 def pretrained_slice_path() -> Path:
     """The bundled slice model (``posereg/weights/``): 64 x 64 slices of 3 mm on the MNI152 T1 grid.
 
-    Run S5 of docs/benchmarks/slice_training_log.md: ``configs/slice_pose_heads.yaml`` on slices
+    Run S6 of docs/benchmarks/slice_training_log.md: ``configs/slice_pose_heads.yaml`` on slices
     of synthetic heads for 66 minutes, continued for 100 with ``configs/slice_pose_heads_cpu.yaml``
-    (seed 0, this project's 2-core CPU), weights stored in float16. On slices of real scans: 28
-    degrees mean, 22 median (docs/benchmarks/real_slices.md); a GPU run of the recipe is the next step.
+    (S5) and for 73 more with ``configs/slice_pose_heads_cpu_s6.yaml``, all on this project's 2-core
+    CPU; weights stored in float16. On slices of real scans: 28 degrees mean, 18 median
+    (docs/benchmarks/real_slices.md); a GPU run of the recipe is the next step.
 
     Raises:
         FileNotFoundError: the installation lacks it.
