@@ -37,6 +37,7 @@ from real_scan_references import F64, Pose, angle_deg, compose, moved_by_header,
 from real_scans import _checked, _motions  # noqa: E402
 
 from posereg.data import Volume, load_atlas, load_nifti  # noqa: E402
+from posereg.evaluation import verdict_counts  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
 from posereg.registration import RefineSettings, load_pipeline_model, pretrained_pipeline_path  # noqa: E402
 
@@ -134,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for name, row in pooled.items():
         e, d = row["error"], row["doubtful"]
+        v = verdict_counts(e, [not f for f in d])
         summary.append([name, f"{statistics.fmean(e):.1f}", f"{max(e):.1f}", f"{100 * sum(x < 10 for x in e) / len(e):.0f}%",
-                        f"{sum(x > 20 and not f for x, f in zip(e, d, strict=True))} / "
-                        f"{sum(x <= 10 and f for x, f in zip(e, d, strict=True))}"])  # fmt: skip
+                        f"{v.false_accepts} / {v.false_rejects}"])  # fmt: skip
     command = " ".join(["python benchmarks/real_scan_variants.py", *sys.argv[1:]])
     report = "\n".join([
         "# posereg register on real scans acquired otherwise (benchmarks/real_scan_variants.py)", "",

@@ -53,6 +53,7 @@ from real_scan_references import (  # noqa: E402
 )
 
 from posereg.data import Volume, load_atlas, load_nifti  # noqa: E402
+from posereg.evaluation import verdict_counts  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
 from posereg.evaluation.timing import select_methods  # noqa: E402
 from posereg.geometry import random_rotation_with_angle  # noqa: E402
@@ -185,11 +186,10 @@ def report_lines(results: dict, args: argparse.Namespace) -> list[str]:
         if not e:
             continue
         flags = [(err, d) for err, d in zip(e, row["doubtful"], strict=True) if d is not None]
-        false_accept = sum(err > 20 and not d for err, d in flags)
-        false_reject = sum(err <= 10 and d for err, d in flags)
+        v = verdict_counts([err for err, _ in flags], [not d for _, d in flags])
         summary.append([method, f"{statistics.fmean(e):.1f}", f"{statistics.median(e):.1f}", f"{max(e):.1f}",
                         f"{100 * sum(x < 10 for x in e) / len(e):.0f}%",
-                        f"{false_accept} / {false_reject}" if flags else "-", f"{statistics.median(row['seconds']):.2f}"])  # fmt: skip
+                        f"{v.false_accepts} / {v.false_rejects}" if flags else "-", f"{statistics.median(row['seconds']):.2f}"])  # fmt: skip
     lines += markdown_table(["method", "mean error", "median", "max", "< 10 deg", "false accepts / false rejects",
                              "median time s"], summary)  # fmt: skip
     return lines

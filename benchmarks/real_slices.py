@@ -35,7 +35,7 @@ from real_scan_references import stored_reference  # noqa: E402
 from posereg.data import Volume, load_atlas, load_nifti  # noqa: E402
 from posereg.data.resample import sample_at_points  # noqa: E402
 from posereg.data.slices import cut_slices, half_space_rotation, preprocess_slice, slice_to_grid  # noqa: E402
-from posereg.evaluation import rotation_error_deg, summarise  # noqa: E402
+from posereg.evaluation import rotation_error_deg, summarise, verdict_counts  # noqa: E402
 from posereg.evaluation.report import machine_line, markdown_table, write_report  # noqa: E402
 from posereg.registration.slice import SliceLocator, register_slice, slice_settings  # noqa: E402
 from posereg.registration.slice_check import slice_doubts  # noqa: E402
@@ -152,10 +152,8 @@ def _report(args, rows, per_scan, every, elapsed) -> str:  # type: ignore[no-unt
         within = sum(e <= 20 for e in r["rotation"])
         verdict = ["-", "-", "-"]
         if r["accepted"]:  # locate-slice's verdict (slice_doubts, thresholds set on synthetic slices)
-            pairs = list(zip(r["accepted"], r["rotation"], strict=True))
-            accepted = sum(ok for ok, _ in pairs)
-            verdict = [f"{accepted}/{len(pairs)}", f"{sum(ok and e > 20 for ok, e in pairs)}/{accepted}",
-                       f"{sum(not ok and e <= 10 for ok, e in pairs)}/{sum(e <= 10 for _, e in pairs)}"]  # fmt: skip
+            v = verdict_counts(r["rotation"], r["accepted"])
+            verdict = [f"{v.accepted}/{v.cases}", f"{v.false_accepts}/{v.accepted}", f"{v.false_rejects}/{v.good}"]
         table.append([name, summarise(r["rotation"]).cell(), f"{within}/{len(r['rotation'])}",
                       f"{statistics.median(r['normal']):.1f}", f"{statistics.median(r['position']):.1f}",
                       f"{1000 * statistics.median(r['seconds']):.1f}", *verdict])  # fmt: skip

@@ -31,7 +31,7 @@ import torch
 from posereg.data.head_model import load_head_model
 from posereg.data.head_slices import head_slice_batch
 from posereg.data.slices import cut_slices
-from posereg.evaluation import rotation_error_deg, summarise
+from posereg.evaluation import VerdictCounts, rotation_error_deg, summarise, verdict_counts
 from posereg.evaluation.report import machine_line, markdown_table, write_report
 from posereg.registration._similarity import nmi_rows
 from posereg.registration.slice import SliceLocator
@@ -79,22 +79,17 @@ def _score(model_path: Path, cases: list[dict]) -> dict[str, list[float]]:
     return rows
 
 
-def _outcomes(rows: dict[str, list[float]], agreement: float) -> tuple[int, int, int, int]:
-    """``(accepted, accepted over 20 degrees, within 10 degrees, within 10 degrees flagged)``."""
-    accepted = [a >= agreement for a in rows["agreement"]]
-    errors = rows["error"]
-    bad = sum(ok and e > BAD_DEG for ok, e in zip(accepted, errors, strict=True))
-    good = [e <= GOOD_DEG for e in errors]
-    flagged_good = sum(g and not ok for g, ok in zip(good, accepted, strict=True))
-    return sum(accepted), bad, sum(good), flagged_good
+def _outcomes(rows: dict[str, list[float]], agreement: float) -> VerdictCounts:
+    """Accepted, over 20 degrees off among them, within 10 degrees and flagged among those, at ``agreement``."""
+    return verdict_counts(rows["error"], [a >= agreement for a in rows["agreement"]], BAD_DEG, GOOD_DEG)
 
 
 def _choose(rows: dict[str, list[float]], max_bad_share: float) -> tuple[float, bool]:
     """The lowest agreement threshold with at most ``max_bad_share`` of the accepted bad, and
     whether one met that; else (1.0, False): all four passes must agree."""
     for a in AGREEMENTS:
-        accepted, bad, _, _ = _outcomes(rows, a)
-        if accepted and bad <= max_bad_share * accepted:
+        counts = _outcomes(rows, a)
+        if counts.accepted and counts.false_accepts <= max_bad_share * counts.accepted:
             return a, True
     return 1.0, False
 
@@ -128,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
               "accepted", "accepted over 20 deg", "within 10 deg, flagged"]  # fmt: skip
     table = []
     for path, rows in scored.items():
-        accepted, bad, good, flagged = _outcomes(rows, chosen)
+        v = _outcomes(rows, chosen)
         table.append([str(path), summarise(rows["one_pass"]).cell(), summarise(rows["error"]).cell(),
-                      f"{1000 * statistics.median(rows['seconds']):.1f}", f"{accepted}/{len(rows['error'])}",
-                      f"{bad}/{accepted}", f"{flagged}/{good}"])  # fmt: skip
+                      f"{1000 * statistics.median(rows['seconds']):.1f}", f"{v.accepted}/{v.cases}",
+                      f"{v.false_accepts}/{v.accepted}", f"{v.false_rejects}/{v.good}"])  # fmt: skip
     lines += markdown_table(header, table)
     lines += ["", "By agreement (first model): results and their errors.", ""]
     rows = scored[args.models[0]]

@@ -17,7 +17,38 @@ from posereg.evaluation import (
     rotation_error_deg,
     summarise,
     translation_error_mm,
+    verdict_counts,
 )
+
+
+def test_verdict_counts_on_a_hand_counted_example():
+    errors = [2.0, 10.0, 10.5, 20.0, 20.5, 95.0, 5.0]
+    accepted = [True, False, True, True, True, False, False]
+    counts = verdict_counts(errors, accepted)
+    # accepted: 2, 10.5, 20, 20.5; over 20 among them: 20.5 (20 is not over); within 10: 2, 10, 5, of which 10 and 5 flagged
+    assert (counts.cases, counts.accepted, counts.false_accepts, counts.good, counts.false_rejects) == (7, 4, 1, 3, 2)
+
+
+@given(st.lists(st.tuples(st.floats(0, 180), st.booleans()), max_size=40),
+       st.floats(0, 90), st.floats(0, 90))  # fmt: skip
+def test_verdict_counts_agree_with_numpy_masks(pairs, a, b):
+    good_deg, bad_deg = sorted((a, b))
+    e = np.array([p[0] for p in pairs], dtype=float)
+    ok = np.array([p[1] for p in pairs], dtype=bool)
+    counts = verdict_counts(e.tolist(), ok.tolist(), bad_deg=bad_deg, good_deg=good_deg)
+    assert counts.cases == len(pairs) and counts.accepted == int(ok.sum())
+    assert counts.false_accepts == int((ok & (e > bad_deg)).sum())
+    assert counts.good == int((e <= good_deg).sum()) and counts.false_rejects == int((~ok & (e <= good_deg)).sum())
+
+
+@pytest.mark.parametrize(("errors", "accepted", "kwargs", "message"), [
+    ([1.0, 2.0], [True], {}, "one verdict per error"),
+    ([float("nan")], [True], {}, "finite"),
+    ([1.0], [True], {"good_deg": 30.0, "bad_deg": 20.0}, "good_deg <= bad_deg"),
+])  # fmt: skip
+def test_verdict_counts_reject_bad_input(errors, accepted, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        verdict_counts(errors, accepted, **kwargs)
 
 
 def test_rotation_error_matches_scipy_in_degrees():

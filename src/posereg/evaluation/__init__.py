@@ -10,10 +10,12 @@ from posereg.evaluation.bins import bin_indices, equal_count_edges
 from posereg.evaluation.cases import RegistrationCase, SliceCase, synthetic_cases, synthetic_slice_cases
 from posereg.evaluation.metrics import (
     ErrorSummary,
+    VerdictCounts,
     position_error_m,
     rotation_error_deg,
     summarise,
     translation_error_mm,
+    verdict_counts,
 )
 from posereg.evaluation.relocalisation import (
     RelocalisationResult,
@@ -24,6 +26,6 @@ from posereg.evaluation.relocalisation import (
 )
 
 __all__ = [
-    "ErrorSummary", "RegistrationCase", "RelocalisationResult", "SliceCase", "bin_indices", "equal_count_edges", "evaluate_relocalisation",
-    "position_error_m", "predict_camera_poses", "relocalisation_result", "reprojection_error_px", "rotation_error_deg", "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm",
+    "ErrorSummary", "RegistrationCase", "RelocalisationResult", "SliceCase", "VerdictCounts", "bin_indices", "equal_count_edges", "evaluate_relocalisation",
+    "position_error_m", "predict_camera_poses", "relocalisation_result", "reprojection_error_px", "rotation_error_deg", "summarise", "synthetic_cases", "synthetic_slice_cases", "translation_error_mm", "verdict_counts",
 ]  # fmt: skip

@@ -12,7 +12,10 @@ from torch import Tensor
 
 from posereg.geometry import geodesic_distance
 
-__all__ = ["ErrorSummary", "position_error_m", "rotation_error_deg", "summarise", "translation_error_mm"]
+__all__ = [
+    "ErrorSummary", "VerdictCounts", "position_error_m", "rotation_error_deg", "summarise", "translation_error_mm",
+    "verdict_counts",
+]  # fmt: skip
 
 
 def rotation_error_deg(R_estimate: Tensor, R_true: Tensor) -> Tensor:
@@ -93,4 +96,52 @@ def summarise(errors: Sequence[float], threshold: float = 10.0) -> ErrorSummary:
         maximum=max(values),
         success_rate=sum(v < threshold for v in values) / len(values),
         threshold=threshold,
+    )
+
+
+@dataclass(frozen=True)
+class VerdictCounts:
+    """How a quality check's verdicts (accepted or flagged doubtful) meet the errors, in degrees.
+
+    Attributes:
+        cases: number of results.
+        accepted: results the check accepted.
+        false_accepts: accepted results more than ``bad_deg`` off.
+        good: results within ``good_deg`` (accepted or not).
+        false_rejects: results within ``good_deg`` that the check flagged.
+    """
+
+    cases: int
+    accepted: int
+    false_accepts: int
+    good: int
+    false_rejects: int
+
+
+def verdict_counts(
+    errors_deg: Sequence[float], accepted: Sequence[bool], bad_deg: float = 20.0, good_deg: float = 10.0
+) -> VerdictCounts:
+    """Count a quality check's false accepts (``error > bad_deg``, accepted) and false rejects
+    (``error <= good_deg``, flagged) over results with rotation errors ``errors_deg`` (degrees) and
+    verdicts ``accepted`` (one per result, True: not doubtful).
+
+    Raises:
+        ValueError: the two sequences differ in length, an error is not finite, or
+            ``good_deg > bad_deg``.
+    """
+    errors = [float(e) for e in errors_deg]
+    verdicts = [bool(a) for a in accepted]
+    if len(errors) != len(verdicts):
+        raise ValueError(f"errors_deg, accepted: expected one verdict per error, got {len(errors)} and {len(verdicts)}")
+    if any(not math.isfinite(e) for e in errors):
+        raise ValueError("errors_deg: expected finite values")
+    if good_deg > bad_deg:
+        raise ValueError(f"good_deg, bad_deg: expected good_deg <= bad_deg, got {good_deg} and {bad_deg}")
+    pairs = list(zip(errors, verdicts, strict=True))
+    return VerdictCounts(
+        cases=len(pairs),
+        accepted=sum(verdicts),
+        false_accepts=sum(ok and e > bad_deg for e, ok in pairs),
+        good=sum(e <= good_deg for e in errors),
+        false_rejects=sum(not ok and e <= good_deg for e, ok in pairs),
     )
