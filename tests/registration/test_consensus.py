@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
 
 from posereg import geometry as g
 from posereg.registration._similarity import nmi_rows, normalised_mutual_information
@@ -42,7 +43,11 @@ def test_consensus_finds_the_majority_among_outliers(seed, outliers):
     wrong = g.random_rotation(outliers, generator=gen, dtype=F64)
     wrong = wrong[g.geodesic_distance(wrong, R.expand_as(wrong)) > math.radians(45)]  # true outliers only
     found = rotation_consensus(torch.cat([inliers, wrong]))
-    assert math.degrees(float(g.geodesic_distance(found.R, R))) < 3.0
+    # The answer is the inliers' own chordal mean (scipy's Rotation.mean, Markley's), whatever the
+    # outliers: how far that mean lies from R is the noise's draw (14 inliers of ~3 degrees put it
+    # over 3 degrees for seed 6926330), not the consensus's doing.
+    inlier_mean = torch.from_numpy(Rotation.from_matrix(inliers.numpy()).mean().as_matrix())
+    assert math.degrees(float(g.geodesic_distance(found.R, inlier_mean))) < 1e-6
     assert found.agreement >= (24 - outliers) / (24 - outliers + len(wrong)) - 1e-9
     assert found.spread_deg < 10.0
 
